@@ -1,0 +1,138 @@
+import { test, before, after } from 'node:test';
+import assert from 'node:assert/strict';
+import { mkdirSync } from 'node:fs';
+import { join, dirname } from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { chromium } from 'playwright-core';
+
+const DEMO = process.env.DEMO_URL;
+const CLERK = process.env.CLERK_URL;
+const shots = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
+mkdirSync(shots, { recursive: true });
+
+let browser;
+before(async () => {
+  browser = await chromium.launch({
+    executablePath: '/usr/bin/chromium',
+    args: ['--no-sandbox', '--disable-background-networking', '--disable-gpu', '--disable-component-update', '--disable-sync', '--no-first-run'],
+  });
+});
+after(async () => { await browser?.close(); });
+
+async function page(base) {
+  const context = await browser.newContext({ baseURL: base });
+  const p = await context.newPage();
+  const errors = [];
+  p.on('pageerror', (e) => errors.push(String(e)));
+  p.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text()); });
+  return { p, context, errors };
+}
+
+test('every page renders and the 404 page answers 404', async () => {
+  const { p, context, errors } = await page(DEMO);
+  for (const [path, text] of [['/', 'Premium, decided on the server'], ['/pricing', 'Plans'], ['/sign-in', 'Sign in'],
+    ['/dashboard', 'Dashboard'], ['/dashboard/payment-gated', 'Premium']]) {
+    const resp = await p.goto(path);
+    assert.equal(resp.status(), 200, path);
+    await p.getByText(text).first().waitFor();
+  }
+  const missing = await p.goto('/nowhere/at/all');
+  assert.equal(missing.status(), 404);
+  await p.getByText('Page not found').waitFor();
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('navigation after hydration changes the route without a full reload', async () => {
+  const { p, context, errors } = await page(DEMO);
+  await p.goto('/');
+  // Wait for hydration: the wasm module has run once the router handles clicks.
+  await p.waitForFunction(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm')));
+  await p.waitForTimeout(500);
+  await p.evaluate(() => { window.__marker = 'still-here'; });
+  await p.locator('header nav').getByRole('link', { name: 'Dashboard' }).click();
+  await p.waitForURL('**/dashboard');
+  await p.getByRole('heading', { name: 'Dashboard' }).waitFor();
+  assert.equal(await p.evaluate(() => window.__marker), 'still-here', 'no full reload');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
+test('pricing with a Clerk key requests clerk-js from the Frontend API and says when it cannot load', async () => {
+  const { p, context } = await page(CLERK);
+  const requested = [];
+  await context.route('https://e2e-test-1.clerk.accounts.dev/**', (route) => {
+    requested.push(route.request().url());
+    return route.abort();
+  });
+  await p.goto('/pricing');
+  const status = p.locator('#clerk-status');
+  await status.getByText('Could not load Clerk').waitFor();
+  assert.equal(await status.getAttribute('data-state'), 'error');
+  assert.ok(requested.includes('https://e2e-test-1.clerk.accounts.dev/npm/@clerk/clerk-js@6/dist/clerk.browser.js'), requested.join(','));
+  await p.screenshot({ path: join(shots, 'pricing-clerk-unavailable.png'), fullPage: true });
+  await context.close();
+});
+
+test('the demo subscription story, from free to canceled', async () => {
+  const { p, context, errors } = await page(DEMO);
+  await p.goto('/sign-in');
+  await p.getByRole('button', { name: 'Continue as alice' }).click();
+  await p.waitForURL('**/dashboard');
+  await p.getByText('demo mode', { exact: false }).first().waitFor();
+  assert.equal(await p.getByTestId('plan').textContent(), 'Free');
+  assert.equal(await p.getByTestId('entitled').textContent(), 'no');
+
+  await p.goto('/dashboard/payment-gated');
+  await p.getByTestId('upgrade-prompt').waitFor();
+  assert.equal(await p.getByTestId('premium-content').count(), 0);
+  assert.ok(!(await p.content()).includes('Monthly recurring revenue'));
+
+  await p.goto('/pricing');
+  await p.screenshot({ path: join(shots, 'pricing.png'), fullPage: true });
+  await p.getByTestId('subscribe-pro').click();
+  await p.waitForURL('**/dashboard');
+  assert.equal(await p.getByTestId('plan').textContent(), 'Pro');
+  assert.equal(await p.getByTestId('status').textContent(), 'active');
+  await p.screenshot({ path: join(shots, 'dashboard-active.png'), fullPage: true });
+
+  await p.goto('/dashboard/payment-gated');
+  await p.getByTestId('premium-content').waitFor();
+  await p.screenshot({ path: join(shots, 'gated-premium.png'), fullPage: true });
+
+  await p.goto('/dashboard');
+  await p.getByTestId('fail-payment').click();
+  await p.waitForURL('**/dashboard');
+  await p.getByTestId('past-due-banner').waitFor();
+  assert.equal(await p.getByTestId('status').textContent(), 'past_due');
+  await p.screenshot({ path: join(shots, 'dashboard-past-due.png'), fullPage: true });
+  let mails = 0;
+  for (let i = 0; i < 50 && mails === 0; i++) {
+    await p.goto('/demo/mailbox');
+    mails = await p.getByTestId('mail').count();
+    if (!mails) await p.waitForTimeout(200);
+  }
+  assert.equal(mails, 1);
+  assert.match(await p.getByTestId('mail').first().textContent(), /Payment failed for your Pro subscription/);
+
+  await p.goto('/dashboard');
+  await p.getByTestId('recover').click();
+  await p.waitForURL('**/dashboard');
+  assert.equal(await p.getByTestId('status').textContent(), 'active');
+
+  await p.getByTestId('cancel').click();
+  await p.waitForURL('**/dashboard');
+  await p.getByTestId('canceled-banner').waitFor();
+  assert.equal(await p.getByTestId('entitled').textContent(), 'yes', 'still entitled until the period ends');
+  const end = await p.getByTestId('period-end').textContent();
+  assert.match(await p.getByTestId('canceled-banner').textContent(), new RegExp(`ends on ${end}`));
+  await p.screenshot({ path: join(shots, 'dashboard-canceled.png'), fullPage: true });
+
+  await p.goto('/demo/events');
+  assert.ok((await p.getByTestId('event').count()) >= 10);
+  // Exactly one mail for the whole story.
+  await p.goto('/demo/mailbox');
+  assert.equal(await p.getByTestId('mail').count(), 1);
+  assert.deepEqual(errors, []);
+  await context.close();
+});

@@ -1,0 +1,18 @@
+#!/usr/bin/env bash
+# Runs every test: unit + integration tests on SQLite, again on PostgreSQL when
+# TEST_DATABASE_URL is set, then the browser tests against the started server.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+scripts/setup-offline-wasm.sh
+scripts/build-site.sh
+cargo build --features ssr --bin plangate
+cargo test --features ssr --no-run
+echo "== tests on SQLite"
+cargo test --features ssr
+if [[ -n "${TEST_DATABASE_URL:-}" ]]; then
+  echo "== integration tests on PostgreSQL"
+  cargo test --features ssr --test api
+fi
+echo "== browser tests"
+(cd end2end && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund; })
+node end2end/run.mjs

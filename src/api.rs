@@ -1,0 +1,61 @@
+//! JSON API routes (DESIGN §2): `/api/me`, `/api/premium-feature`, health checks.
+
+use axum::{extract::State, http::StatusCode, Json};
+use serde_json::{json, Value};
+
+use crate::{access, auth::AuthUser, error::ApiError, state::AppState};
+
+pub async fn me(
+    State(state): State<AppState>,
+    AuthUser(session): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let a = access::check(&state, &session, "premium").await?;
+    let d = a.decision;
+    Ok(Json(json!({
+        "user_id": session.user_id,
+        "org_id": session.org_id,
+        "plan": d.plan,
+        "status": d.status.map(|s| s.as_str()),
+        "entitled": d.allowed,
+        "source": d.source.as_str(),
+        "period_end": d.period_end,
+    })))
+}
+
+pub async fn premium_feature(
+    State(state): State<AppState>,
+    AuthUser(session): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let a = access::check(&state, &session, "premium").await?;
+    if !a.decision.allowed {
+        return Err(ApiError::forbidden(a.decision.reason));
+    }
+    Ok(Json(json!({
+        "message": "Premium feature unlocked: here is your advanced report.",
+        "plan": a.decision.plan,
+    })))
+}
+
+pub async fn healthz() -> Json<Value> {
+    Json(json!({"status": "ok"}))
+}
+
+pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
+    match state.db.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "database": state.db.engine.as_str()})),
+        ),
+        Err(e) => {
+            tracing::warn!(error = %e, "readiness check failed");
+            (
+                StatusCode::SERVICE_UNAVAILABLE,
+                Json(json!({"status": "unavailable"})),
+            )
+        }
+    }
+}
+
+pub async fn api_not_found() -> ApiError {
+    ApiError::not_found()
+}

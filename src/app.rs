@@ -1,0 +1,91 @@
+//! The HTML shell, the `<App/>` component and its routes.
+
+use leptos::prelude::*;
+use leptos_meta::{provide_meta_context, MetaTags, Stylesheet, Title};
+use leptos_router::{
+    components::{Route, Router, Routes, A},
+    path, SsrMode,
+};
+
+use crate::pages::{
+    dashboard::Dashboard,
+    demo::{Events, Mailbox},
+    gated::PaymentGated,
+    home::Home,
+    not_found::NotFound,
+    pricing::Pricing,
+    sign_in::SignIn,
+    site_info,
+};
+
+pub fn shell(options: LeptosOptions) -> impl IntoView {
+    view! {
+        <!DOCTYPE html>
+        <html lang="en">
+            <head>
+                <meta charset="utf-8"/>
+                <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <AutoReload options=options.clone()/>
+                <HydrationScripts options/>
+                <MetaTags/>
+            </head>
+            <body>
+                <App/>
+            </body>
+        </html>
+    }
+}
+
+#[component]
+pub fn App() -> impl IntoView {
+    provide_meta_context();
+    let site = Resource::new(|| (), |_| site_info());
+    view! {
+        <Stylesheet id="leptos" href="/pkg/plangate.css"/>
+        <Title text="plangate"/>
+        <Router>
+            <header class="topbar">
+                <A href="/" attr:class="brand">"plangate"</A>
+                <nav>
+                    <A href="/">"Home"</A>
+                    <a href="/pricing" rel="external">"Pricing"</a>
+                    <A href="/dashboard">"Dashboard"</A>
+                    <a href="/dashboard/payment-gated" rel="external">"Premium"</a>
+                    <Suspense fallback=|| ()>
+                        {move || site.get().map(|s| match s {
+                            Ok(s) if s.signed_in => view! {
+                                <span class="who">{s.user_id.unwrap_or_default()}</span>
+                                {s.demo.then(|| view! {
+                                    <form method="post" action="/demo/sign-out" class="inline">
+                                        <button type="submit" class="link">"Sign out"</button>
+                                    </form>
+                                })}
+                            }.into_any(),
+                            _ => view! { <a href="/sign-in" rel="external">"Sign in"</a> }.into_any(),
+                        })}
+                    </Suspense>
+                </nav>
+            </header>
+            <Suspense fallback=|| ()>
+                {move || site.get().and_then(|s| s.ok()).filter(|s| s.demo).map(|_| view! {
+                    <div class="demo-banner" role="status">
+                        "Demo mode: no Clerk account configured. Sign-in, billing and webhooks are simulated locally through the production code path. "
+                        <A href="/demo/mailbox">"Mailbox"</A>" · "<A href="/demo/events">"Events"</A>
+                    </div>
+                })}
+            </Suspense>
+            <main>
+                <Routes fallback=NotFound>
+                    <Route path=path!("/") view=Home ssr=SsrMode::Async/>
+                    <Route path=path!("/pricing") view=Pricing ssr=SsrMode::Async/>
+                    <Route path=path!("/sign-in") view=SignIn ssr=SsrMode::Async/>
+                    <Route path=path!("/dashboard") view=Dashboard ssr=SsrMode::Async/>
+                    <Route path=path!("/dashboard/payment-gated") view=PaymentGated ssr=SsrMode::Async/>
+                    <Route path=path!("/demo/mailbox") view=Mailbox ssr=SsrMode::Async/>
+                    <Route path=path!("/demo/events") view=Events ssr=SsrMode::Async/>
+                </Routes>
+            </main>
+            <footer>"plangate · card details are taken by Clerk and Stripe, never by this app"</footer>
+        </Router>
+    }
+}

@@ -1,0 +1,546 @@
+//! The entitlement decision: one pure function of (webhook-maintained state, token claims,
+//! now, policy), used by pages, server functions and APIs alike.
+//!
+//! Newest evidence wins. The database state is stamped with the event time of the webhook that
+//! produced it; the token's `pla` with the token's `iat`. A user who just paid carries the new
+//! plan in a fresh token before the webhook lands; a cancellation the database already knows is
+//! not undone by a token minted before it.
+
+use serde::{Deserialize, Serialize};
+
+use super::{
+    plans::{parse_scoped, Catalog, Gate, Scope},
+    subscription::{ItemState, Status},
+};
+
+const DAY_MS: i64 = 86_400_000;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Policy {
+    /// How long a past-due subscription keeps access, from the moment it became past due.
+    pub past_due_grace_ms: i64,
+}
+
+impl Policy {
+    pub fn with_grace_days(days: i64) -> Self {
+        Policy {
+            past_due_grace_ms: days.saturating_mul(DAY_MS),
+        }
+    }
+}
+
+/// The plan a verified token claims (`pla`), with its scope.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenPlan {
+    pub scope: Scope,
+    pub slug: String,
+}
+
+impl TokenPlan {
+    /// Parses Clerk's `pla` claim (`u:pro`, `o:team`).
+    pub fn parse(pla: &str) -> Option<TokenPlan> {
+        let (scopes, slug) = parse_scoped(pla)?;
+        // A plan belongs to exactly one payer; `ou:` makes no sense for `pla`.
+        (scopes.len() == 1).then(|| TokenPlan {
+            scope: scopes[0],
+            slug: slug.to_string(),
+        })
+    }
+}
+
+/// Everything the decision may look at.
+#[derive(Debug, Clone, Default)]
+pub struct Evidence<'a> {
+    /// The user's own current subscription item, from the database.
+    pub user_item: Option<&'a ItemState>,
+    /// The active organization's current item, when the token names an active organization.
+    pub org_item: Option<&'a ItemState>,
+    pub active_org: bool,
+    pub token_plan: Option<TokenPlan>,
+    /// Raw `fea` entries (`u:reports`, `ou:api`).
+    pub token_features: Vec<String>,
+    /// The token's `iat`, in milliseconds.
+    pub token_iat_ms: i64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Source {
+    Database,
+    Token,
+    None,
+}
+
+impl Source {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Source::Database => "database",
+            Source::Token => "token",
+            Source::None => "none",
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Decision {
+    pub allowed: bool,
+    pub plan: Option<String>,
+    pub status: Option<Status>,
+    /// Short machine-readable reason, e.g. `active`, `past_due_grace`, `plan_not_in_gate`.
+    pub reason: &'static str,
+    pub source: Source,
+    /// When access (or the period shown) ends, in ms; `None` when open-ended or unknown.
+    pub until: Option<i64>,
+    pub scope: Option<Scope>,
+    pub is_free_trial: bool,
+    pub period_end: Option<i64>,
+    pub past_due_at: Option<i64>,
+}
+
+struct View<'a> {
+    scope: Scope,
+    source: Source,
+    plan: String,
+    status: Status,
+    item: Option<&'a ItemState>,
+}
+
+fn choose<'a>(scope: Scope, db: Option<&'a ItemState>, ev: &Evidence<'_>) -> Option<View<'a>> {
+    let token = ev.token_plan.as_ref().filter(|t| t.scope == scope);
+    let from_db = |d: &'a ItemState| View {
+        scope,
+        source: Source::Database,
+        plan: d.plan_slug.clone(),
+        status: d.status,
+        item: Some(d),
+    };
+    let from_token = |t: &TokenPlan| View {
+        scope,
+        source: Source::Token,
+        plan: t.slug.clone(),
+        status: Status::Active,
+        item: None,
+    };
+    match (db, token) {
+        (Some(d), Some(_)) if d.event_at >= ev.token_iat_ms => Some(from_db(d)),
+        (Some(_), Some(t)) => Some(from_token(t)),
+        (Some(d), None) => Some(from_db(d)),
+        (None, Some(t)) => Some(from_token(t)),
+        (None, None) => None,
+    }
+}
+
+/// Whether the status lets access through at `now`, with the reason and the end of access.
+fn status_allows(
+    view: &View<'_>,
+    now_ms: i64,
+    policy: Policy,
+) -> (bool, &'static str, Option<i64>) {
+    let item = view.item;
+    let period_end = item.and_then(|i| i.period_end);
+    match view.status {
+        Status::Active if item.is_some_and(|i| i.is_free_trial) => (true, "free_trial", period_end),
+        Status::Active => (true, "active", period_end),
+        Status::PastDue => {
+            let since = item
+                .and_then(|i| i.past_due_at)
+                .or(item.map(|i| i.event_at))
+                .unwrap_or(now_ms);
+            let grace_end = since.saturating_add(policy.past_due_grace_ms);
+            if policy.past_due_grace_ms > 0 && now_ms < grace_end {
+                (true, "past_due_grace", Some(grace_end))
+            } else {
+                (false, "past_due", Some(grace_end))
+            }
+        }
+        Status::Canceled => match period_end {
+            Some(end) if now_ms < end => (true, "canceled_in_period", Some(end)),
+            _ => (false, "canceled_period_over", period_end),
+        },
+        Status::Ended => (false, "ended", period_end),
+        Status::Abandoned => (false, "abandoned", None),
+        Status::Incomplete => (false, "incomplete", None),
+        Status::Upcoming => (false, "upcoming", None),
+        Status::Unknown => (false, "unknown_status", None),
+    }
+}
+
+fn gate_allows(view: &View<'_>, ev: &Evidence<'_>, catalog: &Catalog, gate: &Gate) -> bool {
+    if gate.allows_plan(view.scope, &view.plan) {
+        return true;
+    }
+    match view.source {
+        Source::Database => catalog.plan(&view.plan).is_some_and(|p| {
+            gate.allows_any_feature(view.scope, p.features.iter().map(String::as_str))
+        }),
+        Source::Token => {
+            let features = ev.token_features.iter().filter_map(|f| {
+                parse_scoped(f)
+                    .and_then(|(scopes, name)| scopes.contains(&view.scope).then_some(name))
+            });
+            gate.allows_any_feature(view.scope, features)
+        }
+        Source::None => false,
+    }
+}
+
+fn decision(view: &View<'_>, allowed: bool, reason: &'static str, until: Option<i64>) -> Decision {
+    Decision {
+        allowed,
+        plan: Some(view.plan.clone()),
+        status: Some(view.status),
+        reason,
+        source: view.source,
+        until,
+        scope: Some(view.scope),
+        is_free_trial: view.item.is_some_and(|i| i.is_free_trial),
+        period_end: view.item.and_then(|i| i.period_end),
+        past_due_at: view.item.and_then(|i| i.past_due_at),
+    }
+}
+
+/// Decides whether `gate` opens for this evidence at `now_ms`.
+pub fn decide(
+    ev: &Evidence<'_>,
+    catalog: &Catalog,
+    gate: &Gate,
+    now_ms: i64,
+    policy: Policy,
+) -> Decision {
+    let mut views = Vec::with_capacity(2);
+    if ev.active_org {
+        views.extend(choose(Scope::Org, ev.org_item, ev));
+    }
+    views.extend(choose(Scope::User, ev.user_item, ev));
+
+    let mut first_denial: Option<Decision> = None;
+    for view in &views {
+        let (status_ok, reason, until) = status_allows(view, now_ms, policy);
+        let in_gate = gate_allows(view, ev, catalog, gate);
+        if status_ok && in_gate {
+            return decision(view, true, reason, until);
+        }
+        let reason = if status_ok {
+            "plan_not_in_gate"
+        } else {
+            reason
+        };
+        first_denial.get_or_insert_with(|| decision(view, false, reason, until));
+    }
+    first_denial.unwrap_or(Decision {
+        allowed: false,
+        plan: None,
+        status: None,
+        reason: "no_subscription",
+        source: Source::None,
+        until: None,
+        scope: None,
+        is_free_trial: false,
+        period_end: None,
+        past_due_at: None,
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::subscription::{Payer, PayerKind};
+
+    fn catalog() -> Catalog {
+        Catalog::from_toml(
+            r#"
+            [[plans]]
+            slug = "free_user"
+            name = "Free"
+            [[plans]]
+            slug = "pro"
+            name = "Pro"
+            monthly_cents = 2000
+            [[plans]]
+            slug = "max"
+            name = "Max"
+            monthly_cents = 9000
+            features = ["premium_dashboard"]
+            [[plans]]
+            slug = "team"
+            name = "Team"
+            for = "organization"
+            monthly_cents = 9900
+            [gates.premium]
+            plans = ["u:pro", "o:team"]
+            features = ["u:premium_dashboard"]
+        "#,
+        )
+        .unwrap()
+    }
+
+    fn item(plan: &str, status: Status, event_at: i64) -> ItemState {
+        ItemState {
+            id: "csub_item_1".into(),
+            subscription_id: None,
+            payer: Payer {
+                kind: PayerKind::User,
+                id: "user_1".into(),
+                user_id: Some("user_1".into()),
+                email: None,
+            },
+            plan_slug: plan.into(),
+            plan_name: None,
+            status,
+            period_start: Some(0),
+            period_end: Some(10_000),
+            is_free_trial: false,
+            canceled_at: None,
+            past_due_at: None,
+            event_at,
+        }
+    }
+
+    fn run(ev: &Evidence<'_>, now: i64, grace_days: i64) -> Decision {
+        let c = catalog();
+        let g = c.gate("premium").unwrap().clone();
+        decide(ev, &c, &g, now, Policy::with_grace_days(grace_days))
+    }
+
+    #[test]
+    fn active_listed_plan_is_allowed_and_free_is_not() {
+        let pro = item("pro", Status::Active, 1);
+        let d = run(
+            &Evidence {
+                user_item: Some(&pro),
+                ..Default::default()
+            },
+            5,
+            0,
+        );
+        assert!(d.allowed);
+        assert_eq!(d.source, Source::Database);
+        let free = item("free_user", Status::Active, 1);
+        let d = run(
+            &Evidence {
+                user_item: Some(&free),
+                ..Default::default()
+            },
+            5,
+            0,
+        );
+        assert!(!d.allowed);
+        assert_eq!(d.reason, "plan_not_in_gate");
+    }
+
+    #[test]
+    fn a_paid_plan_the_gate_does_not_name_is_denied_unless_a_feature_opens_it() {
+        let mut other = item("enterprise_x", Status::Active, 1);
+        assert!(
+            !run(
+                &Evidence {
+                    user_item: Some(&other),
+                    ..Default::default()
+                },
+                5,
+                0
+            )
+            .allowed
+        );
+        other.plan_slug = "max".into();
+        assert!(
+            run(
+                &Evidence {
+                    user_item: Some(&other),
+                    ..Default::default()
+                },
+                5,
+                0
+            )
+            .allowed
+        );
+    }
+
+    #[test]
+    fn canceled_allows_until_period_end() {
+        let c = item("pro", Status::Canceled, 1);
+        let ev = Evidence {
+            user_item: Some(&c),
+            ..Default::default()
+        };
+        let before = run(&ev, 9_999, 0);
+        assert!(before.allowed);
+        assert_eq!(before.until, Some(10_000));
+        assert!(!run(&ev, 10_000, 0).allowed);
+    }
+
+    #[test]
+    fn past_due_denies_without_grace_and_allows_within_grace() {
+        let mut p = item("pro", Status::PastDue, 1);
+        p.past_due_at = Some(1_000);
+        let ev = Evidence {
+            user_item: Some(&p),
+            ..Default::default()
+        };
+        assert!(!run(&ev, 1_001, 0).allowed);
+        let d = run(&ev, 1_001, 3);
+        assert!(d.allowed);
+        assert_eq!(d.until, Some(1_000 + 3 * DAY_MS));
+        assert!(!run(&ev, 1_000 + 3 * DAY_MS, 3).allowed);
+    }
+
+    #[test]
+    fn ended_abandoned_incomplete_and_unknown_deny() {
+        for s in [
+            Status::Ended,
+            Status::Abandoned,
+            Status::Incomplete,
+            Status::Unknown,
+            Status::Upcoming,
+        ] {
+            let i = item("pro", s, 1);
+            assert!(
+                !run(
+                    &Evidence {
+                        user_item: Some(&i),
+                        ..Default::default()
+                    },
+                    5,
+                    30
+                )
+                .allowed,
+                "{s:?}"
+            );
+        }
+    }
+
+    #[test]
+    fn newer_token_plan_wins_over_older_database_state() {
+        let free = item("free_user", Status::Active, 1_000);
+        let ev = Evidence {
+            user_item: Some(&free),
+            token_plan: TokenPlan::parse("u:pro"),
+            token_iat_ms: 2_000,
+            ..Default::default()
+        };
+        let d = run(&ev, 2_500, 0);
+        assert!(d.allowed, "paid in token, webhook still in flight");
+        assert_eq!(d.source, Source::Token);
+    }
+
+    #[test]
+    fn newer_database_cancellation_wins_over_an_older_token() {
+        let ended = item("pro", Status::Ended, 3_000);
+        let ev = Evidence {
+            user_item: Some(&ended),
+            token_plan: TokenPlan::parse("u:pro"),
+            token_iat_ms: 2_000,
+            ..Default::default()
+        };
+        let d = run(&ev, 3_500, 0);
+        assert!(!d.allowed);
+        assert_eq!(d.source, Source::Database);
+        assert_eq!(d.reason, "ended");
+    }
+
+    #[test]
+    fn an_org_plan_does_not_open_a_user_plan_gate() {
+        let ev = Evidence {
+            active_org: true,
+            token_plan: TokenPlan::parse("o:pro"),
+            token_iat_ms: 1,
+            ..Default::default()
+        };
+        let d = run(&ev, 2, 0);
+        assert!(!d.allowed);
+        assert_eq!(d.reason, "plan_not_in_gate");
+        let ev = Evidence {
+            token_plan: TokenPlan::parse("o:team"),
+            ..ev
+        };
+        assert!(run(&ev, 2, 0).allowed);
+    }
+
+    #[test]
+    fn token_features_open_a_feature_gate_only_in_their_scope() {
+        let ev = Evidence {
+            token_plan: TokenPlan::parse("u:custom"),
+            token_features: vec!["o:premium_dashboard".into()],
+            token_iat_ms: 1,
+            ..Default::default()
+        };
+        assert!(!run(&ev, 2, 0).allowed);
+        let ev = Evidence {
+            token_features: vec!["ou:premium_dashboard".into()],
+            ..ev
+        };
+        assert!(run(&ev, 2, 0).allowed);
+    }
+
+    #[test]
+    fn nothing_known_is_no_subscription() {
+        let d = run(&Evidence::default(), 1, 0);
+        assert!(!d.allowed);
+        assert_eq!(d.reason, "no_subscription");
+        assert_eq!(d.source, Source::None);
+    }
+
+    /// Property: for random evidence, the decision never allows a plan the gate does not name
+    /// (unless a feature opens it), and never allows a denying status.
+    #[test]
+    fn property_decisions_respect_the_gate_and_the_status_policy() {
+        let statuses = [
+            Status::Upcoming,
+            Status::Incomplete,
+            Status::Active,
+            Status::PastDue,
+            Status::Canceled,
+            Status::Abandoned,
+            Status::Ended,
+            Status::Unknown,
+        ];
+        let plans = ["free_user", "pro", "max", "team", "other"];
+        let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
+        let mut next = |n: u64| {
+            seed ^= seed << 13;
+            seed ^= seed >> 7;
+            seed ^= seed << 17;
+            seed % n
+        };
+        for _ in 0..5_000 {
+            let mut i = item(
+                plans[next(5) as usize],
+                statuses[next(8) as usize],
+                next(10_000) as i64,
+            );
+            i.period_end = Some(next(20_000) as i64);
+            i.past_due_at = Some(next(10_000) as i64);
+            let token = (next(2) == 0).then(|| TokenPlan {
+                scope: if next(2) == 0 {
+                    Scope::User
+                } else {
+                    Scope::Org
+                },
+                slug: plans[next(5) as usize].into(),
+            });
+            let ev = Evidence {
+                user_item: Some(&i),
+                active_org: next(2) == 0,
+                token_plan: token,
+                token_iat_ms: next(10_000) as i64,
+                ..Default::default()
+            };
+            let now = next(20_000) as i64;
+            let d = run(&ev, now, 0);
+            if d.allowed {
+                let plan = d.plan.clone().unwrap();
+                let scope = d.scope.unwrap();
+                let named = matches!(
+                    (scope, plan.as_str()),
+                    (Scope::User, "pro") | (Scope::Org, "team")
+                ) || (scope == Scope::User && plan == "max");
+                assert!(named, "{d:?}");
+                let status = d.status.unwrap();
+                assert!(matches!(status, Status::Active | Status::Canceled), "{d:?}");
+                if status == Status::Canceled {
+                    assert!(now < i.period_end.unwrap());
+                }
+            }
+        }
+    }
+}

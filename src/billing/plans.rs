@@ -1,0 +1,237 @@
+//! Plans and gates from `plans.toml`. A gate names the plans (`u:pro`, `o:team`) or features it
+//! allows; there is no "anything but free" rule, so a plan nobody listed never opens a gate.
+
+use std::collections::BTreeMap;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, thiserror::Error)]
+pub enum PlansError {
+    #[error("plans file is not valid TOML: {0}")]
+    Parse(String),
+    #[error("plans file: {0}")]
+    Invalid(String),
+}
+
+/// Clerk's claim scopes: `u` user, `o` organization, `ou`/`uo` both.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Scope {
+    User,
+    Org,
+}
+
+impl Scope {
+    pub fn prefix(self) -> &'static str {
+        match self {
+            Scope::User => "u",
+            Scope::Org => "o",
+        }
+    }
+}
+
+/// Splits `u:pro` / `ou:reports` into the scopes it covers and the name.
+pub fn parse_scoped(entry: &str) -> Option<(Vec<Scope>, &str)> {
+    let (scope, name) = entry.trim().split_once(':')?;
+    if name.is_empty() {
+        return None;
+    }
+    let scopes = match scope {
+        "u" => vec![Scope::User],
+        "o" => vec![Scope::Org],
+        "ou" | "uo" => vec![Scope::User, Scope::Org],
+        _ => return None,
+    };
+    Some((scopes, name))
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Plan {
+    pub slug: String,
+    pub name: String,
+    #[serde(rename = "for", default = "default_for")]
+    pub payer: String,
+    #[serde(default)]
+    pub description: String,
+    /// Price per month, in cents, billed monthly.
+    #[serde(default)]
+    pub monthly_cents: u32,
+    /// Price per year, in cents, billed annually (0 = no annual option).
+    #[serde(default)]
+    pub annual_cents: u32,
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+fn default_for() -> String {
+    "user".into()
+}
+
+impl Plan {
+    pub fn scope(&self) -> Scope {
+        if self.payer == "organization" {
+            Scope::Org
+        } else {
+            Scope::User
+        }
+    }
+    pub fn is_free(&self) -> bool {
+        self.monthly_cents == 0 && self.annual_cents == 0
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Gate {
+    #[serde(default)]
+    pub plans: Vec<String>,
+    #[serde(default)]
+    pub features: Vec<String>,
+}
+
+impl Gate {
+    pub fn allows_plan(&self, scope: Scope, slug: &str) -> bool {
+        self.plans.iter().any(|entry| {
+            parse_scoped(entry)
+                .is_some_and(|(scopes, name)| scopes.contains(&scope) && name == slug)
+        })
+    }
+
+    /// `features` are bare names as they appear in a plan's `features` or the token's `fea`.
+    pub fn allows_any_feature<'a>(
+        &self,
+        scope: Scope,
+        mut features: impl Iterator<Item = &'a str>,
+    ) -> bool {
+        features.any(|f| {
+            self.features.iter().any(|entry| {
+                parse_scoped(entry)
+                    .is_some_and(|(scopes, name)| scopes.contains(&scope) && name == f)
+            })
+        })
+    }
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct Catalog {
+    #[serde(default)]
+    pub plans: Vec<Plan>,
+    #[serde(default)]
+    pub gates: BTreeMap<String, Gate>,
+}
+
+impl Catalog {
+    pub fn from_toml(text: &str) -> Result<Catalog, PlansError> {
+        let catalog: Catalog =
+            toml::from_str(text).map_err(|e| PlansError::Parse(e.to_string()))?;
+        catalog.validate()?;
+        Ok(catalog)
+    }
+
+    fn validate(&self) -> Result<(), PlansError> {
+        for p in &self.plans {
+            if p.slug.is_empty()
+                || !p
+                    .slug
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+            {
+                return Err(PlansError::Invalid(format!(
+                    "plan slug `{}` must be [a-z0-9_-]",
+                    p.slug
+                )));
+            }
+            if p.payer != "user" && p.payer != "organization" {
+                return Err(PlansError::Invalid(format!(
+                    "plan `{}`: `for` must be `user` or `organization`",
+                    p.slug
+                )));
+            }
+        }
+        for (name, gate) in &self.gates {
+            for entry in gate.plans.iter().chain(&gate.features) {
+                if parse_scoped(entry).is_none() {
+                    return Err(PlansError::Invalid(format!(
+                        "gate `{name}`: `{entry}` must be scoped, e.g. `u:pro` or `o:team`"
+                    )));
+                }
+            }
+            if gate.plans.is_empty() && gate.features.is_empty() {
+                return Err(PlansError::Invalid(format!("gate `{name}` allows nothing")));
+            }
+        }
+        if !self.gates.contains_key("premium") {
+            return Err(PlansError::Invalid("a `premium` gate is required".into()));
+        }
+        Ok(())
+    }
+
+    pub fn plan(&self, slug: &str) -> Option<&Plan> {
+        self.plans.iter().find(|p| p.slug == slug)
+    }
+
+    pub fn gate(&self, name: &str) -> Option<&Gate> {
+        self.gates.get(name)
+    }
+
+    pub fn plans_for(&self, scope: Scope) -> impl Iterator<Item = &Plan> {
+        self.plans.iter().filter(move |p| p.scope() == scope)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SAMPLE: &str = r#"
+        [[plans]]
+        slug = "free_user"
+        name = "Free"
+        [[plans]]
+        slug = "pro"
+        name = "Pro"
+        monthly_cents = 2000
+        annual_cents = 19200
+        features = ["reports"]
+        [[plans]]
+        slug = "team"
+        name = "Team"
+        for = "organization"
+        monthly_cents = 9900
+        [gates.premium]
+        plans = ["u:pro", "o:team"]
+        features = ["ou:reports"]
+    "#;
+
+    #[test]
+    fn gates_allow_only_the_scoped_plans_they_name() {
+        let c = Catalog::from_toml(SAMPLE).unwrap();
+        let g = c.gate("premium").unwrap();
+        assert!(g.allows_plan(Scope::User, "pro"));
+        assert!(!g.allows_plan(Scope::Org, "pro"), "o:pro is not u:pro");
+        assert!(g.allows_plan(Scope::Org, "team"));
+        assert!(!g.allows_plan(Scope::User, "free_user"));
+        assert!(
+            !g.allows_plan(Scope::User, "enterprise"),
+            "unlisted paid plan"
+        );
+        assert!(g.allows_any_feature(Scope::Org, ["reports"].into_iter()));
+    }
+
+    #[test]
+    fn unscoped_gate_entries_are_rejected() {
+        let bad = SAMPLE.replace("\"u:pro\"", "\"pro\"");
+        assert!(matches!(
+            Catalog::from_toml(&bad),
+            Err(PlansError::Invalid(_))
+        ));
+    }
+
+    #[test]
+    fn the_shipped_plans_file_is_valid() {
+        let text =
+            std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml")).unwrap();
+        let c = Catalog::from_toml(&text).unwrap();
+        assert!(c.plans.iter().filter(|p| !p.is_free()).count() >= 2);
+        assert!(c.plans.iter().any(|p| p.annual_cents > 0));
+    }
+}

@@ -1,0 +1,218 @@
+//! Subscription item state and the ordering rule that makes webhook application converge.
+//!
+//! Clerk delivers at least once and in any order. Each stored item carries an [`OrderKey`]: the
+//! event time of the state it shows, then a status rank, then the delivery id. A change is
+//! applied only when its key is greater, so the final state is the state of the greatest key,
+//! whatever order the events came in (a last-writer-wins register with a total order).
+
+use serde::{Deserialize, Serialize};
+
+/// Clerk's subscription item statuses, plus `Unknown` for anything newer than this code.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Status {
+    Upcoming,
+    Incomplete,
+    Active,
+    PastDue,
+    Canceled,
+    Abandoned,
+    Ended,
+    Unknown,
+}
+
+impl Status {
+    pub fn parse(s: &str) -> Status {
+        match s {
+            "upcoming" => Status::Upcoming,
+            "incomplete" => Status::Incomplete,
+            "active" => Status::Active,
+            "past_due" => Status::PastDue,
+            "canceled" => Status::Canceled,
+            "abandoned" => Status::Abandoned,
+            "ended" => Status::Ended,
+            _ => Status::Unknown,
+        }
+    }
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Status::Upcoming => "upcoming",
+            Status::Incomplete => "incomplete",
+            Status::Active => "active",
+            Status::PastDue => "past_due",
+            Status::Canceled => "canceled",
+            Status::Abandoned => "abandoned",
+            Status::Ended => "ended",
+            Status::Unknown => "unknown",
+        }
+    }
+
+    /// Tie-break for two events stamped with the same millisecond: the state further along
+    /// the lifecycle wins, so equal timestamps still give one answer in every order.
+    fn rank(self) -> u8 {
+        match self {
+            Status::Unknown => 0,
+            Status::Upcoming => 1,
+            Status::Incomplete => 2,
+            Status::Active => 3,
+            Status::PastDue => 4,
+            Status::Canceled => 5,
+            Status::Abandoned => 6,
+            Status::Ended => 7,
+        }
+    }
+}
+
+/// Total order over the evidence behind a stored state. Serialised as a fixed-width string so
+/// the database can compare keys atomically inside its upsert (`where old.key < new.key`).
+#[derive(Debug, Clone, PartialEq, Eq, PartialOrd, Ord)]
+pub struct OrderKey(String);
+
+/// The largest event time the fixed-width key holds (year 318857): "final, whatever comes".
+const MAX_EVENT_AT: i64 = 9_999_999_999_999_999;
+
+impl OrderKey {
+    pub fn new(event_at_ms: i64, status_rank: u8, delivery_id: &str) -> Self {
+        OrderKey(format!(
+            "{:016}:{}:{}",
+            event_at_ms.max(0),
+            status_rank,
+            delivery_id
+        ))
+    }
+
+    pub fn for_item(event_at_ms: i64, status: Status, delivery_id: &str) -> Self {
+        Self::new(event_at_ms, status.rank(), delivery_id)
+    }
+
+    /// Users: a deletion is final (Clerk never reuses a user id), so it outranks any update,
+    /// whatever the clocks say; updates order by time.
+    pub fn for_user(event_at_ms: i64, deleted: bool, delivery_id: &str) -> Self {
+        if deleted {
+            Self::new(MAX_EVENT_AT, 1, delivery_id)
+        } else {
+            Self::new(event_at_ms.min(MAX_EVENT_AT - 1), 0, delivery_id)
+        }
+    }
+
+    pub fn as_str(&self) -> &str {
+        &self.0
+    }
+
+    pub fn from_stored(s: String) -> Self {
+        OrderKey(s)
+    }
+}
+
+/// Who pays for a subscription: a user or an organization.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Payer {
+    /// `user` or `org`.
+    pub kind: PayerKind,
+    pub id: String,
+    /// The user behind the payer, for mail; present for user payers and usually for orgs.
+    pub user_id: Option<String>,
+    pub email: Option<String>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum PayerKind {
+    User,
+    Org,
+}
+
+impl PayerKind {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            PayerKind::User => "user",
+            PayerKind::Org => "org",
+        }
+    }
+    pub fn parse(s: &str) -> PayerKind {
+        if s == "org" {
+            PayerKind::Org
+        } else {
+            PayerKind::User
+        }
+    }
+}
+
+/// The state of one subscription item as the webhooks last described it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ItemState {
+    pub id: String,
+    pub subscription_id: Option<String>,
+    pub payer: Payer,
+    pub plan_slug: String,
+    pub plan_name: Option<String>,
+    pub status: Status,
+    pub period_start: Option<i64>,
+    pub period_end: Option<i64>,
+    pub is_free_trial: bool,
+    pub canceled_at: Option<i64>,
+    pub past_due_at: Option<i64>,
+    /// Event time (ms) of the evidence this state comes from.
+    pub event_at: i64,
+}
+
+impl ItemState {
+    /// Whether moving from `previous` to this state is a payment failure the payer should hear
+    /// about (once: later past-due evidence for the same episode is not a new transition).
+    pub fn starts_past_due_episode(&self, previous: Option<&ItemState>) -> bool {
+        self.status == Status::PastDue && previous.is_none_or(|p| p.status != Status::PastDue)
+    }
+}
+
+/// Picks the item that describes a payer now: one that can grant access (active, past due,
+/// canceled but still in period) before anything else, newest evidence first.
+pub fn current_item(items: &[ItemState], now_ms: i64) -> Option<&ItemState> {
+    let live = |i: &&ItemState| match i.status {
+        Status::Active | Status::PastDue => true,
+        Status::Canceled => i.period_end.is_some_and(|end| end > now_ms),
+        _ => false,
+    };
+    items
+        .iter()
+        .filter(live)
+        .max_by_key(|i| i.event_at)
+        .or_else(|| {
+            items
+                .iter()
+                .filter(|i| i.status != Status::Upcoming)
+                .max_by_key(|i| i.event_at)
+        })
+        .or_else(|| items.iter().max_by_key(|i| i.event_at))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn order_keys_compare_by_time_then_status_then_delivery() {
+        let a = OrderKey::for_item(1_000, Status::Ended, "msg_a");
+        let b = OrderKey::for_item(2_000, Status::Active, "msg_b");
+        assert!(a < b, "a later event wins whatever its status");
+        let c = OrderKey::for_item(2_000, Status::Canceled, "msg_a");
+        assert!(b < c, "same millisecond: further along the lifecycle wins");
+        let deleted = OrderKey::for_user(1, true, "msg_a");
+        assert!(
+            OrderKey::for_user(i64::MAX, false, "msg_z") < deleted,
+            "deletion is final"
+        );
+        // Fixed width: 10 < 9 numerically must hold as strings too.
+        assert!(
+            OrderKey::for_item(9, Status::Active, "x")
+                < OrderKey::for_item(10, Status::Active, "x")
+        );
+    }
+
+    #[test]
+    fn unknown_status_strings_are_unknown_not_active() {
+        assert_eq!(Status::parse("paused"), Status::Unknown);
+        assert_eq!(Status::parse("past_due"), Status::PastDue);
+        assert_eq!(Status::PastDue.as_str(), "past_due");
+    }
+}

@@ -1,0 +1,100 @@
+//! `webhook_event`: the inbox. The primary key on `svix_id` is what makes redelivery a no-op.
+
+use sqlx::{AnyConnection, Row};
+
+use super::{now_ms, DbError};
+
+pub struct NewEvent<'a> {
+    pub svix_id: &'a str,
+    pub event_type: &'a str,
+    pub event_at: i64,
+    pub subject_id: Option<&'a str>,
+    /// Already redacted of card data.
+    pub payload: &'a str,
+}
+
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
+pub struct EventRow {
+    pub svix_id: String,
+    pub event_type: String,
+    pub event_at: i64,
+    pub received_at: i64,
+    pub outcome: String,
+}
+
+/// Inserts the delivery; `false` when this `svix_id` was stored before (a duplicate). On
+/// PostgreSQL a concurrent copy waits here until the first transaction ends.
+pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool, DbError> {
+    let res = sqlx::query(
+        "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
+         values ($1, $2, $3, $4, 'received', $5, $6) on conflict (svix_id) do nothing",
+    )
+    .bind(ev.svix_id)
+    .bind(ev.event_type)
+    .bind(ev.event_at)
+    .bind(now_ms())
+    .bind(ev.subject_id)
+    .bind(ev.payload)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() == 1)
+}
+
+pub async fn set_outcome(
+    conn: &mut AnyConnection,
+    svix_id: &str,
+    outcome: &str,
+) -> Result<(), DbError> {
+    sqlx::query("update webhook_event set outcome = $1 where svix_id = $2")
+        .bind(outcome)
+        .bind(svix_id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn payload(conn: &mut AnyConnection, svix_id: &str) -> Result<Option<String>, DbError> {
+    Ok(
+        sqlx::query("select payload from webhook_event where svix_id = $1")
+            .bind(svix_id)
+            .fetch_optional(conn)
+            .await?
+            .map(|r| r.get(0)),
+    )
+}
+
+pub async fn count(conn: &mut AnyConnection) -> Result<i64, DbError> {
+    Ok(sqlx::query("select count(*) from webhook_event")
+        .fetch_one(conn)
+        .await?
+        .get::<i64, _>(0))
+}
+
+/// The newest events about one subject (a user or an organization), newest first.
+pub async fn recent_for(
+    conn: &mut AnyConnection,
+    subject_ids: &[&str],
+    limit: i64,
+) -> Result<Vec<EventRow>, DbError> {
+    let mut out = Vec::new();
+    for subject in subject_ids {
+        let rows = sqlx::query(
+            "select svix_id, event_type, event_at, received_at, outcome from webhook_event \
+             where subject_id = $1 order by received_at desc limit $2",
+        )
+        .bind(*subject)
+        .bind(limit)
+        .fetch_all(&mut *conn)
+        .await?;
+        out.extend(rows.iter().map(|r| EventRow {
+            svix_id: r.get(0),
+            event_type: r.get(1),
+            event_at: r.get(2),
+            received_at: r.get(3),
+            outcome: r.get(4),
+        }));
+    }
+    out.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    out.truncate(limit as usize);
+    Ok(out)
+}

@@ -1,0 +1,116 @@
+//! `subscription_item`: one row per Clerk subscription item, showing the newest state seen.
+
+use sqlx::{any::AnyRow, AnyConnection, Row};
+
+use super::{now_ms, DbError};
+use crate::billing::{
+    subscription::{Payer, PayerKind},
+    ItemState, OrderKey, Status,
+};
+
+const COLUMNS: &str = "id, subscription_id, payer_kind, payer_id, payer_user_id, payer_email, \
+    plan_slug, plan_name, status, period_start, period_end, is_free_trial, canceled_at, \
+    past_due_at, event_at";
+
+fn from_row(r: &AnyRow) -> ItemState {
+    ItemState {
+        id: r.get(0),
+        subscription_id: r.get(1),
+        payer: Payer {
+            kind: PayerKind::parse(&r.get::<String, _>(2)),
+            id: r.get(3),
+            user_id: r.get(4),
+            email: r.get(5),
+        },
+        plan_slug: r.get(6),
+        plan_name: r.get(7),
+        status: Status::parse(&r.get::<String, _>(8)),
+        period_start: r.get(9),
+        period_end: r.get(10),
+        is_free_trial: r.get::<i64, _>(11) != 0,
+        canceled_at: r.get(12),
+        past_due_at: r.get(13),
+        event_at: r.get(14),
+    }
+}
+
+/// Takes the row's write lock before reading it, so two deliveries for the same item cannot
+/// both see the old state (a no-op update locks the row on PostgreSQL and the file on SQLite).
+pub async fn lock(conn: &mut AnyConnection, id: &str) -> Result<(), DbError> {
+    sqlx::query("update subscription_item set updated_at = updated_at where id = $1")
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
+}
+
+pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ItemState>, DbError> {
+    let row = sqlx::query(&format!(
+        "select {COLUMNS} from subscription_item where id = $1"
+    ))
+    .bind(id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.as_ref().map(from_row))
+}
+
+pub async fn for_payer(
+    conn: &mut AnyConnection,
+    kind: PayerKind,
+    payer_id: &str,
+) -> Result<Vec<ItemState>, DbError> {
+    let rows = sqlx::query(&format!(
+        "select {COLUMNS} from subscription_item where payer_kind = $1 and payer_id = $2"
+    ))
+    .bind(kind.as_str())
+    .bind(payer_id)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
+/// Writes the item unless the stored state has a greater order key. Payer details missing from
+/// the new evidence (payment attempts do not repeat them) are kept from the stored row.
+pub async fn upsert_if_newer(
+    conn: &mut AnyConnection,
+    item: &ItemState,
+    key: &OrderKey,
+) -> Result<bool, DbError> {
+    let now = now_ms();
+    let res = sqlx::query(
+        "insert into subscription_item (id, subscription_id, payer_kind, payer_id, payer_user_id, \
+           payer_email, plan_slug, plan_name, status, period_start, period_end, is_free_trial, \
+           canceled_at, past_due_at, event_at, order_key, created_at, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
+         on conflict (id) do update set \
+           subscription_id = coalesce(excluded.subscription_id, subscription_item.subscription_id), \
+           payer_user_id = coalesce(excluded.payer_user_id, subscription_item.payer_user_id), \
+           payer_email = coalesce(excluded.payer_email, subscription_item.payer_email), \
+           plan_slug = excluded.plan_slug, plan_name = coalesce(excluded.plan_name, subscription_item.plan_name), \
+           status = excluded.status, period_start = excluded.period_start, \
+           period_end = excluded.period_end, is_free_trial = excluded.is_free_trial, \
+           canceled_at = excluded.canceled_at, past_due_at = excluded.past_due_at, \
+           event_at = excluded.event_at, order_key = excluded.order_key, updated_at = excluded.updated_at \
+         where subscription_item.order_key < excluded.order_key",
+    )
+    .bind(&item.id)
+    .bind(&item.subscription_id)
+    .bind(item.payer.kind.as_str())
+    .bind(&item.payer.id)
+    .bind(&item.payer.user_id)
+    .bind(&item.payer.email)
+    .bind(&item.plan_slug)
+    .bind(&item.plan_name)
+    .bind(item.status.as_str())
+    .bind(item.period_start)
+    .bind(item.period_end)
+    .bind(item.is_free_trial as i64)
+    .bind(item.canceled_at)
+    .bind(item.past_due_at)
+    .bind(item.event_at)
+    .bind(key.as_str())
+    .bind(now)
+    .execute(conn)
+    .await?;
+    Ok(res.rows_affected() > 0)
+}

@@ -1,0 +1,191 @@
+//! Demo mode (DESIGN §5): the app acts as its own Clerk. A local RSA key signs Clerk-shaped v2
+//! session tokens; the pricing buttons send Svix-signed Clerk-shaped webhooks over HTTP to the
+//! app's own `/api/webhooks/clerk`, so demo traffic takes exactly the production path.
+//! Never active in production (config refuses it).
+
+pub mod events;
+pub mod routes;
+
+use std::{collections::HashMap, path::Path};
+
+use anyhow::Context;
+use base64::Engine;
+use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
+use rsa::{
+    pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey},
+    traits::PublicKeyParts,
+    RsaPrivateKey,
+};
+use secrecy::{ExposeSecret, SecretString};
+use serde_json::{json, Value};
+use sha2::{Digest, Sha256};
+
+pub const SESSION_TTL_SECS: i64 = 60;
+pub const CLIENT_TTL_SECS: i64 = 7 * 86_400;
+pub const CLIENT_COOKIE: &str = "__demo_client";
+const CLIENT_AUD: &str = "plangate-demo-client";
+
+pub struct DemoIssuer {
+    encoding: EncodingKey,
+    decoding: DecodingKey,
+    pub kid: String,
+    pub jwks: Value,
+    pub issuer: String,
+    pub webhook_secret: SecretString,
+}
+
+fn b64url(bytes: &[u8]) -> String {
+    base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(bytes)
+}
+
+/// Loads `data/demo-key.pem`, or generates it on first start.
+fn load_or_create_key(dir: &Path) -> anyhow::Result<RsaPrivateKey> {
+    let path = dir.join("demo-key.pem");
+    if let Ok(pem) = std::fs::read_to_string(&path) {
+        return RsaPrivateKey::from_pkcs1_pem(&pem).context("reading data/demo-key.pem");
+    }
+    std::fs::create_dir_all(dir).context("creating the data folder")?;
+    let key =
+        RsaPrivateKey::new(&mut rand::thread_rng(), 2048).context("generating the demo key")?;
+    let pem = key
+        .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+        .context("encoding the demo key")?;
+    std::fs::write(&path, pem.as_bytes()).context("writing data/demo-key.pem")?;
+    Ok(key)
+}
+
+fn load_or_create_secret(dir: &Path) -> anyhow::Result<SecretString> {
+    let path = dir.join("demo-webhook-secret");
+    if let Ok(s) = std::fs::read_to_string(&path) {
+        return Ok(SecretString::from(s.trim().to_string()));
+    }
+    use rand::RngCore;
+    let mut bytes = [0u8; 24];
+    rand::thread_rng().fill_bytes(&mut bytes);
+    let secret = format!(
+        "whsec_{}",
+        base64::engine::general_purpose::STANDARD.encode(bytes)
+    );
+    std::fs::write(&path, &secret).context("writing data/demo-webhook-secret")?;
+    Ok(SecretString::from(secret))
+}
+
+impl DemoIssuer {
+    pub fn load(
+        data_dir: &Path,
+        issuer: String,
+        configured_secret: Option<&SecretString>,
+    ) -> anyhow::Result<Self> {
+        let key = load_or_create_key(data_dir)?;
+        let public = key.to_public_key();
+        let n = b64url(&public.n().to_bytes_be());
+        let e = b64url(&public.e().to_bytes_be());
+        let kid = format!(
+            "ins_demo_{}",
+            &hex::encode(Sha256::digest(n.as_bytes()))[..16]
+        );
+        let pem = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?;
+        let webhook_secret = match configured_secret {
+            Some(s) => s.clone(),
+            None => load_or_create_secret(data_dir)?,
+        };
+        Ok(DemoIssuer {
+            encoding: EncodingKey::from_rsa_pem(pem.as_bytes())?,
+            decoding: DecodingKey::from_rsa_components(&n, &e)?,
+            jwks: json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}]}),
+            kid,
+            issuer,
+            webhook_secret,
+        })
+    }
+
+    /// The key set the token verifier uses: exactly this issuer's key.
+    pub fn verification_keys(&self) -> HashMap<String, DecodingKey> {
+        HashMap::from([(self.kid.clone(), self.decoding.clone())])
+    }
+
+    fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+
+    /// A Clerk-shaped v2 session token, 60 s life like Clerk's.
+    pub fn mint_session(
+        &self,
+        user_id: &str,
+        pla: &str,
+        fea: &str,
+        now_secs: i64,
+    ) -> anyhow::Result<String> {
+        self.sign(&json!({
+            "azp": self.issuer,
+            "exp": now_secs + SESSION_TTL_SECS,
+            "fea": fea,
+            "iat": now_secs,
+            "iss": self.issuer,
+            "nbf": now_secs - 10,
+            "pla": pla,
+            "sid": format!("sess_{}", user_id.trim_start_matches("user_")),
+            "sts": "active",
+            "sub": user_id,
+            "v": 2,
+        }))
+    }
+
+    /// The long-lived "client" cookie that lets the session be refreshed (Clerk's `__client`).
+    pub fn mint_client(&self, user_id: &str, email: &str, now_secs: i64) -> anyhow::Result<String> {
+        self.sign(&json!({
+            "aud": CLIENT_AUD,
+            "exp": now_secs + CLIENT_TTL_SECS,
+            "iat": now_secs,
+            "iss": self.issuer,
+            "sub": user_id,
+            "email": email,
+        }))
+    }
+
+    /// Verifies the client cookie; returns (user id, email).
+    pub fn verify_client(&self, token: &str) -> Option<(String, String)> {
+        let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
+        v.set_audience(&[CLIENT_AUD]);
+        v.set_issuer(&[&self.issuer]);
+        let data = jsonwebtoken::decode::<Value>(token, &self.decoding, &v).ok()?;
+        let sub = data.claims.get("sub")?.as_str()?.to_string();
+        let email = data.claims.get("email")?.as_str()?.to_string();
+        Some((sub, email))
+    }
+
+    pub fn secret(&self) -> &str {
+        self.webhook_secret.expose_secret()
+    }
+}
+
+/// Signs `body` like Svix and POSTs it; returns the status and the response body.
+pub async fn send_webhook(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    body: &str,
+) -> anyhow::Result<(u16, String)> {
+    let hook =
+        svix::webhooks::Webhook::new(secret).map_err(|e| anyhow::anyhow!("bad secret: {e}"))?;
+    let id = events::new_id("msg");
+    let ts = crate::db::now_ms() / 1000;
+    let sig = hook
+        .sign(&id, ts, body.as_bytes())
+        .map_err(|e| anyhow::anyhow!("signing failed: {e}"))?;
+    let resp = http
+        .post(url)
+        .header("content-type", "application/json")
+        .header("svix-id", &id)
+        .header("svix-timestamp", ts.to_string())
+        .header("svix-signature", sig)
+        .body(body.to_string())
+        .send()
+        .await
+        .context("sending the webhook")?;
+    let status = resp.status().as_u16();
+    Ok((status, resp.text().await.unwrap_or_default()))
+}

@@ -1,0 +1,204 @@
+//! Outgoing mail: the payment-failed message, and the worker that drains the outbox through
+//! SMTP (`SMTP_URL`) or, in development, into `.eml` files under `data/mail/`.
+//!
+//! A message leaves the outbox only once the transport accepted it; failures retry with
+//! exponential back-off and are never dropped.
+
+use std::{path::PathBuf, sync::Arc, time::Duration};
+
+use lettre::{
+    message::{header::ContentType, Mailbox},
+    AsyncSmtpTransport, AsyncTransport, Message, Tokio1Executor,
+};
+use tokio::sync::Notify;
+use tracing::{info, warn};
+
+use crate::{
+    billing::ItemState,
+    db::{self, now_ms, Db},
+    webhooks::events::ClerkEvent,
+};
+
+pub struct Composed {
+    pub subject: String,
+    pub body: String,
+}
+
+fn date(ms: i64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm); avoids a date crate.
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
+}
+
+pub fn format_date(ms: i64) -> String {
+    date(ms)
+}
+
+pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) -> Composed {
+    let plan = item
+        .plan_name
+        .clone()
+        .unwrap_or_else(|| item.plan_slug.clone());
+    let amount = event
+        .amount_formatted()
+        .map(|a| format!(" of {a}"))
+        .unwrap_or_default();
+    let reason = event
+        .failure_reason()
+        // Free text from the payment provider: mask anything card-number-like before it is mailed.
+        .map(|r| {
+            format!(
+                "\nThe card issuer said: {}\n",
+                crate::webhooks::redact::redact_text(&r)
+            )
+        })
+        .unwrap_or_default();
+    let period = item
+        .period_end
+        .map(|e| format!(" for the period ending {}", date(e)))
+        .unwrap_or_default();
+    Composed {
+        subject: format!("Payment failed for your {plan} subscription"),
+        body: format!(
+            "Hello,\n\nWe could not collect the payment{amount} for your {plan} subscription{period}.\n\
+             {reason}\nYour subscription is now past due. Stripe will retry the charge automatically \
+             over the next days; you do not need to do anything if the card is fine.\n\n\
+             To update your card, open your account page:\n{manage_url}\n\n\
+             plangate billing\n"
+        ),
+    }
+}
+
+#[derive(Clone)]
+pub enum Transport {
+    Smtp(AsyncSmtpTransport<Tokio1Executor>),
+    Files(PathBuf),
+}
+
+impl Transport {
+    pub fn from_config(
+        smtp_url: Option<&str>,
+        data_dir: &std::path::Path,
+    ) -> anyhow::Result<Transport> {
+        match smtp_url {
+            Some(url) => Ok(Transport::Smtp(
+                AsyncSmtpTransport::<Tokio1Executor>::from_url(url)
+                    .map_err(|_| anyhow::anyhow!("SMTP_URL could not be used"))?
+                    .timeout(Some(Duration::from_secs(15)))
+                    .build(),
+            )),
+            None => Ok(Transport::Files(data_dir.join("mail"))),
+        }
+    }
+
+    async fn send(&self, message: Message, id: &str) -> anyhow::Result<()> {
+        match self {
+            Transport::Smtp(t) => {
+                t.send(message).await?;
+            }
+            Transport::Files(dir) => {
+                tokio::fs::create_dir_all(dir).await?;
+                let name: String = id
+                    .chars()
+                    .map(|c| {
+                        if c.is_ascii_alphanumeric() || c == '-' || c == '_' {
+                            c
+                        } else {
+                            '_'
+                        }
+                    })
+                    .collect();
+                // Write then rename, so the mailbox never lists a half-written file.
+                let tmp = dir.join(format!(".{name}.tmp"));
+                tokio::fs::write(&tmp, message.formatted()).await?;
+                tokio::fs::rename(&tmp, dir.join(format!("{name}.eml"))).await?;
+            }
+        }
+        Ok(())
+    }
+}
+
+fn backoff_ms(attempts: i64) -> i64 {
+    let secs = 2i64.saturating_pow(attempts.clamp(0, 12) as u32).min(3_600);
+    secs * 1_000
+}
+
+/// Sends what is due once; returns how many were sent.
+pub async fn drain(db: &Db, transport: &Transport, from: &Mailbox) -> anyhow::Result<usize> {
+    let now = now_ms();
+    let mut sent = 0;
+    for mail in db::outbox::due(&db.pool, now, 20).await? {
+        // Lease it for a minute so another instance's worker does not send it too.
+        if !db::outbox::claim(&db.pool, &mail, now + 60_000).await? {
+            continue;
+        }
+        let message = mail
+            .recipient
+            .parse::<Mailbox>()
+            .map_err(anyhow::Error::from)
+            .and_then(|to| {
+                Message::builder()
+                    .from(from.clone())
+                    .to(to)
+                    .subject(&mail.subject)
+                    .header(ContentType::TEXT_PLAIN)
+                    .body(mail.body.clone())
+                    .map_err(anyhow::Error::from)
+            });
+        let result = match message {
+            Ok(m) => transport.send(m, &mail.id).await,
+            Err(e) => Err(e),
+        };
+        match result {
+            Ok(()) => {
+                db::outbox::mark_sent(&db.pool, &mail.id).await?;
+                info!(mail_id = %mail.id, "mail sent");
+                sent += 1;
+            }
+            Err(e) => {
+                let retry_at = now_ms() + backoff_ms(mail.attempts);
+                warn!(mail_id = %mail.id, attempts = mail.attempts + 1, error = %e, "mail not sent; will retry");
+                db::outbox::mark_failed(&db.pool, &mail.id, retry_at, &e.to_string()).await?;
+            }
+        }
+    }
+    Ok(sent)
+}
+
+/// Runs forever: wakes on `notify` (a webhook queued mail) or every second.
+pub async fn worker(db: Db, transport: Transport, from: Mailbox, notify: Arc<Notify>) {
+    loop {
+        if let Err(e) = drain(&db, &transport, &from).await {
+            warn!(error = %e, "mail worker pass failed");
+        }
+        tokio::select! {
+            _ = notify.notified() => {}
+            _ = tokio::time::sleep(Duration::from_secs(1)) => {}
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn dates_are_civil_dates() {
+        assert_eq!(super::date(0), "1970-01-01");
+        assert_eq!(super::date(1_719_561_600_000), "2024-06-28");
+    }
+
+    #[test]
+    fn backoff_grows_and_caps_at_an_hour() {
+        assert_eq!(super::backoff_ms(0), 1_000);
+        assert_eq!(super::backoff_ms(3), 8_000);
+        assert_eq!(super::backoff_ms(40), 3_600_000);
+    }
+}

@@ -1,0 +1,134 @@
+//! `/dashboard`: plan, status, period end, the past-due banner, and "activating…" after a
+//! checkout redirect until the webhook (or a refreshed token) shows the new plan.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::views::AccountView;
+
+#[server]
+pub async fn get_account() -> Result<AccountView, ServerFnError> {
+    let state = crate::server::state()?;
+    let demo = state.demo.is_some();
+    let Some(session) = crate::server::session(&state).await else {
+        return Ok(AccountView {
+            demo,
+            ..Default::default()
+        });
+    };
+    let access = crate::access::check(&state, &session, "premium")
+        .await
+        .map_err(crate::server::internal)?;
+    let d = access.decision;
+    let plan_name = d.plan.as_deref().map(|slug| {
+        state
+            .catalog
+            .plan(slug)
+            .map(|p| p.name.clone())
+            .unwrap_or_else(|| slug.to_string())
+    });
+    let paid = d
+        .plan
+        .as_deref()
+        .and_then(|slug| state.catalog.plan(slug))
+        .is_some_and(|p| !p.is_free());
+    Ok(AccountView {
+        signed_in: true,
+        demo,
+        user_id: session.user_id,
+        org_id: session.org_id,
+        plan: d.plan,
+        plan_name,
+        status: d.status.map(|s| s.as_str().to_string()),
+        entitled: d.allowed,
+        reason: d.reason.to_string(),
+        source: d.source.as_str().to_string(),
+        period_end: d.period_end.map(crate::mail::format_date),
+        access_until: d.until.map(crate::mail::format_date),
+        is_free_trial: d.is_free_trial,
+        paid,
+    })
+}
+
+#[component]
+fn DemoControls(status: String) -> impl IntoView {
+    let button = |action: &'static str, label: &'static str, testid: &'static str| {
+        view! {
+            <form method="post" action="/demo/action" class="inline">
+                <input type="hidden" name="action" value=action/>
+                <button type="submit" class="button" data-testid=testid>{label}</button>
+            </form>
+        }
+    };
+    view! {
+        <div class="card demo-controls">
+            <h3>"Demo billing"</h3>
+            <p class="muted small">"Each button sends the signed Clerk webhooks of that step to this app."</p>
+            {(status == "active").then(|| button("fail_payment", "Simulate failed payment", "fail-payment"))}
+            {(status == "past_due").then(|| button("recover", "Simulate recovery", "recover"))}
+            {matches!(status.as_str(), "active" | "past_due").then(|| button("cancel", "Cancel subscription", "cancel"))}
+        </div>
+    }
+}
+
+#[component]
+pub fn Dashboard() -> impl IntoView {
+    let query = use_query_map();
+    let after_checkout = move || query.read().get("checkout").is_some();
+    let account = Resource::new(|| (), |_| get_account());
+    view! {
+        <section>
+            <h1>"Dashboard"</h1>
+            <Suspense fallback=|| view! { <p>"Loading…"</p> }>
+                {move || account.get().map(|r| match r {
+                    Err(_) => view! { <p class="error">"Your account could not be loaded. Please retry."</p> }.into_any(),
+                    Ok(a) if !a.signed_in => view! {
+                        <p>"You are signed out. "<a href="/sign-in" rel="external">"Sign in"</a>" to see your plan."</p>
+                    }.into_any(),
+                    Ok(a) => {
+                        let status = a.status.clone().unwrap_or_else(|| "none".into());
+                        let activating = after_checkout() && !a.paid;
+                        view! {
+                            {activating.then(|| view! {
+                                <div class="banner info" data-testid="activating">
+                                    "Activating your subscription… this page checks again in a moment."
+                                </div>
+                                <script>"setTimeout(function(){ (window.Clerk && window.Clerk.session ? window.Clerk.session.getToken({skipCache:true}) : Promise.resolve()).finally(function(){ location.reload(); }); }, 2500);"</script>
+                            })}
+                            {(status == "past_due").then(|| view! {
+                                <div class="banner warn" data-testid="past-due-banner">
+                                    "Your last payment failed. Stripe will retry it; please update your card. "
+                                    {match (a.entitled, a.access_until.clone()) {
+                                        (true, Some(u)) => format!("Premium access continues until {u}."),
+                                        _ => "Premium access is paused until the payment succeeds.".to_string(),
+                                    }}
+                                </div>
+                            })}
+                            {(status == "canceled").then(|| view! {
+                                <div class="banner info" data-testid="canceled-banner">
+                                    {format!("Your subscription is canceled and ends on {}.", a.period_end.clone().unwrap_or_else(|| "the end of the period".into()))}
+                                </div>
+                            })}
+                            <div class="card account">
+                                <dl>
+                                    <dt>"Signed in as"</dt><dd data-testid="user-id">{a.user_id.clone()}</dd>
+                                    <dt>"Plan"</dt><dd data-testid="plan">{a.plan_name.clone().unwrap_or_else(|| "Free".into())}</dd>
+                                    <dt>"Status"</dt><dd data-testid="status">{status.clone()}</dd>
+                                    <dt>"Period ends"</dt><dd data-testid="period-end">{a.period_end.clone().unwrap_or_else(|| "—".into())}</dd>
+                                    <dt>"Premium access"</dt>
+                                    <dd data-testid="entitled">{if a.entitled { "yes" } else { "no" }}</dd>
+                                </dl>
+                                <p class="muted small">{format!("Decided on the server from the {} ({}).", a.source, a.reason)}</p>
+                            </div>
+                            <p class="actions">
+                                <a href="/dashboard/payment-gated" rel="external" class="button primary">"Open premium"</a>
+                                <a class="button" href="/pricing" rel="external">"Change plan"</a>
+                            </p>
+                            {(a.demo && a.paid).then(|| view! { <DemoControls status=status.clone()/> })}
+                        }.into_any()
+                    }
+                })}
+            </Suspense>
+        </section>
+    }
+}

@@ -1,0 +1,127 @@
+//! Demo-only pages: the mailbox (mail the outbox wrote under `data/mail/`) and the last webhook
+//! events for the signed-in user. Outside demo mode their server functions refuse.
+
+use leptos::prelude::*;
+
+use crate::views::{EventView, MailView};
+
+#[server]
+pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
+    let state = crate::server::state()?;
+    if state.demo.is_none() {
+        return Err(ServerFnError::new("not found"));
+    }
+    let dir = state.config.data_dir.join("mail");
+    let mut out = Vec::new();
+    let mut entries = match tokio::fs::read_dir(&dir).await {
+        Ok(e) => e,
+        Err(_) => return Ok(out),
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".eml") {
+            continue;
+        }
+        let text = tokio::fs::read_to_string(e.path())
+            .await
+            .unwrap_or_default();
+        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
+        let header = |k: &str| {
+            head.lines()
+                .find_map(|l| l.strip_prefix(k))
+                .map(|v| v.trim().to_string())
+                .unwrap_or_default()
+        };
+        out.push(MailView {
+            file: name,
+            to: header("To:"),
+            subject: header("Subject:"),
+            body: body.replace("\r\n", "\n"),
+        });
+    }
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    Ok(out)
+}
+
+#[server]
+pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
+    let state = crate::server::state()?;
+    if state.demo.is_none() {
+        return Err(ServerFnError::new("not found"));
+    }
+    let Some(session) = crate::server::session(&state).await else {
+        return Ok(Vec::new());
+    };
+    let mut conn = state
+        .db
+        .pool
+        .acquire()
+        .await
+        .map_err(crate::server::internal)?;
+    let rows = crate::db::inbox::recent_for(&mut conn, &[session.user_id.as_str()], 50)
+        .await
+        .map_err(crate::server::internal)?;
+    Ok(rows
+        .into_iter()
+        .map(|r| EventView {
+            svix_id: r.svix_id,
+            event_type: r.event_type,
+            received: crate::mail::format_date(r.received_at)
+                + &format!(" +{}ms", r.received_at % 86_400_000),
+            outcome: r.outcome,
+        })
+        .collect())
+}
+
+#[component]
+pub fn Mailbox() -> impl IntoView {
+    let mails = Resource::new(|| (), |_| demo_mailbox());
+    view! {
+        <section>
+            <h1>"Demo mailbox"</h1>
+            <p class="muted">"Mail the outbox wrote to data/mail/ (set SMTP_URL to send real mail)."</p>
+            <Suspense fallback=|| ()>
+                {move || mails.get().map(|r| match r {
+                    Ok(list) if list.is_empty() => view! { <p data-testid="mail-empty">"No mail yet."</p> }.into_any(),
+                    Ok(list) => view! {
+                        <ul class="mails">
+                            {list.into_iter().map(|m| view! {
+                                <li class="mail" data-testid="mail">
+                                    <strong>{m.subject}</strong>" → "{m.to}
+                                    <pre>{m.body}</pre>
+                                </li>
+                            }).collect_view()}
+                        </ul>
+                    }.into_any(),
+                    Err(_) => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}
+
+#[component]
+pub fn Events() -> impl IntoView {
+    let events = Resource::new(|| (), |_| demo_events());
+    view! {
+        <section>
+            <h1>"Webhook events"</h1>
+            <p class="muted">"The last events received for you, and what became of each."</p>
+            <Suspense fallback=|| ()>
+                {move || events.get().map(|r| match r {
+                    Ok(list) => view! {
+                        <table class="events">
+                            <thead><tr><th>"Type"</th><th>"svix-id"</th><th>"Received"</th><th>"Outcome"</th></tr></thead>
+                            <tbody>
+                            {list.into_iter().map(|e| view! {
+                                <tr data-testid="event"><td>{e.event_type}</td><td><code>{e.svix_id}</code></td><td>{e.received}</td><td>{e.outcome}</td></tr>
+                            }).collect_view()}
+                            </tbody>
+                        </table>
+                    }.into_any(),
+                    Err(_) => view! { <crate::pages::not_found::NotFound/> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}

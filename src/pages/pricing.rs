@@ -1,0 +1,119 @@
+//! `/pricing`: Clerk's PricingTable from Clerk's scripts, or the local table in demo mode.
+//! `?for=organization` shows organization plans.
+
+use leptos::prelude::*;
+use leptos_router::hooks::use_query_map;
+
+use crate::{
+    components::{clerk::ClerkMount, plans::LocalPricingTable},
+    views::PricingView,
+};
+
+#[server]
+pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
+    use crate::billing::{subscription::current_item, subscription::PayerKind, Scope};
+    use crate::views::PlanView;
+
+    let state = crate::server::state()?;
+    let session = crate::server::session(&state).await;
+    let scope = if for_org { Scope::Org } else { Scope::User };
+    let plans = state
+        .catalog
+        .plans_for(scope)
+        .map(|p| PlanView {
+            slug: p.slug.clone(),
+            name: p.name.clone(),
+            description: p.description.clone(),
+            monthly: super::format_money(p.monthly_cents),
+            annual: (p.annual_cents > 0).then(|| super::format_money(p.annual_cents)),
+            free: p.is_free(),
+            features: p.features.clone(),
+        })
+        .collect();
+    let (mut current_plan, mut current_status) = (None, None);
+    if let Some(s) = &session {
+        let mut conn = state
+            .db
+            .pool
+            .acquire()
+            .await
+            .map_err(crate::server::internal)?;
+        let items = crate::db::items::for_payer(&mut conn, PayerKind::User, &s.user_id)
+            .await
+            .map_err(crate::server::internal)?;
+        if let Some(i) = current_item(&items, crate::db::now_ms()).filter(|i| {
+            matches!(i.status.as_str(), "active" | "past_due")
+                || (i.status.as_str() == "canceled"
+                    && i.period_end.is_some_and(|e| e > crate::db::now_ms()))
+        }) {
+            current_plan = Some(i.plan_slug.clone());
+            current_status = Some(i.status.as_str().to_string());
+        }
+    }
+    let clerk = state.config.clerk.as_ref();
+    Ok(PricingView {
+        demo: state.demo.is_some(),
+        for_org,
+        signed_in: session.is_some(),
+        current_plan,
+        current_status,
+        plans,
+        publishable_key: clerk.map(|c| c.publishable_key.clone()),
+        clerk_js_url: clerk.map(|c| {
+            format!(
+                "https://{}/npm/@clerk/clerk-js@6/dist/clerk.browser.js",
+                c.frontend_api_host
+            )
+        }),
+        clerk_ui_url: clerk.map(|c| {
+            format!(
+                "https://{}/npm/@clerk/ui@1/dist/ui.browser.js",
+                c.frontend_api_host
+            )
+        }),
+    })
+}
+
+/// The pricing table for either mode; also used by the upgrade prompt.
+#[component]
+pub fn PricingBlock(data: PricingView) -> impl IntoView {
+    match (
+        data.publishable_key.clone(),
+        data.clerk_js_url.clone(),
+        data.clerk_ui_url.clone(),
+    ) {
+        (Some(pk), Some(js), Some(ui)) => view! {
+            <ClerkMount publishable_key=pk clerk_js_url=js clerk_ui_url=ui kind="pricing"
+                for_=if data.for_org { "organization".to_string() } else { "user".to_string() }/>
+        }
+        .into_any(),
+        _ => view! { <LocalPricingTable view_data=data/> }.into_any(),
+    }
+}
+
+#[component]
+pub fn Pricing() -> impl IntoView {
+    let query = use_query_map();
+    let for_org = move || query.read().get("for").as_deref() == Some("organization");
+    let data = Resource::new(for_org, get_pricing);
+    view! {
+        <section>
+            <h1>"Plans"</h1>
+            <p class="muted">
+                {move || if for_org() { "Plans for your organization." } else { "Plans for you." }}
+                " "
+                {move || if for_org() {
+                    view! { <a href="/pricing" rel="external">"Personal plans"</a> }.into_any()
+                } else {
+                    view! { <a href="/pricing?for=organization" rel="external">"Organization plans"</a> }.into_any()
+                }}
+            </p>
+            <Suspense fallback=|| view! { <p>"Loading plans…"</p> }>
+                {move || data.get().map(|r| match r {
+                    Ok(d) => view! { <PricingBlock data=d/> }.into_any(),
+                    Err(_) => view! { <p class="error">"Plans could not be loaded."</p> }.into_any(),
+                })}
+            </Suspense>
+        </section>
+    }
+}

@@ -1,0 +1,21 @@
+//! Server-side helpers for server functions: the app state and the caller's session.
+
+use leptos::prelude::*;
+
+use crate::{auth::Session, state::AppState};
+
+pub fn state() -> Result<AppState, ServerFnError> {
+    use_context::<AppState>().ok_or_else(|| ServerFnError::new("app state missing"))
+}
+
+/// The caller's verified session; `None` when signed out or the token does not verify (pages
+/// show the signed-out state; the JSON API is stricter and answers 401).
+pub async fn session(state: &AppState) -> Option<Session> {
+    let parts = use_context::<axum::http::request::Parts>()?;
+    state.session_from_parts(&parts).await.ok().flatten()
+}
+
+pub fn internal(e: impl std::fmt::Display) -> ServerFnError {
+    tracing::error!(error = %e, "server function failed");
+    ServerFnError::new("internal error")
+}

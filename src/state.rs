@@ -1,0 +1,30 @@
+//! Shared application state, handed to axum routes and to Leptos server functions.
+
+use std::sync::{atomic::AtomicU64, Arc};
+
+use axum::extract::FromRef;
+use leptos::config::LeptosOptions;
+use tokio::sync::Notify;
+
+use crate::{
+    auth::TokenVerifier, billing::Catalog, config::Config, db::Db, demo::DemoIssuer,
+    webhooks::verify::Verifier,
+};
+
+#[derive(Clone, FromRef)]
+pub struct AppState {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub tokens: Arc<TokenVerifier>,
+    pub webhook: Verifier,
+    pub config: Arc<Config>,
+    pub catalog: Arc<Catalog>,
+    pub mail_notify: Arc<Notify>,
+    /// Present only in demo mode.
+    pub demo: Option<Arc<DemoIssuer>>,
+    pub http: reqwest::Client,
+    /// The address this process listens on, e.g. `http://127.0.0.1:3000` (demo self-calls).
+    pub self_url: String,
+    /// Webhook deliveries rejected before anything was stored.
+    pub rejected_webhooks: Arc<AtomicU64>,
+}

@@ -1,0 +1,336 @@
+//! Clerk event payloads, read leniently, turned into domain changes.
+//!
+//! Clerk's own examples disagree on details (seconds vs milliseconds in `timestamp`,
+//! `subscription_item` vs `commerce_subscription_item`, `""` for "no organization"), so fields
+//! are read from the JSON by name with fallbacks rather than through strict structs.
+
+use serde_json::Value;
+
+use crate::billing::{
+    subscription::{Payer, PayerKind},
+    ItemState, Status,
+};
+
+#[derive(Debug, thiserror::Error, PartialEq, Eq)]
+pub enum EventError {
+    #[error("body is not a JSON object")]
+    NotJson,
+    #[error("event has no `type`")]
+    NoType,
+    #[error("event has no `data` object")]
+    NoData,
+    #[error("event data is missing `{0}`")]
+    Missing(&'static str),
+}
+
+/// A parsed event envelope.
+#[derive(Debug, Clone)]
+pub struct ClerkEvent {
+    pub event_type: String,
+    /// Event time in ms (Clerk sends seconds in some payloads and ms in others).
+    pub timestamp_ms: Option<i64>,
+    pub data: Value,
+    pub raw: Value,
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum Change {
+    User {
+        id: String,
+        email: Option<String>,
+        deleted: bool,
+        event_at: i64,
+    },
+    Item(ItemState),
+}
+
+/// Seconds and milliseconds are told apart by size: 10^12 ms is 2001, 10^12 s is year 33658.
+pub fn to_ms(t: i64) -> i64 {
+    if t.abs() < 1_000_000_000_000 {
+        t * 1000
+    } else {
+        t
+    }
+}
+
+pub fn parse(body: &[u8]) -> Result<ClerkEvent, EventError> {
+    let raw: Value = serde_json::from_slice(body).map_err(|_| EventError::NotJson)?;
+    if !raw.is_object() {
+        return Err(EventError::NotJson);
+    }
+    let event_type = raw
+        .get("type")
+        .and_then(Value::as_str)
+        .filter(|t| !t.is_empty())
+        .ok_or(EventError::NoType)?
+        .to_string();
+    let data = raw
+        .get("data")
+        .filter(|d| d.is_object())
+        .cloned()
+        .ok_or(EventError::NoData)?;
+    let timestamp_ms = raw.get("timestamp").and_then(Value::as_i64).map(to_ms);
+    Ok(ClerkEvent {
+        event_type,
+        timestamp_ms,
+        data,
+        raw,
+    })
+}
+
+fn s<'a>(v: &'a Value, key: &str) -> Option<&'a str> {
+    v.get(key).and_then(Value::as_str).filter(|s| !s.is_empty())
+}
+
+fn n(v: &Value, key: &str) -> Option<i64> {
+    v.get(key).and_then(Value::as_i64).map(to_ms)
+}
+
+fn payer_of(p: &Value) -> Option<Payer> {
+    let user_id = s(p, "user_id").map(str::to_string);
+    let email = s(p, "email").map(str::to_string);
+    if let Some(org) = s(p, "organization_id") {
+        return Some(Payer {
+            kind: PayerKind::Org,
+            id: org.to_string(),
+            user_id,
+            email,
+        });
+    }
+    user_id.clone().map(|id| Payer {
+        kind: PayerKind::User,
+        id,
+        user_id,
+        email,
+    })
+}
+
+fn item_of(
+    item: &Value,
+    payer: Option<&Payer>,
+    subscription_id: Option<&str>,
+    event_at: i64,
+) -> Result<ItemState, EventError> {
+    let id = s(item, "id").ok_or(EventError::Missing("id"))?;
+    let payer = item
+        .get("payer")
+        .and_then(payer_of)
+        .or_else(|| payer.cloned())
+        .ok_or(EventError::Missing("payer"))?;
+    let plan = item.get("plan").unwrap_or(&Value::Null);
+    let plan_slug = s(plan, "slug")
+        .or_else(|| s(item, "plan_slug"))
+        .ok_or(EventError::Missing("plan.slug"))?;
+    let status = Status::parse(s(item, "status").ok_or(EventError::Missing("status"))?);
+    // The item's own clock, when newer than the envelope's, is the better stamp.
+    let event_at = n(item, "updated_at").map_or(event_at, |u| u.max(event_at));
+    Ok(ItemState {
+        id: id.to_string(),
+        subscription_id: s(item, "subscription_id")
+            .or(subscription_id)
+            .map(str::to_string),
+        payer,
+        plan_slug: plan_slug.to_string(),
+        plan_name: s(plan, "name").map(str::to_string),
+        status,
+        period_start: n(item, "period_start"),
+        period_end: n(item, "period_end"),
+        is_free_trial: item
+            .get("is_free_trial")
+            .and_then(Value::as_bool)
+            .unwrap_or(false),
+        canceled_at: n(item, "canceled_at"),
+        past_due_at: n(item, "past_due_at"),
+        event_at,
+    })
+}
+
+fn primary_email(data: &Value) -> Option<String> {
+    let primary = s(data, "primary_email_address_id");
+    let list = data.get("email_addresses").and_then(Value::as_array)?;
+    list.iter()
+        .find(|e| primary.is_some() && s(e, "id") == primary)
+        .or_else(|| list.first())
+        .and_then(|e| s(e, "email_address"))
+        .map(str::to_string)
+}
+
+impl ClerkEvent {
+    /// The event time used for ordering: the envelope's timestamp, else the data's `updated_at`,
+    /// else the delivery's signed timestamp.
+    pub fn event_at(&self, fallback_ms: i64) -> i64 {
+        self.timestamp_ms
+            .or_else(|| n(&self.data, "updated_at"))
+            .unwrap_or(fallback_ms)
+    }
+
+    /// The user or organization the event is about (for the events page).
+    pub fn subject_id(&self) -> Option<String> {
+        let d = &self.data;
+        if self.event_type.starts_with("user.") {
+            return s(d, "id").map(str::to_string);
+        }
+        d.get("payer").and_then(payer_of).map(|p| p.id)
+    }
+
+    /// The state changes this event asks for; empty for events that only get recorded.
+    pub fn changes(&self, fallback_ms: i64) -> Result<Vec<Change>, EventError> {
+        let d = &self.data;
+        let at = self.event_at(fallback_ms);
+        let kind = self.event_type.as_str();
+        match kind {
+            "user.created" | "user.updated" => Ok(vec![Change::User {
+                id: s(d, "id").ok_or(EventError::Missing("id"))?.to_string(),
+                email: primary_email(d),
+                deleted: false,
+                event_at: n(d, "updated_at").map_or(at, |u| u.max(at)),
+            }]),
+            "user.deleted" => Ok(vec![Change::User {
+                id: s(d, "id").ok_or(EventError::Missing("id"))?.to_string(),
+                email: None,
+                deleted: true,
+                event_at: at,
+            }]),
+            _ if kind.starts_with("subscription.") => {
+                let payer = d.get("payer").and_then(payer_of);
+                let sub_id = s(d, "id");
+                let items = d
+                    .get("items")
+                    .and_then(Value::as_array)
+                    .ok_or(EventError::Missing("items"))?;
+                items
+                    .iter()
+                    .map(|i| item_of(i, payer.as_ref(), sub_id, at).map(Change::Item))
+                    .collect()
+            }
+            _ if kind.starts_with("subscriptionItem.") => {
+                Ok(vec![Change::Item(item_of(d, None, None, at)?)])
+            }
+            "paymentAttempt.created" | "paymentAttempt.updated" => {
+                if s(d, "status") != Some("failed") {
+                    return Ok(vec![]);
+                }
+                // A failed charge makes every item it was for past due, as of the failure.
+                let payer = d.get("payer").and_then(payer_of);
+                let failed_at = n(d, "failed_at")
+                    .or_else(|| n(d, "updated_at"))
+                    .unwrap_or(at);
+                let at = at.max(failed_at);
+                let items = d
+                    .get("subscription_items")
+                    .and_then(Value::as_array)
+                    .ok_or(EventError::Missing("subscription_items"))?;
+                items
+                    .iter()
+                    .map(|i| {
+                        let mut item = item_of(i, payer.as_ref(), None, at)?;
+                        item.status = Status::PastDue;
+                        item.past_due_at = item.past_due_at.or(Some(failed_at));
+                        item.event_at = at;
+                        Ok(Change::Item(item))
+                    })
+                    .collect()
+            }
+            _ => Ok(vec![]),
+        }
+    }
+
+    /// What the failed payment was for, for the mail (`failed_reason` of a payment attempt).
+    pub fn failure_reason(&self) -> Option<String> {
+        let d = &self.data;
+        match d.get("failed_reason") {
+            Some(Value::String(r)) if !r.is_empty() => Some(r.clone()),
+            Some(Value::Object(o)) => o
+                .get("message")
+                .or_else(|| o.get("code"))
+                .and_then(Value::as_str)
+                .map(str::to_string),
+            _ => None,
+        }
+    }
+
+    pub fn amount_formatted(&self) -> Option<String> {
+        self.data
+            .pointer("/totals/grand_total/amount_formatted")
+            .and_then(Value::as_str)
+            .map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn example(name: &str) -> Vec<u8> {
+        std::fs::read(format!(
+            "{}/tests/fixtures/clerk/{name}.json",
+            env!("CARGO_MANIFEST_DIR")
+        ))
+        .unwrap()
+    }
+
+    #[test]
+    fn seconds_and_milliseconds_are_both_read_as_milliseconds() {
+        assert_eq!(to_ms(1_716_883_200), 1_716_883_200_000);
+        assert_eq!(to_ms(1_716_883_200_000), 1_716_883_200_000);
+    }
+
+    #[test]
+    fn a_user_payer_with_empty_organization_is_a_user() {
+        let ev = parse(&example("subscriptionItem.pastDue")).unwrap();
+        let changes = ev.changes(0).unwrap();
+        let Change::Item(item) = &changes[0] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(item.payer.kind, PayerKind::User);
+        assert_eq!(item.payer.id, "user_34D368EufHwugfYh4yyGNEheM0S");
+        assert_eq!(item.status, Status::PastDue);
+        assert_eq!(
+            item.event_at, 1_716_969_600_000,
+            "item clock is newer than the envelope"
+        );
+    }
+
+    #[test]
+    fn subscription_events_carry_their_items() {
+        let ev = parse(&example("subscription.created")).unwrap();
+        let changes = ev.changes(0).unwrap();
+        assert_eq!(changes.len(), 1);
+        let Change::Item(item) = &changes[0] else {
+            panic!()
+        };
+        assert_eq!(item.plan_slug, "pro-plan");
+        assert_eq!(
+            item.subscription_id.as_deref(),
+            Some("csub_2g7np7Hrk0SN6kj5EDMLDaKNL0S")
+        );
+    }
+
+    #[test]
+    fn paid_attempts_change_nothing_and_failed_ones_mark_items_past_due() {
+        let ev = parse(&example("paymentAttempt.updated")).unwrap();
+        assert!(ev.changes(0).unwrap().is_empty());
+        let mut v: Value = serde_json::from_slice(&example("paymentAttempt.updated")).unwrap();
+        v["data"]["status"] = "failed".into();
+        v["data"]["failed_at"] = 1_716_883_600_000i64.into();
+        let ev = parse(v.to_string().as_bytes()).unwrap();
+        let changes = ev.changes(0).unwrap();
+        let Change::Item(item) = &changes[0] else {
+            panic!()
+        };
+        assert_eq!(item.status, Status::PastDue);
+        assert_eq!(item.past_due_at, Some(1_716_883_600_000));
+        assert_eq!(item.payer.id, "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S");
+    }
+
+    #[test]
+    fn broken_envelopes_are_errors() {
+        assert_eq!(parse(b"{not json").unwrap_err(), EventError::NotJson);
+        assert_eq!(parse(b"[]").unwrap_err(), EventError::NotJson);
+        assert_eq!(parse(br#"{"data":{}}"#).unwrap_err(), EventError::NoType);
+        assert_eq!(
+            parse(br#"{"type":"user.created"}"#).unwrap_err(),
+            EventError::NoData
+        );
+    }
+}

@@ -1,0 +1,93 @@
+//! `POST /api/webhooks/clerk`: verify over the raw bytes, parse, then hand to `ingest`.
+//! Thin on purpose: decisions live in `billing`, SQL in `db`.
+
+pub mod events;
+pub mod ingest;
+pub mod redact;
+pub mod verify;
+
+use std::sync::atomic::Ordering;
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    Json,
+};
+use serde_json::{json, Value};
+use tracing::warn;
+
+use crate::{db::now_ms, error::ApiError, state::AppState};
+
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+/// Where a payer fixes their card: Clerk's hosted account page, or the demo dashboard.
+pub fn manage_url(state: &AppState) -> String {
+    match &state.config.clerk {
+        Some(c) => {
+            let host = &c.frontend_api_host;
+            let accounts = if let Some(rest) = host.strip_prefix("clerk.") {
+                format!("accounts.{rest}")
+            } else {
+                host.replace(".clerk.accounts.dev", ".accounts.dev")
+            };
+            format!("https://{accounts}/user")
+        }
+        None => format!("{}/dashboard", state.config.app_url),
+    }
+}
+
+pub async fn receive(
+    State(state): State<AppState>,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), ApiError> {
+    let svix_id = match state.webhook.verify(&headers, &body) {
+        Ok(id) => id,
+        Err(rejection) => {
+            let n = state.rejected_webhooks.fetch_add(1, Ordering::Relaxed) + 1;
+            warn!(
+                reason = rejection.message(),
+                rejected_total = n,
+                "webhook rejected"
+            );
+            return Err(ApiError::bad_request(
+                "invalid_signature",
+                rejection.message(),
+            ));
+        }
+    };
+    let signed_at_ms = headers
+        .get("svix-timestamp")
+        .or_else(|| headers.get("webhook-timestamp"))
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<i64>().ok())
+        .map_or_else(now_ms, |s| s * 1000);
+
+    let event = events::parse(&body)
+        .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
+    let changes = event
+        .changes(signed_at_ms)
+        .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
+    let stored = redact::redact(event.raw.clone()).to_string();
+    let manage = manage_url(&state);
+    let (outcome, mails) = ingest::ingest(
+        &state.db,
+        &svix_id,
+        signed_at_ms,
+        &event,
+        &changes,
+        &stored,
+        &ingest::MailContext {
+            manage_url: &manage,
+        },
+    )
+    .await?;
+    if mails > 0 {
+        state.mail_notify.notify_one();
+    }
+    Ok((
+        StatusCode::OK,
+        Json(json!({"svix_id": svix_id, "outcome": outcome.as_str()})),
+    ))
+}

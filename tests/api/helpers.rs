@@ -1,0 +1,343 @@
+//! `spawn_app()` and the typed helpers tests use: token minting with a test RSA key served from
+//! a local JWKS server, Svix signing, a loopback SMTP sink.
+
+use std::{
+    net::SocketAddr,
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex, OnceLock,
+    },
+};
+
+use axum::{routing::get, Json, Router};
+use base64::Engine;
+use jsonwebtoken::{Algorithm, EncodingKey, Header};
+use plangate::{config::Config, db::Db, startup::Application, state::AppState};
+use rsa::{
+    pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey, traits::PublicKeyParts, RsaPrivateKey,
+};
+use serde_json::{json, Value};
+use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
+
+pub const SECRET_A: &str = "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw";
+pub const SECRET_B: &str = "whsec_C2FVsBQIhrscChlQIMV+b5sSYspob7oD";
+pub const FAPI_HOST: &str = "test-app-1.clerk.accounts.dev";
+pub const APP_URL: &str = "http://localhost:3000";
+
+pub fn publishable_key() -> String {
+    format!(
+        "pk_test_{}",
+        base64::engine::general_purpose::STANDARD.encode(format!("{FAPI_HOST}$"))
+    )
+}
+
+pub struct TestKey {
+    pub kid: String,
+    pub encoding: EncodingKey,
+    pub jwk: Value,
+    pub public_pem: String,
+}
+
+fn make_key(kid: &str) -> TestKey {
+    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+    let public = key.to_public_key();
+    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
+    let n_bytes = public.n().to_bytes_be();
+    TestKey {
+        kid: kid.into(),
+        encoding: EncodingKey::from_rsa_pem(
+            key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap(),
+        jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": b64(&n_bytes), "e": b64(&public.e().to_bytes_be())}),
+        public_pem: public
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap(),
+    }
+}
+
+/// Two keys per test process (generation is the slow part): the current one and the rotated one.
+pub fn keys() -> &'static (TestKey, TestKey) {
+    static KEYS: OnceLock<(TestKey, TestKey)> = OnceLock::new();
+    KEYS.get_or_init(|| (make_key("ins_key_1"), make_key("ins_key_2")))
+}
+
+pub fn now() -> i64 {
+    plangate::db::now_ms() / 1000
+}
+
+/// Standard entitled-looking claims for `user`; tests override what they need.
+pub fn claims(user: &str) -> Value {
+    let t = now();
+    json!({
+        "sub": user, "sid": format!("sess_{user}"), "iss": format!("https://{FAPI_HOST}"),
+        "azp": APP_URL, "iat": t, "nbf": t - 10, "exp": t + 60, "v": 2, "sts": "active",
+    })
+}
+
+pub fn sign_token(key: &TestKey, claims: &Value) -> String {
+    let mut h = Header::new(Algorithm::RS256);
+    h.kid = Some(key.kid.clone());
+    h.typ = Some("JWT".into());
+    jsonwebtoken::encode(&h, claims, &key.encoding).unwrap()
+}
+
+pub struct Jwks {
+    pub url: String,
+    pub hits: Arc<AtomicUsize>,
+    pub keys: Arc<Mutex<Vec<Value>>>,
+}
+
+pub async fn jwks_server(initial: Vec<Value>) -> Jwks {
+    let hits = Arc::new(AtomicUsize::new(0));
+    let keys = Arc::new(Mutex::new(initial));
+    let (h, k) = (hits.clone(), keys.clone());
+    let app = Router::new().route(
+        "/.well-known/jwks.json",
+        get(move || {
+            let (h, k) = (h.clone(), k.clone());
+            async move {
+                h.fetch_add(1, Ordering::SeqCst);
+                Json(json!({"keys": k.lock().unwrap().clone()}))
+            }
+        }),
+    );
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    Jwks {
+        url: format!("http://{addr}/.well-known/jwks.json"),
+        hits,
+        keys,
+    }
+}
+
+pub struct TestApp {
+    pub addr: SocketAddr,
+    pub client: reqwest::Client,
+    pub db: Db,
+    pub state: AppState,
+    pub data_dir: std::path::PathBuf,
+}
+
+fn unique(prefix: &str) -> String {
+    use rand::Rng;
+    format!("{prefix}{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+async fn database_url(dir: &std::path::Path) -> String {
+    match std::env::var("TEST_DATABASE_URL") {
+        Ok(admin) if admin.starts_with("postgres") => {
+            let name = unique("plangate_test_");
+            let pool = sqlx::PgPool::connect(&admin)
+                .await
+                .expect("TEST_DATABASE_URL reachable");
+            sqlx::query(&format!("create database {name}"))
+                .execute(&pool)
+                .await
+                .unwrap();
+            let (base, _) = admin.rsplit_once('/').unwrap();
+            format!("{base}/{name}")
+        }
+        _ => format!("sqlite://{}/test.db", dir.display()),
+    }
+}
+
+#[derive(Default)]
+pub struct Options {
+    pub extra: Vec<(&'static str, String)>,
+    pub jwks_url: Option<String>,
+    pub pem: bool,
+    pub demo: bool,
+}
+
+pub async fn spawn_app() -> TestApp {
+    spawn_with(Options::default()).await
+}
+
+pub async fn spawn_with(opts: Options) -> TestApp {
+    let dir = std::env::temp_dir().join(unique("plangate-test-"));
+    std::fs::create_dir_all(&dir).unwrap();
+    let mut vars: Vec<(&str, String)> = vec![
+        ("DATABASE_URL", database_url(&dir).await),
+        ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into()),
+        ("DATA_DIR", dir.display().to_string()),
+        ("APP_URL", APP_URL.into()),
+        (
+            "PLANS_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml").into(),
+        ),
+        ("CLERK_WEBHOOK_SECRET", format!("{SECRET_A} {SECRET_B}")),
+    ];
+    if !opts.demo {
+        vars.push(("CLERK_PUBLISHABLE_KEY", publishable_key()));
+        if opts.pem || opts.jwks_url.is_none() {
+            vars.push(("CLERK_JWT_KEY", keys().0.public_pem.clone()));
+        }
+        if let Some(u) = &opts.jwks_url {
+            vars.push(("CLERK_JWKS_URL", u.clone()));
+        }
+    } else {
+        vars.retain(|(k, _)| *k != "CLERK_WEBHOOK_SECRET");
+    }
+    for (k, v) in opts.extra {
+        vars.retain(|(n, _)| *n != k);
+        vars.push((k, v));
+    }
+    let config =
+        Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
+            .unwrap();
+    let app = Application::build(config).await.expect("app builds");
+    let addr: SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
+    let db = app.state.db.clone();
+    let state = app.state.clone();
+    tokio::spawn(app.run_until_stopped());
+    TestApp {
+        addr,
+        client: reqwest::Client::builder()
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .unwrap(),
+        db,
+        state,
+        data_dir: dir,
+    }
+}
+
+impl TestApp {
+    pub fn url(&self, path: &str) -> String {
+        format!("http://{}{}", self.addr, path)
+    }
+
+    /// Posts `body` signed with `secret` under delivery id `id`, timestamped `ts` (seconds).
+    pub async fn deliver_signed(
+        &self,
+        id: &str,
+        ts: i64,
+        body: &str,
+        secret: &str,
+    ) -> reqwest::Response {
+        let sig = svix::webhooks::Webhook::new(secret)
+            .unwrap()
+            .sign(id, ts, body.as_bytes())
+            .unwrap();
+        self.client
+            .post(self.url("/api/webhooks/clerk"))
+            .header("svix-id", id)
+            .header("svix-timestamp", ts.to_string())
+            .header("svix-signature", sig)
+            .header("content-type", "application/json")
+            .body(body.to_string())
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn deliver(&self, id: &str, body: &Value) -> reqwest::Response {
+        self.deliver_signed(id, now(), &body.to_string(), SECRET_A)
+            .await
+    }
+
+    pub async fn get_with_token(&self, path: &str, token: &str) -> reqwest::Response {
+        self.client
+            .get(self.url(path))
+            .bearer_auth(token)
+            .send()
+            .await
+            .unwrap()
+    }
+
+    pub async fn item(&self, id: &str) -> Option<plangate::billing::ItemState> {
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        plangate::db::items::get(&mut conn, id).await.unwrap()
+    }
+
+    pub async fn event_count(&self) -> i64 {
+        let mut conn = self.db.pool.acquire().await.unwrap();
+        plangate::db::inbox::count(&mut conn).await.unwrap()
+    }
+
+    /// Waits (bounded) until the outbox has no queued mail left.
+    pub async fn mail_drained(&self) {
+        for _ in 0..100 {
+            if plangate::db::outbox::count_by_status(&self.db.pool, "queued")
+                .await
+                .unwrap()
+                == 0
+            {
+                return;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        }
+        panic!("mail outbox never drained");
+    }
+}
+
+pub fn fixture(name: &str) -> Value {
+    let path = format!(
+        "{}/tests/fixtures/clerk/{name}.json",
+        env!("CARGO_MANIFEST_DIR")
+    );
+    serde_json::from_str(&std::fs::read_to_string(path).unwrap()).unwrap()
+}
+
+pub fn msg_id() -> String {
+    unique("msg_")
+}
+
+/// A loopback SMTP sink that accepts everything and keeps each message's DATA.
+pub struct SmtpSink {
+    pub port: u16,
+    pub messages: Arc<Mutex<Vec<String>>>,
+}
+
+pub async fn smtp_sink() -> SmtpSink {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let messages = Arc::new(Mutex::new(Vec::new()));
+    let store = messages.clone();
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                return;
+            };
+            let store = store.clone();
+            tokio::spawn(async move {
+                let (r, mut w) = stream.into_split();
+                let mut lines = BufReader::new(r).lines();
+                w.write_all(b"220 sink ESMTP\r\n").await.ok();
+                let mut in_data = false;
+                let mut data = String::new();
+                while let Ok(Some(line)) = lines.next_line().await {
+                    if in_data {
+                        if line == "." {
+                            in_data = false;
+                            store.lock().unwrap().push(std::mem::take(&mut data));
+                            w.write_all(b"250 OK queued\r\n").await.ok();
+                        } else {
+                            data.push_str(&line);
+                            data.push('\n');
+                        }
+                        continue;
+                    }
+                    let cmd = line.to_ascii_uppercase();
+                    let reply: &[u8] = if cmd.starts_with("EHLO") {
+                        b"250-sink\r\n250 8BITMIME\r\n"
+                    } else if cmd.starts_with("DATA") {
+                        in_data = true;
+                        b"354 go ahead\r\n"
+                    } else if cmd.starts_with("QUIT") {
+                        w.write_all(b"221 bye\r\n").await.ok();
+                        return;
+                    } else {
+                        b"250 OK\r\n"
+                    };
+                    w.write_all(reply).await.ok();
+                }
+            });
+        }
+    });
+    SmtpSink { port, messages }
+}

@@ -1,0 +1,8 @@
+//! Integration tests: the real app on port 0, with SQLite by default or PostgreSQL when
+//! `TEST_DATABASE_URL` points at a server (a fresh database per test).
+
+mod auth;
+mod config;
+mod helpers;
+mod pages;
+mod webhooks;

@@ -1,0 +1,192 @@
+//! Pages over HTTP: every route renders, 404s are 404, premium markup only for the entitled,
+//! demo routes only in demo mode.
+
+use serde_json::{json, Value};
+
+use crate::helpers::*;
+
+async fn page(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
+    let mut req = app.client.get(app.url(path));
+    if let Some(t) = token {
+        req = req.header("cookie", format!("__session={t}"));
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
+#[tokio::test]
+async fn every_page_renders_and_unknown_routes_are_404() {
+    let app = spawn_app().await;
+    for (path, text) in [
+        ("/", "Premium, decided on the server"),
+        ("/pricing", "Plans"),
+        ("/sign-in", "Sign in"),
+        ("/dashboard", "You are signed out"),
+        ("/dashboard/payment-gated", "Sign in and choose a plan"),
+    ] {
+        let (status, html) = page(&app, path, None).await;
+        assert_eq!(status, 200, "{path}");
+        assert!(html.contains(text), "{path}: {html}");
+        assert!(
+            html.contains("/pkg/plangate.js") || html.contains("plangate"),
+            "{path} hydrates"
+        );
+    }
+    let (status, html) = page(&app, "/no/such/page", None).await;
+    assert_eq!(status, 404);
+    assert!(html.contains("Page not found"));
+    let api = app
+        .client
+        .get(app.url("/api/nothing"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(api.status(), 404);
+    assert_eq!(
+        api.json::<Value>().await.unwrap()["error"]["code"],
+        "not_found"
+    );
+    assert_eq!(
+        app.client
+            .get(app.url("/healthz"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let ready: Value = app
+        .client
+        .get(app.url("/readyz"))
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(ready["status"], "ready");
+}
+
+#[tokio::test]
+async fn pricing_with_a_clerk_key_loads_clerks_scripts_from_the_frontend_api() {
+    let app = spawn_app().await;
+    let (_, html) = page(&app, "/pricing?for=organization", None).await;
+    assert!(
+        html.contains(&format!(
+            "https://{FAPI_HOST}/npm/@clerk/clerk-js@6/dist/clerk.browser.js"
+        )),
+        "{html}"
+    );
+    assert!(html.contains("ui.browser.js"));
+    assert!(html.contains("mountPricingTable"));
+    assert!(
+        html.contains(r#"for: \"organization\""#)
+            || html.contains("for: &quot;organization&quot;")
+            || html.contains(r#"for: "organization""#),
+        "{html}"
+    );
+    assert!(!html.contains("sk_test_"), "no secret key in the page");
+}
+
+#[tokio::test]
+async fn the_gated_page_sends_premium_markup_only_to_the_entitled() {
+    let app = spawn_app().await;
+    let mut c = claims("user_p");
+    c["pla"] = json!("u:pro");
+    let entitled = sign_token(&keys().0, &c);
+    let (status, html) = page(&app, "/dashboard/payment-gated", Some(&entitled)).await;
+    assert_eq!(status, 200);
+    assert!(
+        html.contains("Premium insights") && html.contains("Monthly recurring revenue"),
+        "{html}"
+    );
+
+    c["pla"] = json!("u:free_user");
+    let free = sign_token(&keys().0, &c);
+    let (status, html) = page(&app, "/dashboard/payment-gated", Some(&free)).await;
+    assert_eq!(status, 200);
+    assert!(html.contains("Upgrade to open Premium"), "{html}");
+    assert!(
+        !html.contains("Monthly recurring revenue") && !html.contains("Premium insights"),
+        "no premium text anywhere"
+    );
+}
+
+#[tokio::test]
+async fn demo_routes_do_not_exist_when_clerk_keys_are_configured() {
+    let app = spawn_app().await;
+    for path in ["/demo/mailbox", "/demo/events", "/.well-known/jwks.json"] {
+        assert_eq!(page(&app, path, None).await.0, 404, "{path}");
+    }
+    let resp = app
+        .client
+        .post(app.url("/demo/action"))
+        .form(&[("action", "subscribe")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 404);
+}
+
+#[tokio::test]
+async fn demo_mode_signs_in_and_subscribes_through_the_webhook_path() {
+    let app = spawn_with(Options {
+        demo: true,
+        ..Default::default()
+    })
+    .await;
+    let (_, html) = page(&app, "/", None).await;
+    assert!(html.contains("Demo mode"));
+    let resp = app
+        .client
+        .post(app.url("/demo/sign-in"))
+        .form(&[("name", "dora")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let cookie = cookies.join("; ");
+    let resp = app
+        .client
+        .post(app.url("/demo/action"))
+        .header("cookie", &cookie)
+        .form(&[
+            ("action", "subscribe"),
+            ("plan", "pro"),
+            ("period", "monthly"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
+    let session = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().to_string())
+        .find(|c| c.starts_with("__session="))
+        .unwrap();
+    let token = session
+        .trim_start_matches("__session=")
+        .split(';')
+        .next()
+        .unwrap()
+        .to_string();
+    let me: Value = app
+        .get_with_token("/api/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["plan"], "pro");
+    assert_eq!(me["status"], "active");
+    assert_eq!(me["entitled"], true);
+    // The events went through the inbox like Clerk's would.
+    assert!(app.event_count().await >= 5);
+}
