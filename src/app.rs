@@ -7,6 +7,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
+use crate::components::clerk::{ClerkLoader, DemoRefresher};
 use crate::pages::{
     dashboard::Dashboard,
     demo::{Events, Mailbox},
@@ -54,14 +55,30 @@ pub fn App() -> impl IntoView {
                     <Suspense fallback=|| ()>
                         {move || site.get().map(|s| match s {
                             Ok(s) if s.signed_in => view! {
-                                <span class="who">{s.user_id.unwrap_or_default()}</span>
-                                {s.demo.then(|| view! {
-                                    <form method="post" action="/demo/sign-out" class="inline">
-                                        <button type="submit" class="link">"Sign out"</button>
-                                    </form>
+                                <span class="who">{s.user_id.clone().unwrap_or_default()}</span>
+                                {if s.demo {
+                                    view! {
+                                        <form method="post" action="/demo/sign-out" class="inline">
+                                            <button type="submit" class="link">"Sign out"</button>
+                                        </form>
+                                        <DemoRefresher/>
+                                    }.into_any()
+                                } else {
+                                    view! {
+                                        <button type="button" class="link" onclick="window.Clerk && window.Clerk.signOut({ redirectUrl: '/' })">"Sign out"</button>
+                                    }.into_any()
+                                }}
+                                {s.clerk.map(|c| view! {
+                                    <ClerkLoader publishable_key=c.publishable_key clerk_js_url=c.js_url clerk_ui_url=c.ui_url signed_in=true/>
                                 })}
                             }.into_any(),
-                            _ => view! { <a href="/sign-in" rel="external">"Sign in"</a> }.into_any(),
+                            Ok(s) => view! {
+                                <a href="/sign-in" rel="external">"Sign in"</a>
+                                {s.clerk.map(|c| view! {
+                                    <ClerkLoader publishable_key=c.publishable_key clerk_js_url=c.js_url clerk_ui_url=c.ui_url signed_in=false/>
+                                })}
+                            }.into_any(),
+                            Err(_) => view! { <a href="/sign-in" rel="external">"Sign in"</a> }.into_any(),
                         })}
                     </Suspense>
                 </nav>

@@ -138,6 +138,7 @@ pub async fn run(args: &[String], configured_secret: Option<String>) -> anyhow::
             .with_context(|| format!("unknown event type {t}; see --list"))?;
         plan.push((t, body));
     }
+    let mut refused = 0;
     for (t, body) in plan {
         let body = body.to_string();
         // One delivery id per event: repeats are retries of the same delivery.
@@ -145,7 +146,13 @@ pub async fn run(args: &[String], configured_secret: Option<String>) -> anyhow::
         for n in 0..a.repeat.max(1) {
             let (status, text) = send(&http, &a.url, &secret, &id, &body).await?;
             println!("{t} #{} {id} → {status} {text}", n + 1);
+            if !(200..300).contains(&status) {
+                refused += 1;
+            }
         }
+    }
+    if refused > 0 {
+        bail!("{refused} delivery attempt(s) refused");
     }
     Ok(())
 }

@@ -7,6 +7,15 @@ pub struct Site {
     pub demo: bool,
     pub signed_in: bool,
     pub user_id: Option<String>,
+    /// Clerk mode: what the script loader needs. Public values only.
+    pub clerk: Option<ClerkScripts>,
+}
+
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ClerkScripts {
+    pub publishable_key: String,
+    pub js_url: String,
+    pub ui_url: String,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
@@ -59,10 +68,6 @@ pub struct PricingView {
     pub current_plan: Option<String>,
     pub current_status: Option<String>,
     pub plans: Vec<PlanView>,
-    /// Clerk mode: what the loader needs. Public values only.
-    pub publishable_key: Option<String>,
-    pub clerk_js_url: Option<String>,
-    pub clerk_ui_url: Option<String>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

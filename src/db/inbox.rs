@@ -20,6 +20,7 @@ pub struct EventRow {
     pub event_at: i64,
     pub received_at: i64,
     pub outcome: String,
+    pub duplicates: i64,
 }
 
 /// Inserts the delivery; `false` when this `svix_id` was stored before (a duplicate). On
@@ -38,6 +39,15 @@ pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool,
     .execute(conn)
     .await?;
     Ok(res.rows_affected() == 1)
+}
+
+/// Counts a redelivery of a stored event. Outside the (rolled back) transaction on purpose.
+pub async fn count_duplicate(pool: &sqlx::AnyPool, svix_id: &str) -> Result<(), DbError> {
+    sqlx::query("update webhook_event set duplicates = duplicates + 1 where svix_id = $1")
+        .bind(svix_id)
+        .execute(pool)
+        .await?;
+    Ok(())
 }
 
 pub async fn set_outcome(
@@ -79,7 +89,7 @@ pub async fn recent_for(
     let mut out = Vec::new();
     for subject in subject_ids {
         let rows = sqlx::query(
-            "select svix_id, event_type, event_at, received_at, outcome from webhook_event \
+            "select svix_id, event_type, event_at, received_at, outcome, duplicates from webhook_event \
              where subject_id = $1 order by received_at desc limit $2",
         )
         .bind(*subject)
@@ -92,9 +102,10 @@ pub async fn recent_for(
             event_at: r.get(2),
             received_at: r.get(3),
             outcome: r.get(4),
+            duplicates: r.get(5),
         }));
     }
-    out.sort_by(|a, b| b.received_at.cmp(&a.received_at));
+    out.sort_by_key(|e| std::cmp::Reverse(e.received_at));
     out.truncate(limit as usize);
     Ok(out)
 }

@@ -93,7 +93,8 @@ pub fn Dashboard() -> impl IntoView {
                                 <div class="banner info" data-testid="activating">
                                     "Activating your subscription… this page checks again in a moment."
                                 </div>
-                                <script>"setTimeout(function(){ (window.Clerk && window.Clerk.session ? window.Clerk.session.getToken({skipCache:true}) : Promise.resolve()).finally(function(){ location.reload(); }); }, 2500);"</script>
+                                // Refresh the session token through clerk-js (the new plan shows in `pla`), then re-check.
+                                <script>"setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { location.reload(); }); }, 2500);"</script>
                             })}
                             {(status == "past_due").then(|| view! {
                                 <div class="banner warn" data-testid="past-due-banner">

@@ -68,7 +68,14 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
             event_type: r.event_type,
             received: crate::mail::format_date(r.received_at)
                 + &format!(" +{}ms", r.received_at % 86_400_000),
-            outcome: r.outcome,
+            outcome: match r.duplicates {
+                0 => r.outcome,
+                n => format!(
+                    "{} (+{n} duplicate{})",
+                    r.outcome,
+                    if n == 1 { "" } else { "s" }
+                ),
+            },
         })
         .collect())
 }

@@ -21,11 +21,26 @@ pub async fn site_info() -> Result<Site, ServerFnError> {
         demo: state.demo.is_some(),
         signed_in: session.is_some(),
         user_id: session.map(|s| s.user_id),
+        clerk: state
+            .config
+            .clerk
+            .as_ref()
+            .map(|c| crate::views::ClerkScripts {
+                publishable_key: c.publishable_key.clone(),
+                js_url: format!(
+                    "https://{}/npm/@clerk/clerk-js@6/dist/clerk.browser.js",
+                    c.frontend_api_host
+                ),
+                ui_url: format!(
+                    "https://{}/npm/@clerk/ui@1/dist/ui.browser.js",
+                    c.frontend_api_host
+                ),
+            }),
     })
 }
 
 pub fn format_money(cents: u32) -> String {
-    if cents % 100 == 0 {
+    if cents.is_multiple_of(100) {
         format!("${}", cents / 100)
     } else {
         format!("${}.{:02}", cents / 100, cents % 100)

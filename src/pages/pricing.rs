@@ -50,7 +50,6 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
             current_status = Some(i.status.as_str().to_string());
         }
     }
-    let clerk = state.config.clerk.as_ref();
     Ok(PricingView {
         demo: state.demo.is_some(),
         for_org,
@@ -58,36 +57,17 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
         current_plan,
         current_status,
         plans,
-        publishable_key: clerk.map(|c| c.publishable_key.clone()),
-        clerk_js_url: clerk.map(|c| {
-            format!(
-                "https://{}/npm/@clerk/clerk-js@6/dist/clerk.browser.js",
-                c.frontend_api_host
-            )
-        }),
-        clerk_ui_url: clerk.map(|c| {
-            format!(
-                "https://{}/npm/@clerk/ui@1/dist/ui.browser.js",
-                c.frontend_api_host
-            )
-        }),
     })
 }
 
 /// The pricing table for either mode; also used by the upgrade prompt.
 #[component]
 pub fn PricingBlock(data: PricingView) -> impl IntoView {
-    match (
-        data.publishable_key.clone(),
-        data.clerk_js_url.clone(),
-        data.clerk_ui_url.clone(),
-    ) {
-        (Some(pk), Some(js), Some(ui)) => view! {
-            <ClerkMount publishable_key=pk clerk_js_url=js clerk_ui_url=ui kind="pricing"
-                for_=if data.for_org { "organization".to_string() } else { "user".to_string() }/>
-        }
-        .into_any(),
-        _ => view! { <LocalPricingTable view_data=data/> }.into_any(),
+    if data.demo {
+        view! { <LocalPricingTable view_data=data/> }.into_any()
+    } else {
+        let for_ = if data.for_org { "organization" } else { "user" };
+        view! { <ClerkMount kind="pricing" for_=for_.to_string()/> }.into_any()
     }
 }
 

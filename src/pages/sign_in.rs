@@ -31,13 +31,7 @@ pub fn SignIn() -> impl IntoView {
                             <button type="submit" class="button primary">"Sign in"</button>
                         </form>
                     }.into_any(),
-                    Ok(d) => view! {
-                        <crate::components::clerk::ClerkMount
-                            publishable_key=d.publishable_key.unwrap_or_default()
-                            clerk_js_url=d.clerk_js_url.unwrap_or_default()
-                            clerk_ui_url=d.clerk_ui_url.unwrap_or_default()
-                            kind="sign-in"/>
-                    }.into_any(),
+                    Ok(_) => view! { <crate::components::clerk::ClerkMount kind="sign-in"/> }.into_any(),
                     Err(_) => view! { <p class="error">"Sign-in is unavailable right now."</p> }.into_any(),
                 })}
             </Suspense>

@@ -64,6 +64,9 @@ pub async fn ingest(
     if !inserted {
         tx.rollback().await?;
         info!("duplicate delivery");
+        if let Err(e) = db::inbox::count_duplicate(&db.pool, svix_id).await {
+            tracing::warn!(error = %e, "could not count a duplicate delivery");
+        }
         return Ok((Outcome::Duplicate, 0));
     }
 

@@ -42,7 +42,7 @@ pub fn luhn(digits: &[u8]) -> bool {
         }
         sum += v;
     }
-    sum % 10 == 0
+    sum.is_multiple_of(10)
 }
 
 fn looks_like_pan(digits: &[u8]) -> bool {

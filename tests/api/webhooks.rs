@@ -7,6 +7,8 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
+type Headers = Vec<(&'static str, String)>;
+
 fn item_event(kind: &str, status: &str, item: &str, user: &str, at_ms: i64) -> Value {
     let mut v = fixture("subscriptionItem.active");
     v["type"] = json!(kind);
@@ -127,7 +129,7 @@ async fn bad_deliveries_are_rejected_with_400_and_change_nothing() {
             .unwrap()
     };
     let url = app.url("/api/webhooks/clerk");
-    let post = |headers: Vec<(&'static str, String)>, b: String| {
+    let post = |headers: Headers, b: String| {
         let mut r = app.client.post(&url).body(b);
         for (k, v) in headers {
             r = r.header(k, v);
@@ -135,7 +137,7 @@ async fn bad_deliveries_are_rejected_with_400_and_change_nothing() {
         r.send()
     };
     let id = msg_id();
-    let cases: Vec<(&str, Vec<(&'static str, String)>, String)> = vec![
+    let cases: Vec<(&str, Headers, String)> = vec![
         ("missing headers", vec![], body.clone()),
         (
             "wrong secret",
@@ -633,4 +635,80 @@ async fn me_shows_the_state_a_webhook_produced() {
     assert_eq!(me["entitled"], true);
     assert_eq!(me["source"], "database");
     assert_eq!(me["period_end"], json!(at + 30 * 86_400_000));
+}
+
+#[tokio::test]
+async fn plangate_trigger_changes_me_and_repeats_show_one_applied_and_four_duplicates() {
+    let app = spawn_app().await;
+    let out = tokio::process::Command::new(env!("CARGO_BIN_EXE_plangate"))
+        .args([
+            "trigger",
+            "subscriptionItem.active",
+            "--url",
+            &app.url("/api/webhooks/clerk"),
+            "--secret",
+            SECRET_A,
+            "--user",
+            "user_trig",
+            "--plan",
+            "business",
+            "--repeat",
+            "5",
+        ])
+        .output()
+        .await
+        .unwrap();
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{stdout} {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        stdout.matches("\"outcome\":\"applied\"").count(),
+        1,
+        "{stdout}"
+    );
+    assert_eq!(
+        stdout.matches("\"outcome\":\"duplicate\"").count(),
+        4,
+        "{stdout}"
+    );
+    let token = sign_token(&keys().0, &claims("user_trig"));
+    let me: Value = app
+        .get_with_token("/api/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["plan"], "business");
+    assert_eq!(me["entitled"], true);
+
+    let refused = tokio::process::Command::new(env!("CARGO_BIN_EXE_plangate"))
+        .args([
+            "trigger",
+            "subscriptionItem.ended",
+            "--url",
+            &app.url("/api/webhooks/clerk"),
+            "--secret",
+            "whsec_dGhpcyBpcyBub3QgdGhlIHNlY3JldCBrZXk=",
+            "--user",
+            "user_trig",
+            "--plan",
+            "business",
+        ])
+        .output()
+        .await
+        .unwrap();
+    assert!(
+        !refused.status.success(),
+        "a refused delivery fails the command"
+    );
+    let me: Value = app
+        .get_with_token("/api/me", &token)
+        .await
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(me["status"], "active");
 }
