@@ -128,11 +128,14 @@ impl Application {
         let transport = mail::Transport::from_config(config.smtp_url_exposed(), &config.data_dir)?;
         let from: lettre::message::Mailbox = config.mail_from.parse().context("MAIL_FROM")?;
 
+        let manage_url = webhooks::manage_url(config.clerk.as_ref(), &config.app_url);
+        let writer = webhooks::writer::Writer::start(db.clone(), manage_url, mail_notify.clone());
         let state = AppState {
             leptos_options: leptos_options(addr)?,
             db: db.clone(),
             tokens,
             webhook: Verifier::new(&secrets),
+            writer,
             config: Arc::new(config),
             catalog: Arc::new(catalog),
             mail_notify: mail_notify.clone(),

@@ -17,6 +17,8 @@ pub struct AppState {
     pub db: Db,
     pub tokens: Arc<TokenVerifier>,
     pub webhook: Verifier,
+    /// Group-committing writer for webhook deliveries.
+    pub writer: crate::webhooks::writer::Writer,
     pub config: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub mail_notify: Arc<Notify>,

@@ -17,6 +17,9 @@ pub struct OrgClaim {
 pub struct Claims {
     pub sub: String,
     pub iat: i64,
+    pub exp: i64,
+    #[serde(default)]
+    pub nbf: Option<i64>,
     #[serde(default)]
     pub sid: Option<String>,
     #[serde(default)]

@@ -1,7 +1,10 @@
 //! Session token verification with Clerk's rules (DESIGN §3). Any failure is "unauthenticated";
 //! the precise reason is logged at debug level and never shown.
 
+use std::{collections::HashMap, sync::Mutex};
+
 use jsonwebtoken::{decode, decode_header, Algorithm, Validation};
+use sha2::{Digest, Sha256};
 
 use super::{
     claims::{Claims, Session},
@@ -22,6 +25,10 @@ pub enum AuthError {
     UnknownKey,
     #[error("signature or claims invalid")]
     Invalid,
+    #[error("expired")]
+    Expired,
+    #[error("not valid yet")]
+    NotYetValid,
     #[error("issued in the future")]
     IssuedInFuture,
     #[error("authorized party not allowed")]
@@ -32,10 +39,15 @@ pub enum AuthError {
     Pending,
 }
 
+/// Verified tokens, by SHA-256 of the token, until their `exp`: the RSA check is most of a
+/// request's cost and a session token is re-sent for its whole (60 s) life.
+const CACHE_MAX: usize = 10_000;
+
 pub struct TokenVerifier {
     pub keys: KeyStore,
     issuer: String,
     authorized_parties: Vec<String>,
+    cache: Mutex<HashMap<[u8; 32], (Session, i64)>>,
 }
 
 impl TokenVerifier {
@@ -44,10 +56,38 @@ impl TokenVerifier {
             keys,
             issuer,
             authorized_parties,
+            cache: Mutex::new(HashMap::new()),
         }
     }
 
+    /// Verifies, answering from the cache when this exact token verified before and has not
+    /// expired since (every other check is independent of time).
     pub async fn verify(&self, token: &str, now_secs: i64) -> Result<Session, AuthError> {
+        let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
+        if let Some((session, exp)) = self.cache.lock().ok().and_then(|c| c.get(&digest).cloned()) {
+            if now_secs <= exp + SKEW_SECS as i64 {
+                return Ok(session);
+            }
+        }
+        let (session, exp) = self.verify_uncached(token, now_secs).await?;
+        if let Ok(mut cache) = self.cache.lock() {
+            if cache.len() >= CACHE_MAX {
+                cache.retain(|_, (_, e)| *e + SKEW_SECS as i64 >= now_secs);
+                if cache.len() >= CACHE_MAX {
+                    cache.clear();
+                }
+            }
+            cache.insert(digest, (session.clone(), exp));
+        }
+        Ok(session)
+    }
+
+    /// The full check, every time. Returns the session and the token's `exp`.
+    pub async fn verify_uncached(
+        &self,
+        token: &str,
+        now_secs: i64,
+    ) -> Result<(Session, i64), AuthError> {
         let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
         if header.alg != Algorithm::RS256 {
             return Err(AuthError::Algorithm);
@@ -59,9 +99,9 @@ impl TokenVerifier {
         let key = self.keys.key(&kid).await.ok_or(AuthError::UnknownKey)?;
 
         let mut validation = Validation::new(Algorithm::RS256);
-        validation.leeway = SKEW_SECS;
-        validation.validate_exp = true;
-        validation.validate_nbf = true;
+        // Time claims are checked below against the caller's clock (one clock for the cache too).
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
         validation.validate_aud = false;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
@@ -69,7 +109,14 @@ impl TokenVerifier {
             .map_err(|_| AuthError::Invalid)?
             .claims;
 
-        if claims.iat > now_secs + SKEW_SECS as i64 {
+        let skew = SKEW_SECS as i64;
+        if claims.exp + skew < now_secs {
+            return Err(AuthError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now_secs + skew) {
+            return Err(AuthError::NotYetValid);
+        }
+        if claims.iat > now_secs + skew {
             return Err(AuthError::IssuedInFuture);
         }
         if !self.authorized_parties.is_empty() {
@@ -86,6 +133,57 @@ impl TokenVerifier {
             .clone()
             .filter(|s| !s.is_empty())
             .ok_or(AuthError::NoSession)?;
-        Ok(Session::from_claims(claims, sid))
+        let exp = claims.exp;
+        Ok((Session::from_claims(claims, sid), exp))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use jsonwebtoken::{EncodingKey, Header};
+    use rsa::{pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey, RsaPrivateKey};
+    use serde_json::json;
+
+    use super::*;
+
+    #[tokio::test]
+    async fn a_cached_token_stops_verifying_once_it_expires() {
+        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
+        let pem = key
+            .to_public_key()
+            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
+            .unwrap();
+        let enc = EncodingKey::from_rsa_pem(
+            key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+                .unwrap()
+                .as_bytes(),
+        )
+        .unwrap();
+        let mut h = Header::new(Algorithm::RS256);
+        h.kid = Some("k".into());
+        h.typ = Some("JWT".into());
+        let t = crate::db::now_ms() / 1000;
+        let token = jsonwebtoken::encode(
+            &h,
+            &json!({"sub": "user_1", "sid": "sess_1", "iss": "https://i", "azp": "http://a",
+                    "iat": t, "nbf": t, "exp": t + 60}),
+            &enc,
+        )
+        .unwrap();
+        let v = TokenVerifier::new(
+            KeyStore::pem(&pem).unwrap(),
+            "https://i".into(),
+            vec!["http://a".into()],
+        );
+        assert_eq!(v.verify(&token, t).await.unwrap().user_id, "user_1");
+        assert_eq!(
+            v.verify(&token, t + 30).await.unwrap().user_id,
+            "user_1",
+            "from the cache"
+        );
+        assert!(
+            v.verify(&token, t + 120).await.is_err(),
+            "expired, even though cached"
+        );
     }
 }

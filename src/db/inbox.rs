@@ -41,11 +41,11 @@ pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool,
     Ok(res.rows_affected() == 1)
 }
 
-/// Counts a redelivery of a stored event. Outside the (rolled back) transaction on purpose.
-pub async fn count_duplicate(pool: &sqlx::AnyPool, svix_id: &str) -> Result<(), DbError> {
+/// Counts a redelivery of a stored event.
+pub async fn count_duplicate(conn: &mut AnyConnection, svix_id: &str) -> Result<(), DbError> {
     sqlx::query("update webhook_event set duplicates = duplicates + 1 where svix_id = $1")
         .bind(svix_id)
-        .execute(pool)
+        .execute(conn)
         .await?;
     Ok(())
 }

@@ -1,11 +1,12 @@
 //! Applies one verified delivery: inbox row, state changes and queued mail in one transaction.
 
+use sqlx::AnyConnection;
 use tracing::{info, instrument};
 
 use super::events::{Change, ClerkEvent};
 use crate::{
     billing::OrderKey,
-    db::{self, Db, DbError},
+    db::{self, DbError},
     mail,
 };
 
@@ -38,40 +39,46 @@ pub struct MailContext<'a> {
     pub manage_url: &'a str,
 }
 
-#[instrument(skip_all, fields(svix_id = svix_id, event_type = %event.event_type))]
-pub async fn ingest(
-    db: &Db,
-    svix_id: &str,
-    signed_at_ms: i64,
-    event: &ClerkEvent,
-    changes: &[Change],
-    stored_payload: &str,
+/// One verified delivery, ready to apply.
+pub struct Delivery {
+    pub svix_id: String,
+    pub signed_at_ms: i64,
+    pub event: ClerkEvent,
+    pub changes: Vec<Change>,
+    /// The payload as it may be stored (redacted).
+    pub stored_payload: String,
+}
+
+/// Applies one delivery inside the caller's transaction: inbox row, state changes, queued
+/// mail. Returns the outcome and how many mails were queued.
+#[instrument(skip_all, fields(svix_id = %d.svix_id, event_type = %d.event.event_type))]
+pub async fn apply(
+    conn: &mut AnyConnection,
+    d: &Delivery,
     mail_ctx: &MailContext<'_>,
 ) -> Result<(Outcome, usize), DbError> {
-    let mut tx = db.begin().await?;
+    let svix_id = d.svix_id.as_str();
+    let event = &d.event;
     let subject = event.subject_id();
     let inserted = db::inbox::insert(
-        &mut tx,
+        conn,
         &db::inbox::NewEvent {
             svix_id,
             event_type: &event.event_type,
-            event_at: event.event_at(signed_at_ms),
+            event_at: event.event_at(d.signed_at_ms),
             subject_id: subject.as_deref(),
-            payload: stored_payload,
+            payload: &d.stored_payload,
         },
     )
     .await?;
     if !inserted {
-        tx.rollback().await?;
+        db::inbox::count_duplicate(conn, svix_id).await?;
         info!("duplicate delivery");
-        if let Err(e) = db::inbox::count_duplicate(&db.pool, svix_id).await {
-            tracing::warn!(error = %e, "could not count a duplicate delivery");
-        }
         return Ok((Outcome::Duplicate, 0));
     }
 
     let (mut applied, mut stale, mut mails) = (0usize, 0usize, 0usize);
-    for change in changes {
+    for change in &d.changes {
         match change {
             Change::User {
                 id,
@@ -81,7 +88,7 @@ pub async fn ingest(
             } => {
                 let key = OrderKey::for_user(*event_at, *deleted, svix_id);
                 if db::users::upsert_if_newer(
-                    &mut tx,
+                    conn,
                     id,
                     email.as_deref(),
                     *deleted,
@@ -96,10 +103,10 @@ pub async fn ingest(
                 }
             }
             Change::Item(item) => {
-                db::items::lock(&mut tx, &item.id).await?;
-                let previous = db::items::get(&mut tx, &item.id).await?;
+                db::items::lock(conn, &item.id).await?;
+                let previous = db::items::get(conn, &item.id).await?;
                 let key = OrderKey::for_item(item.event_at, item.status, svix_id);
-                if !db::items::upsert_if_newer(&mut tx, item, &key).await? {
+                if !db::items::upsert_if_newer(conn, item, &key).await? {
                     stale += 1;
                     continue;
                 }
@@ -108,7 +115,7 @@ pub async fn ingest(
                     let recipient = match item.payer.email.clone() {
                         Some(e) => Some(e),
                         None => match &item.payer.user_id {
-                            Some(uid) => db::users::get(&mut tx, uid).await?.and_then(|u| u.email),
+                            Some(uid) => db::users::get(conn, uid).await?.and_then(|u| u.email),
                             None => None,
                         },
                     };
@@ -116,7 +123,7 @@ pub async fn ingest(
                         Some(to) => {
                             let m = mail::payment_failed(item, event, mail_ctx.manage_url);
                             let id = format!("{svix_id}:payment_failed:{}", item.id);
-                            if db::outbox::enqueue(&mut tx, &id, &to, &m.subject, &m.body).await? {
+                            if db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? {
                                 mails += 1;
                             }
                         }
@@ -126,13 +133,12 @@ pub async fn ingest(
             }
         }
     }
-    let outcome = match (changes.is_empty(), applied) {
+    let outcome = match (d.changes.is_empty(), applied) {
         (true, _) => Outcome::Recorded,
         (false, 0) => Outcome::Stale,
         _ => Outcome::Applied,
     };
-    db::inbox::set_outcome(&mut tx, svix_id, outcome.as_str()).await?;
-    tx.commit().await?;
+    db::inbox::set_outcome(conn, svix_id, outcome.as_str()).await?;
     info!(
         outcome = outcome.as_str(),
         applied, stale, mails, "webhook applied"

@@ -5,6 +5,7 @@ pub mod events;
 pub mod ingest;
 pub mod redact;
 pub mod verify;
+pub mod writer;
 
 use std::sync::atomic::Ordering;
 
@@ -22,8 +23,8 @@ use crate::{db::now_ms, error::ApiError, state::AppState};
 pub const BODY_LIMIT: usize = 256 * 1024;
 
 /// Where a payer fixes their card: Clerk's hosted account page, or the demo dashboard.
-pub fn manage_url(state: &AppState) -> String {
-    match &state.config.clerk {
+pub fn manage_url(clerk: Option<&crate::config::ClerkConfig>, app_url: &str) -> String {
+    match clerk {
         Some(c) => {
             let host = &c.frontend_api_host;
             let accounts = if let Some(rest) = host.strip_prefix("clerk.") {
@@ -33,7 +34,7 @@ pub fn manage_url(state: &AppState) -> String {
             };
             format!("https://{accounts}/user")
         }
-        None => format!("{}/dashboard", state.config.app_url),
+        None => format!("{app_url}/dashboard"),
     }
 }
 
@@ -69,23 +70,19 @@ pub async fn receive(
     let changes = event
         .changes(signed_at_ms)
         .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
-    let stored = redact::redact(event.raw.clone()).to_string();
-    let manage = manage_url(&state);
-    let (outcome, mails) = ingest::ingest(
-        &state.db,
-        &svix_id,
+    let stored_payload = redact::redact(event.raw.clone()).to_string();
+    let delivery = ingest::Delivery {
+        svix_id: svix_id.clone(),
         signed_at_ms,
-        &event,
-        &changes,
-        &stored,
-        &ingest::MailContext {
-            manage_url: &manage,
-        },
-    )
-    .await?;
-    if mails > 0 {
-        state.mail_notify.notify_one();
-    }
+        event,
+        changes,
+        stored_payload,
+    };
+    let (outcome, _mails) = state
+        .writer
+        .submit(delivery)
+        .await
+        .map_err(|e| ApiError::unavailable("applying a webhook", e))?;
     Ok((
         StatusCode::OK,
         Json(json!({"svix_id": svix_id, "outcome": outcome.as_str()})),

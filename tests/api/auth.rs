@@ -229,8 +229,9 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
     let rotated = sign_token(&keys().1, &pro("user_j"));
     assert_eq!(status_of(&app, &rotated).await, 200);
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 2);
+    let fresh_old = sign_token(&keys().0, &with(pro("user_j"), "jti", json!("old-key")));
     assert_eq!(
-        status_of(&app, &token).await,
+        status_of(&app, &fresh_old).await,
         200,
         "the old key keeps working"
     );
@@ -253,7 +254,12 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
 
     // An outage keeps the known keys serving.
     jwks.keys.lock().unwrap().clear();
-    assert_eq!(status_of(&app, &rotated).await, 200);
+    // A token never seen before (no cache), signed with a known key.
+    let unseen = sign_token(
+        &keys().1,
+        &with(pro("user_j"), "jti", json!("after-outage")),
+    );
+    assert_eq!(status_of(&app, &unseen).await, 200);
 }
 
 async fn deliver_item(app: &TestApp, user: &str, status: &str, at_ms: i64) {

@@ -127,7 +127,7 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{:016x}", rand::thread_rng().gen::<u64>())
 }
 
-async fn database_url(dir: &std::path::Path) -> String {
+pub async fn test_database_url(dir: &std::path::Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin) if admin.starts_with("postgres") => {
             let name = unique("plangate_test_");
@@ -161,7 +161,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let dir = std::env::temp_dir().join(unique("plangate-test-"));
     std::fs::create_dir_all(&dir).unwrap();
     let mut vars: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", database_url(&dir).await),
+        ("DATABASE_URL", test_database_url(&dir).await),
         ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into()),
         ("DATA_DIR", dir.display().to_string()),
         ("APP_URL", APP_URL.into()),

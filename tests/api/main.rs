@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod durability;
 mod helpers;
 mod pages;
 mod webhooks;

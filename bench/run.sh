@@ -1,0 +1,102 @@
+#!/usr/bin/env bash
+# Load and startup benchmarks (see BENCHMARKS.md). Builds the release binary, starts it on a
+# fresh database, and drives each scenario with wrk at fixed concurrency, next to a bare axum
+# handler as this machine's HTTP ceiling. Prints one table. Loopback only.
+#   bench/run.sh            BENCH_SECONDS=10 BENCH_CONNECTIONS=32 BENCH_PG_URL=postgres://…/postgres
+set -euo pipefail
+cd "$(dirname "$0")/.."
+SECS=${BENCH_SECONDS:-10}
+CONN=${BENCH_CONNECTIONS:-32}
+THREADS=2
+PG_ADMIN=${BENCH_PG_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
+export BENCH_DIR="$PWD/bench"
+
+command -v wrk >/dev/null && command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk sqlite3 >/dev/null; }
+cargo build -q --release --features ssr --bin plangate --example bare_axum --example bench_tool
+BIN=target/release/plangate
+TOOL=target/release/examples/bench_tool
+work=$(mktemp -d /tmp/plangate-bench.XXXXXX)
+PORT=3901 CEIL_PORT=3900
+URL="http://127.0.0.1:$PORT"
+SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
+export BENCH_APP_URL=$URL BENCH_FAPI_HOST=bench.clerk.accounts.dev
+$TOOL keys "$work"
+TOKEN=$(cat "$work/token")
+
+pids=()
+cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
+trap cleanup EXIT
+
+serve_env() {  # $1 = database url
+  env -i PATH="$PATH" RUST_LOG=warn DATABASE_URL="$1" DATA_DIR="$work/data" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" \
+    APP_URL="$URL" CLERK_PUBLISHABLE_KEY="$(cat "$work/publishable_key")" CLERK_JWT_KEY="$(cat "$work/public.pem")" \
+    CLERK_WEBHOOK_SECRET="$SECRET" LEPTOS_SITE_ROOT=target/site "${@:2}"
+}
+start() {  # $1 = database url
+  serve_env "$1" "$BIN" serve & SERVER=$!; pids+=("$SERVER")
+  for _ in $(seq 300); do curl -sf "$URL/readyz" >/dev/null && return; sleep 0.05; done
+  echo "server did not start"; exit 1
+}
+stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; }
+rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
+
+declare -a ROWS
+run_wrk() {  # name url script [args…]
+  local name=$1 url=$2 script=$3; shift 3
+  local out; out=$(wrk -t$THREADS -c$CONN -d${SECS}s --latency -s "$script" "$url" ${@:+-- "$@"} 2>&1 | grep '^RESULT' | tail -1)
+  ROWS+=("$name|$out|$(rss "${SERVER_PID_FOR_RSS}")")
+}
+
+# Ceiling: bare axum.
+target/release/examples/bare_axum "127.0.0.1:$CEIL_PORT" & CEIL=$!; pids+=("$CEIL")
+sleep 0.3
+SERVER_PID_FOR_RSS=$CEIL
+run_wrk "ceiling: bare axum GET /" "http://127.0.0.1:$CEIL_PORT/" bench/get.lua
+kill "$CEIL"
+
+# P5: process start to the first 200 on /readyz (fresh SQLite file, migrations included).
+P5=$(serve_env "sqlite://$work/startup.db" "$TOOL" startup "$URL/readyz" "$BIN" serve)
+
+# P1, P3 on SQLite.
+start "sqlite://$work/bench.db"; SERVER_PID_FOR_RSS=$SERVER
+BENCH_AUTH="Bearer $TOKEN" run_wrk "P1 GET /api/premium-feature" "$URL/api/premium-feature" bench/get.lua
+run_wrk "P3 GET /pricing" "$URL/pricing" bench/get.lua
+BENCH_COOKIE="__session=$TOKEN" run_wrk "P3 GET /dashboard (signed in)" "$URL/dashboard" bench/get.lua
+
+# P2 on SQLite: every request a new event.
+N=$(( 7000 * SECS ))
+$TOOL webhooks "$work/hooks.tsv" "$N" "$SECRET"
+run_wrk "P2 webhooks, SQLite" "$URL/" bench/webhooks.lua "$work/hooks.tsv" "$THREADS"
+SQLITE_EVENTS=$(sqlite3 "$work/bench.db" "select count(*) from webhook_event" 2>/dev/null || echo "?")
+P4=$(rss "$SERVER")
+stop
+
+# P2 on PostgreSQL, when one is reachable.
+if command -v psql >/dev/null && psql "$PG_ADMIN" -qtc "select 1" >/dev/null 2>&1; then
+  db="plangate_bench_$$"
+  psql "$PG_ADMIN" -qc "create database $db" >/dev/null
+  start "${PG_ADMIN%/*}/$db"; SERVER_PID_FOR_RSS=$SERVER
+  $TOOL webhooks "$work/hooks.tsv" "$N" "$SECRET"
+  run_wrk "P2 webhooks, PostgreSQL" "$URL/" bench/webhooks.lua "$work/hooks.tsv" "$THREADS"
+  stop
+  psql "$PG_ADMIN" -qc "drop database $db" >/dev/null || true
+else
+  ROWS+=("P2 webhooks, PostgreSQL|RESULT skipped (no PostgreSQL at BENCH_PG_URL)|")
+fi
+
+ceil_rps=$(echo "${ROWS[0]}" | sed -n 's/.*rps=\([0-9.]*\).*/\1/p')
+echo
+echo "machine: $(nproc) cores, $(free -g | awk '/Mem/ {print $2}') GiB; wrk -t$THREADS -c$CONN -d${SECS}s; $(date -u +%F)"
+printf "| %-34s | %9s | %8s | %8s | %7s | %8s | %8s |\n" scenario "req/s" "p50 ms" "p99 ms" non-2xx "RSS MB" "× ceil"
+printf "|%s|\n" "------------------------------------|-----------|----------|----------|---------|----------|----------"
+for row in "${ROWS[@]}"; do
+  IFS='|' read -r name res mem <<<"$row"
+  rps=$(sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$res"); p50=$(sed -n 's/.*p50_ms=\([0-9.]*\).*/\1/p' <<<"$res")
+  p99=$(sed -n 's/.*p99_ms=\([0-9.]*\).*/\1/p' <<<"$res"); bad=$(sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$res")
+  ratio=$([[ -n "$rps" && -n "$ceil_rps" ]] && awk "BEGIN {printf \"%.2f\", $rps/$ceil_rps}" || echo "-")
+  printf "| %-34s | %9s | %8s | %8s | %7s | %8s | %8s |\n" "$name" "${rps:--}" "${p50:--}" "${p99:--}" "${bad:--}" "${mem:--}" "$ratio"
+done
+echo
+echo "P2 SQLite events stored: $SQLITE_EVENTS"
+echo "P4 server RSS after all SQLite scenarios: ${P4} MB"
+echo "P5 process start to first 200 on /readyz: ${P5} ms"

@@ -1,0 +1,157 @@
+//! Every webhook that got a 2xx survives the server being killed (SIGKILL) mid-burst.
+
+use std::{
+    sync::{
+        atomic::{AtomicUsize, Ordering},
+        Arc, Mutex,
+    },
+    time::Duration,
+};
+
+use serde_json::json;
+
+use crate::helpers::*;
+
+async fn start_server(db_url: &str, dir: &std::path::Path) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plangate"))
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error")
+        .env("DATABASE_URL", db_url)
+        .env("DATA_DIR", dir)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        .env("APP_URL", APP_URL)
+        .env(
+            "PLANS_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
+        )
+        .env("CLERK_PUBLISHABLE_KEY", publishable_key())
+        .env("CLERK_JWT_KEY", &keys().0.public_pem)
+        .env("CLERK_WEBHOOK_SECRET", SECRET_A)
+        .kill_on_drop(true)
+        .spawn()
+        .unwrap();
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    panic!("server did not start");
+}
+
+fn event(i: usize) -> String {
+    let mut v = fixture("subscriptionItem.active");
+    v["data"]["id"] = json!(format!("csub_item_kill_{i}"));
+    v["data"]["payer"]["user_id"] = json!(format!("user_kill_{i}"));
+    v.to_string()
+}
+
+#[tokio::test]
+async fn every_acknowledged_webhook_survives_a_sigkill_mid_burst() {
+    let dir = std::env::temp_dir().join(format!("plangate-kill-{}", msg_id()));
+    std::fs::create_dir_all(&dir).unwrap();
+    let db_url = test_database_url(&dir).await;
+    let (mut child, base) = start_server(&db_url, &dir).await;
+
+    let acked = Arc::new(Mutex::new(Vec::new()));
+    let next = Arc::new(AtomicUsize::new(0));
+    let total = 3_000;
+    let mut workers = Vec::new();
+    for _ in 0..16 {
+        let (acked, next, base) = (acked.clone(), next.clone(), base.clone());
+        workers.push(tokio::spawn(async move {
+            let client = reqwest::Client::new();
+            loop {
+                let i = next.fetch_add(1, Ordering::SeqCst);
+                if i >= total {
+                    return;
+                }
+                let id = format!("msg_kill_{i}");
+                let body = event(i);
+                let ts = now();
+                let sig = svix::webhooks::Webhook::new(SECRET_A)
+                    .unwrap()
+                    .sign(&id, ts, body.as_bytes())
+                    .unwrap();
+                let resp = client
+                    .post(format!("{base}/api/webhooks/clerk"))
+                    .header("svix-id", &id)
+                    .header("svix-timestamp", ts.to_string())
+                    .header("svix-signature", sig)
+                    .body(body)
+                    .send()
+                    .await;
+                match resp {
+                    Ok(r) if r.status().is_success() => acked.lock().unwrap().push(id),
+                    Ok(_) => {}
+                    Err(_) => return, // the server is gone
+                }
+            }
+        }));
+    }
+    // Kill once a good part of the burst has been acknowledged, while requests are in flight.
+    for _ in 0..1_000 {
+        if acked.lock().unwrap().len() >= 200 {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(5)).await;
+    }
+    child.kill().await.unwrap();
+    for w in workers {
+        w.await.unwrap();
+    }
+    let acked = acked.lock().unwrap().clone();
+    assert!(
+        acked.len() >= 200,
+        "the burst was acknowledged before the kill: {}",
+        acked.len()
+    );
+    assert!(acked.len() < total, "the kill happened mid-burst");
+
+    // Restart on the same database: it starts, and every acknowledged event is there.
+    let (_child, base) = start_server(&db_url, &dir).await;
+    assert_eq!(
+        reqwest::get(format!("{base}/readyz"))
+            .await
+            .unwrap()
+            .status(),
+        200
+    );
+    let db = plangate::db::Db::connect(&db_url).await.unwrap();
+    let mut missing = Vec::new();
+    for id in &acked {
+        let mut conn = db.pool.acquire().await.unwrap();
+        if plangate::db::inbox::payload(&mut conn, id)
+            .await
+            .unwrap()
+            .is_none()
+        {
+            missing.push(id.clone());
+        }
+    }
+    assert!(
+        missing.is_empty(),
+        "{} acknowledged events lost: {:?}",
+        missing.len(),
+        &missing[..missing.len().min(5)]
+    );
+    let i: usize = acked[0].trim_start_matches("msg_kill_").parse().unwrap();
+    let mut conn = db.pool.acquire().await.unwrap();
+    let item = plangate::db::items::get(&mut conn, &format!("csub_item_kill_{i}"))
+        .await
+        .unwrap();
+    assert!(item.is_some(), "the state change committed with the event");
+}
