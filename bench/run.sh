@@ -28,7 +28,7 @@ cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -r
 trap cleanup EXIT
 
 serve_env() {  # $1 = database url
-  env -i PATH="$PATH" RUST_LOG=warn DATABASE_URL="$1" DATA_DIR="$work/data" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" \
+  exec env -i PATH="$PATH" RUST_LOG=warn DATABASE_URL="$1" DATA_DIR="$work/data" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" \
     APP_URL="$URL" CLERK_PUBLISHABLE_KEY="$(cat "$work/publishable_key")" CLERK_JWT_KEY="$(cat "$work/public.pem")" \
     CLERK_WEBHOOK_SECRET="$SECRET" LEPTOS_SITE_ROOT=target/site "${@:2}"
 }

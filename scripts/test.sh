@@ -7,12 +7,13 @@ scripts/setup-offline-wasm.sh
 scripts/build-site.sh
 cargo build --features ssr --bin plangate
 cargo test --features ssr --no-run
+# Bounded, so a hung test fails the run instead of stalling it.
 echo "== tests on SQLite"
-cargo test --features ssr
+timeout 1200 cargo test --features ssr
 if [[ -n "${TEST_DATABASE_URL:-}" ]]; then
   echo "== integration tests on PostgreSQL"
-  cargo test --features ssr --test api
+  timeout 1200 cargo test --features ssr --test api
 fi
 echo "== browser tests"
 (cd end2end && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund; })
-node end2end/run.mjs
+timeout 600 node end2end/run.mjs

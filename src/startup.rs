@@ -129,13 +129,20 @@ impl Application {
         let from: lettre::message::Mailbox = config.mail_from.parse().context("MAIL_FROM")?;
 
         let manage_url = webhooks::manage_url(config.clerk.as_ref(), &config.app_url);
-        let writer = webhooks::writer::Writer::start(db.clone(), manage_url, mail_notify.clone());
+        let payers = Arc::new(crate::access::PayerCache::default());
+        let writer = webhooks::writer::Writer::start(
+            db.clone(),
+            manage_url,
+            mail_notify.clone(),
+            payers.clone(),
+        );
         let state = AppState {
             leptos_options: leptos_options(addr)?,
             db: db.clone(),
             tokens,
             webhook: Verifier::new(&secrets),
             writer,
+            payers,
             config: Arc::new(config),
             catalog: Arc::new(catalog),
             mail_notify: mail_notify.clone(),
@@ -209,7 +216,11 @@ pub fn router(state: AppState) -> Router {
     }
 
     let ctx_state = state.clone();
-    app.route("/api/{*rest}", get(api::api_not_found).post(api::api_not_found))
+    let mut app = app
+        .route(
+            "/api/{*rest}",
+            get(api::api_not_found).post(api::api_not_found),
+        )
         .leptos_routes_with_context(
             &state,
             routes,
@@ -219,15 +230,24 @@ pub fn router(state: AppState) -> Router {
                 move || shell(leptos_options.clone())
             },
         )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
             {
                 let s = state.clone();
                 move || provide_context(s.clone())
             },
             shell,
-        ))
-        .layer(middleware::from_fn_with_state(state.clone(), demo::routes::refresh_middleware))
-        .layer(SetResponseHeaderLayer::if_not_present(
+        ));
+    // Demo only: the session refresh that Clerk's handshake does in production.
+    if state.demo.is_some() {
+        app = app.layer(middleware::from_fn_with_state(
+            state.clone(),
+            demo::routes::refresh_middleware,
+        ));
+    }
+    app.layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),
         ))

@@ -19,6 +19,8 @@ pub struct AppState {
     pub webhook: Verifier,
     /// Group-committing writer for webhook deliveries.
     pub writer: crate::webhooks::writer::Writer,
+    /// Short-lived cache of payer state for the gate; cleared by the writer on commit.
+    pub payers: Arc<crate::access::PayerCache>,
     pub config: Arc<Config>,
     pub catalog: Arc<Catalog>,
     pub mail_notify: Arc<Notify>,

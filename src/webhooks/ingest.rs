@@ -34,9 +34,12 @@ impl Outcome {
     }
 }
 
-pub struct MailContext<'a> {
+pub struct ApplyContext<'a> {
     /// Where the payer updates their card (Clerk's hosted account page, or the demo dashboard).
     pub manage_url: &'a str,
+    /// Take row locks before reading state. PostgreSQL needs them (other instances write
+    /// concurrently); SQLite does not (the transaction already holds the database write lock).
+    pub lock_rows: bool,
 }
 
 /// One verified delivery, ready to apply.
@@ -55,7 +58,7 @@ pub struct Delivery {
 pub async fn apply(
     conn: &mut AnyConnection,
     d: &Delivery,
-    mail_ctx: &MailContext<'_>,
+    ctx: &ApplyContext<'_>,
 ) -> Result<(Outcome, usize), DbError> {
     let svix_id = d.svix_id.as_str();
     let event = &d.event;
@@ -103,7 +106,9 @@ pub async fn apply(
                 }
             }
             Change::Item(item) => {
-                db::items::lock(conn, &item.id).await?;
+                if ctx.lock_rows {
+                    db::items::lock(conn, &item.id).await?;
+                }
                 let previous = db::items::get(conn, &item.id).await?;
                 let key = OrderKey::for_item(item.event_at, item.status, svix_id);
                 if !db::items::upsert_if_newer(conn, item, &key).await? {
@@ -121,7 +126,7 @@ pub async fn apply(
                     };
                     match recipient {
                         Some(to) => {
-                            let m = mail::payment_failed(item, event, mail_ctx.manage_url);
+                            let m = mail::payment_failed(item, event, ctx.manage_url);
                             let id = format!("{svix_id}:payment_failed:{}", item.id);
                             if db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? {
                                 mails += 1;

@@ -10,8 +10,11 @@ use sqlx::Executor;
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::warn;
 
-use super::ingest::{apply, Delivery, MailContext, Outcome};
-use crate::db::{Db, DbError};
+use super::ingest::{apply, ApplyContext, Delivery, Outcome};
+use crate::{
+    access::PayerCache,
+    db::{Db, DbError},
+};
 
 /// The most deliveries one transaction takes.
 const MAX_BATCH: usize = 256;
@@ -24,9 +27,14 @@ pub struct Writer {
 }
 
 impl Writer {
-    pub fn start(db: Db, manage_url: String, mail_notify: Arc<Notify>) -> Writer {
+    pub fn start(
+        db: Db,
+        manage_url: String,
+        mail_notify: Arc<Notify>,
+        payers: Arc<PayerCache>,
+    ) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        tokio::spawn(run(db, manage_url, mail_notify, rx));
+        tokio::spawn(run(db, manage_url, mail_notify, payers, rx));
         Writer { tx }
     }
 
@@ -43,14 +51,23 @@ async fn run(
     db: Db,
     manage_url: String,
     mail_notify: Arc<Notify>,
+    payers: Arc<PayerCache>,
     mut rx: mpsc::Receiver<(Delivery, Reply)>,
 ) {
-    let mail_ctx = MailContext {
+    let ctx = ApplyContext {
         manage_url: &manage_url,
+        lock_rows: db.engine == crate::db::Engine::Postgres,
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     while rx.recv_many(&mut batch, MAX_BATCH).await > 0 {
-        let results = commit_batch(&db, &batch, &mail_ctx).await;
+        let results = commit_batch(&db, &batch, &ctx).await;
+        // Before anyone hears "committed", so no reader can see the old state afterwards.
+        if results
+            .iter()
+            .any(|r| matches!(r, Ok((Outcome::Applied, _))))
+        {
+            payers.clear();
+        }
         let mails: usize = results
             .iter()
             .filter_map(|r| r.as_ref().ok())
@@ -68,7 +85,7 @@ async fn run(
 async fn commit_batch(
     db: &Db,
     batch: &[(Delivery, Reply)],
-    mail_ctx: &MailContext<'_>,
+    ctx: &ApplyContext<'_>,
 ) -> Vec<Result<(Outcome, usize), Arc<DbError>>> {
     let all_failed = |e: DbError| {
         let e = Arc::new(e);
@@ -83,7 +100,7 @@ async fn commit_batch(
         if let Err(e) = tx.execute("savepoint delivery").await {
             return all_failed(e.into());
         }
-        match apply(&mut tx, delivery, mail_ctx).await {
+        match apply(&mut tx, delivery, ctx).await {
             Ok(r) => {
                 if let Err(e) = tx.execute("release savepoint delivery").await {
                     return all_failed(e.into());
