@@ -56,7 +56,7 @@ impl PayerCache {
             }
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let mut conn = db.pool.acquire().await?;
+        let mut conn = db.conn().await?;
         let items = Arc::new(db::items::for_payer(&mut conn, kind, id).await?);
         if let Ok(mut m) = self.map.lock() {
             if self.generation.load(Ordering::Acquire) == generation {

@@ -121,6 +121,10 @@ impl Db {
         Ok(())
     }
 
+    pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, DbError> {
+        Ok(self.pool.acquire().await?)
+    }
+
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(self.pool.begin().await?)
     }

@@ -38,12 +38,7 @@ fn session_cookie(token: &str) -> String {
 
 /// What Clerk would put in `pla`/`fea` for this user right now.
 async fn plan_claims(state: &AppState, user_id: &str) -> Result<(String, String), ApiError> {
-    let mut conn = state
-        .db
-        .pool
-        .acquire()
-        .await
-        .map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.conn().await?;
     let items = db::items::for_payer(&mut conn, PayerKind::User, user_id).await?;
     let now = now_ms();
     let slug = current_item(&items, now)
@@ -273,12 +268,7 @@ async fn signed_in(state: &AppState, headers: HeaderMap) -> Result<(Session, Str
         .ok()
         .flatten()
         .ok_or_else(ApiError::unauthorized)?;
-    let mut conn = state
-        .db
-        .pool
-        .acquire()
-        .await
-        .map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.conn().await?;
     let email = db::users::get(&mut conn, &session.user_id)
         .await?
         .and_then(|u| u.email)
@@ -296,12 +286,7 @@ pub async fn action(
     demo(&state)?;
     let (session, email) = signed_in(&state, headers).await?;
     let now = now_ms();
-    let mut conn = state
-        .db
-        .pool
-        .acquire()
-        .await
-        .map_err(crate::db::DbError::from)?;
+    let mut conn = state.db.conn().await?;
     let items = db::items::for_payer(&mut conn, PayerKind::User, &session.user_id).await?;
     drop(conn);
     let current = current_item(&items, now)

@@ -52,12 +52,7 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
     let Some(session) = crate::server::session(&state).await else {
         return Ok(Vec::new());
     };
-    let mut conn = state
-        .db
-        .pool
-        .acquire()
-        .await
-        .map_err(crate::server::internal)?;
+    let mut conn = state.db.conn().await.map_err(crate::server::internal)?;
     let rows = crate::db::inbox::recent_for(&mut conn, &[session.user_id.as_str()], 50)
         .await
         .map_err(crate::server::internal)?;

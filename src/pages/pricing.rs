@@ -32,12 +32,7 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
         .collect();
     let (mut current_plan, mut current_status) = (None, None);
     if let Some(s) = &session {
-        let mut conn = state
-            .db
-            .pool
-            .acquire()
-            .await
-            .map_err(crate::server::internal)?;
+        let mut conn = state.db.conn().await.map_err(crate::server::internal)?;
         let items = crate::db::items::for_payer(&mut conn, PayerKind::User, &s.user_id)
             .await
             .map_err(crate::server::internal)?;
