@@ -50,7 +50,7 @@ pub fn App() -> impl IntoView {
                 <nav>
                     <A href="/">"Home"</A>
                     <a href="/pricing" rel="external">"Pricing"</a>
-                    <A href="/dashboard">"Dashboard"</A>
+                    <A href="/dashboard" exact=true>"Dashboard"</A>
                     <a href="/dashboard/payment-gated" rel="external">"Premium"</a>
                     <Suspense fallback=|| ()>
                         {move || site.get().map(|s| match s {

@@ -67,6 +67,9 @@ fn DemoControls(status: String) -> impl IntoView {
             {(status == "active").then(|| button("fail_payment", "Simulate failed payment", "fail-payment"))}
             {(status == "past_due").then(|| button("recover", "Simulate recovery", "recover"))}
             {matches!(status.as_str(), "active" | "past_due").then(|| button("cancel", "Cancel subscription", "cancel"))}
+            {(status == "canceled").then(|| view! {
+                <p>"Canceled: access continues until the period ends. "<a href="/pricing" rel="external">"Resubscribe on the pricing page"</a></p>
+            })}
         </div>
     }
 }
