@@ -2,12 +2,18 @@
 # README command 1: set up what is missing, then `cargo leptos watch` (http://127.0.0.1:3000).
 # Where rustup cannot add wasm32, the build uses Debian's rustc-web with std built from source;
 # the unstable switches it needs are set here, for this command only, never in Cargo.toml.
+# Without cargo-leptos (its install failed, or SKIP_CARGO_LEPTOS=1) the same app is built with
+# plain cargo + wasm-bindgen and run without live reload.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 scripts/setup.sh
-if rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+if cargo leptos --version >/dev/null 2>&1; then
+  if ! rustup target list --installed 2>/dev/null | grep -q wasm32-unknown-unknown; then
+    export PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
+      CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
+  fi
   exec cargo leptos watch "$@"
 fi
-export PATH="/usr/bin:$PATH" RUSTC_BOOTSTRAP=1 CARGO_UNSTABLE_BUILD_STD=std,panic_abort \
-  CARGO_TARGET_WASM32_UNKNOWN_UNKNOWN_LINKER=/usr/lib/llvm-22/bin/wasm-ld
-exec cargo leptos watch "$@"
+echo "cargo-leptos is not installed: building with plain cargo (no live reload)"
+scripts/build-site.sh
+exec cargo run --features ssr --bin plangate -- serve
