@@ -122,6 +122,15 @@ fn choose<'a>(scope: Scope, db: Option<&'a ItemState>, ev: &Evidence<'_>) -> Opt
         item: None,
     };
     match (db, token) {
+        // `pla` names a plan, not a payment status: when it names the plan the database already
+        // shows, the database's status (past due, canceled) decides. Only a terminal item
+        // (ended, abandoned) under a newer token means a new subscription the webhook has not
+        // brought yet.
+        (Some(d), Some(t))
+            if t.slug == d.plan_slug && !matches!(d.status, Status::Ended | Status::Abandoned) =>
+        {
+            Some(from_db(d))
+        }
         (Some(d), Some(_)) if d.event_at >= ev.token_iat_ms => Some(from_db(d)),
         (Some(_), Some(t)) => Some(from_token(t)),
         (Some(d), None) => Some(from_db(d)),
@@ -436,6 +445,33 @@ mod tests {
         assert!(!d.allowed);
         assert_eq!(d.source, Source::Database);
         assert_eq!(d.reason, "ended");
+    }
+
+    #[test]
+    fn a_newer_token_naming_the_same_plan_does_not_lift_past_due_or_cancellation() {
+        let mut p = item("pro", Status::PastDue, 1_000);
+        p.past_due_at = Some(1_000);
+        let ev = Evidence {
+            user_item: Some(&p),
+            token_plan: TokenPlan::parse("u:pro"),
+            token_iat_ms: 60_000,
+            ..Default::default()
+        };
+        let d = run(&ev, 61_000, 0);
+        assert!(
+            !d.allowed,
+            "clerk-js refreshes the token every minute; past due must hold"
+        );
+        assert_eq!(d.source, Source::Database);
+        let ended = item("pro", Status::Ended, 1_000);
+        let ev = Evidence {
+            user_item: Some(&ended),
+            ..ev
+        };
+        assert!(
+            run(&ev, 2_000, 0).allowed,
+            "a newer token after an ended item is a new subscription"
+        );
     }
 
     #[test]
