@@ -2,7 +2,7 @@
 // runs the browser tests with node's test runner against them. Screenshots go to
 // end2end/screenshots/.
 import { spawn } from 'node:child_process';
-import { mkdtempSync } from 'node:fs';
+import { mkdtempSync, rmSync } from 'node:fs';
 import { tmpdir } from 'node:os';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -29,7 +29,7 @@ async function start(name, env) {
   });
   const url = `http://127.0.0.1:${port}`;
   for (let i = 0; i < 200; i++) {
-    try { if ((await fetch(`${url}/readyz`)).ok) return { url, child }; } catch {}
+    try { if ((await fetch(`${url}/readyz`)).ok) return { url, child, data }; } catch {}
     await new Promise((r) => setTimeout(r, 100));
   }
   child.kill();
@@ -49,6 +49,8 @@ const test = spawn(process.execPath, ['--test', '--test-concurrency=1', join(roo
   stdio: 'inherit', env: process.env,
 });
 const code = await new Promise((r) => test.on('exit', r));
-demo.child.kill();
-clerk.child.kill();
+for (const s of [demo, clerk]) {
+  s.child.kill();
+  rmSync(s.data, { recursive: true, force: true });
+}
 process.exit(code ?? 1);

@@ -154,4 +154,6 @@ async fn every_acknowledged_webhook_survives_a_sigkill_mid_burst() {
         .await
         .unwrap();
     assert!(item.is_some(), "the state change committed with the event");
+    drop(conn);
+    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -127,13 +127,16 @@ fn unique(prefix: &str) -> String {
     format!("{prefix}{:016x}", rand::thread_rng().gen::<u64>())
 }
 
+/// A fresh database per test: a new SQLite file in `dir`, or with `TEST_DATABASE_URL` a new
+/// PostgreSQL database named after this process, so the next run can drop what this one left.
 pub async fn test_database_url(dir: &std::path::Path) -> String {
     match std::env::var("TEST_DATABASE_URL") {
         Ok(admin) if admin.starts_with("postgres") => {
-            let name = unique("plangate_test_");
             let pool = sqlx::PgPool::connect(&admin)
                 .await
                 .expect("TEST_DATABASE_URL reachable");
+            drop_stale_databases(&pool).await;
+            let name = unique(&format!("plangate_test_{}_", std::process::id()));
             sqlx::query(&format!("create database {name}"))
                 .execute(&pool)
                 .await
@@ -143,6 +146,34 @@ pub async fn test_database_url(dir: &std::path::Path) -> String {
         }
         _ => format!("sqlite://{}/test.db", dir.display()),
     }
+}
+
+/// Once per process: drops the test databases of test processes that are gone. Left alone they
+/// pile up run after run, and every `create database` grows slower.
+async fn drop_stale_databases(pool: &sqlx::PgPool) {
+    static SWEPT: tokio::sync::OnceCell<()> = tokio::sync::OnceCell::const_new();
+    SWEPT
+        .get_or_init(|| async {
+            let names: Vec<String> = sqlx::query_scalar(
+                "select datname from pg_database where datname like 'plangate\\_test\\_%'",
+            )
+            .fetch_all(pool)
+            .await
+            .unwrap();
+            for name in names {
+                let owner = name.split('_').nth(2).and_then(|p| p.parse::<u32>().ok());
+                let alive = owner.is_some_and(|pid| {
+                    pid == std::process::id()
+                        || std::path::Path::new(&format!("/proc/{pid}")).exists()
+                });
+                if !alive {
+                    let _ = sqlx::query(&format!("drop database if exists {name} with (force)"))
+                        .execute(pool)
+                        .await;
+                }
+            }
+        })
+        .await;
 }
 
 #[derive(Default)]
@@ -203,6 +234,14 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         db,
         state,
         data_dir: dir,
+    }
+}
+
+impl Drop for TestApp {
+    /// The server task ends with the test's runtime; its files can go now (Linux lets an open
+    /// SQLite file be unlinked).
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
