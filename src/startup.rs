@@ -3,7 +3,7 @@
 
 use std::{
     net::SocketAddr,
-    sync::{atomic::AtomicU64, Arc},
+    sync::{atomic::AtomicU64, Arc, OnceLock},
     time::Duration,
 };
 
@@ -190,8 +190,17 @@ async fn shutdown_signal() {
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
 }
 
+/// The app's route list, generated once per process. Generating it sets a process-global flag
+/// that makes any resource first polled meanwhile wait forever (leptos issue #4773); generating
+/// it again while another `Application` in the process serves pages (tests run many) hung
+/// those pages. Once, before anything serves, it cannot overlap a render.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<leptos_axum::AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
 pub fn router(state: AppState) -> Router {
-    let routes = generate_route_list(App);
+    let routes = route_list();
     let leptos_options = state.leptos_options.clone();
 
     let webhook = Router::new()

@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{now_ms, DbError};
+use super::{chunk_len, now_ms, placeholders, DbError};
 
 pub struct NewEvent<'a> {
     pub svix_id: &'a str,
@@ -26,19 +26,69 @@ pub struct EventRow {
 /// Inserts the delivery; `false` when this `svix_id` was stored before (a duplicate). On
 /// PostgreSQL a concurrent copy waits here until the first transaction ends.
 pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool, DbError> {
-    let res = sqlx::query(
-        "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
-         values ($1, $2, $3, $4, 'received', $5, $6) on conflict (svix_id) do nothing",
-    )
-    .bind(ev.svix_id)
-    .bind(ev.event_type)
-    .bind(ev.event_at)
-    .bind(now_ms())
-    .bind(ev.subject_id)
-    .bind(ev.payload)
-    .execute(conn)
-    .await?;
-    Ok(res.rows_affected() == 1)
+    Ok(!insert_many(conn, std::slice::from_ref(ev))
+        .await?
+        .is_empty())
+}
+
+/// Inserts many deliveries (outcome `received`) in a few statements; returns the svix-ids that
+/// were new. Rows go in svix-id order so two PostgreSQL writers take the key locks in one
+/// order and cannot deadlock on them.
+pub async fn insert_many(
+    conn: &mut AnyConnection,
+    events: &[NewEvent<'_>],
+) -> Result<Vec<String>, DbError> {
+    let mut sorted: Vec<&NewEvent> = events.iter().collect();
+    sorted.sort_by_key(|e| e.svix_id);
+    let now = now_ms();
+    let mut inserted = Vec::with_capacity(events.len());
+    let mut rest = sorted.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+        rest = tail;
+        let sql = format!(
+            "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
+             values {} on conflict (svix_id) do nothing returning svix_id",
+            placeholders(chunk.len(), 6, |i| format!("${}, ${}, ${}, ${}, 'received', ${}, ${}", i + 1, i + 2, i + 3, i + 4, i + 5, i + 6))
+        );
+        let mut q = sqlx::query(&sql);
+        for ev in chunk {
+            q = q
+                .bind(ev.svix_id)
+                .bind(ev.event_type)
+                .bind(ev.event_at)
+                .bind(now)
+                .bind(ev.subject_id)
+                .bind(ev.payload);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            inserted.push(row.get::<String, _>(0));
+        }
+    }
+    Ok(inserted)
+}
+
+/// Sets one outcome on many events, a few statements in all.
+pub async fn set_outcome_many(
+    conn: &mut AnyConnection,
+    svix_ids: &[&str],
+    outcome: &str,
+) -> Result<(), DbError> {
+    let mut rest = svix_ids;
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+        rest = tail;
+        let sql = format!(
+            "update webhook_event set outcome = $1 where svix_id in ({})",
+            placeholders(chunk.len(), 1, |i| format!("${}", i + 2))
+        );
+        let mut q = sqlx::query(&sql).bind(outcome);
+        for id in chunk {
+            q = q.bind(*id);
+        }
+        q.execute(&mut *conn).await?;
+    }
+    Ok(())
 }
 
 /// Counts a redelivery of a stored event.

@@ -2,7 +2,9 @@
 
 use sqlx::{any::AnyRow, AnyConnection, Row};
 
-use super::{now_ms, DbError};
+use std::collections::HashSet;
+
+use super::{chunk_len, now_ms, placeholders, DbError};
 use crate::billing::{
     subscription::{Payer, PayerKind},
     ItemState, OrderKey, Status,
@@ -76,41 +78,70 @@ pub async fn upsert_if_newer(
     item: &ItemState,
     key: &OrderKey,
 ) -> Result<bool, DbError> {
+    Ok(!upsert_many_if_newer(conn, &[(item, key)]).await?.is_empty())
+}
+
+/// [`upsert_if_newer`] for many items with distinct ids, a few statements in all; returns the
+/// ids that were written. Rows go in id order so two PostgreSQL writers lock them in one order.
+pub async fn upsert_many_if_newer(
+    conn: &mut AnyConnection,
+    items: &[(&ItemState, &OrderKey)],
+) -> Result<HashSet<String>, DbError> {
+    const PER_ROW: usize = 17;
+    let mut sorted = items.to_vec();
+    sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let now = now_ms();
-    let res = sqlx::query(
-        "insert into subscription_item (id, subscription_id, payer_kind, payer_id, payer_user_id, \
-           payer_email, plan_slug, plan_name, status, period_start, period_end, is_free_trial, \
-           canceled_at, past_due_at, event_at, order_key, created_at, updated_at) \
-         values ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12, $13, $14, $15, $16, $17, $17) \
-         on conflict (id) do update set \
-           subscription_id = coalesce(excluded.subscription_id, subscription_item.subscription_id), \
-           payer_user_id = coalesce(excluded.payer_user_id, subscription_item.payer_user_id), \
-           payer_email = coalesce(excluded.payer_email, subscription_item.payer_email), \
-           plan_slug = excluded.plan_slug, plan_name = coalesce(excluded.plan_name, subscription_item.plan_name), \
-           status = excluded.status, period_start = excluded.period_start, \
-           period_end = excluded.period_end, is_free_trial = excluded.is_free_trial, \
-           canceled_at = excluded.canceled_at, past_due_at = excluded.past_due_at, \
-           event_at = excluded.event_at, order_key = excluded.order_key, updated_at = excluded.updated_at \
-         where subscription_item.order_key < excluded.order_key",
-    )
-    .bind(&item.id)
-    .bind(&item.subscription_id)
-    .bind(item.payer.kind.as_str())
-    .bind(&item.payer.id)
-    .bind(&item.payer.user_id)
-    .bind(&item.payer.email)
-    .bind(&item.plan_slug)
-    .bind(&item.plan_name)
-    .bind(item.status.as_str())
-    .bind(item.period_start)
-    .bind(item.period_end)
-    .bind(item.is_free_trial as i64)
-    .bind(item.canceled_at)
-    .bind(item.past_due_at)
-    .bind(item.event_at)
-    .bind(key.as_str())
-    .bind(now)
-    .execute(conn)
-    .await?;
-    Ok(res.rows_affected() > 0)
+    let mut written = HashSet::with_capacity(items.len());
+    let mut rest = sorted.as_slice();
+    while !rest.is_empty() {
+        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
+        rest = tail;
+        let values = placeholders(chunk.len(), PER_ROW, |i| {
+            let p: Vec<String> = (i + 1..=i + PER_ROW).map(|n| format!("${n}")).collect();
+            // created_at and updated_at take the same value.
+            format!("{}, ${}", p.join(", "), i + PER_ROW)
+        });
+        let sql = format!(
+            "insert into subscription_item (id, subscription_id, payer_kind, payer_id, payer_user_id, \
+               payer_email, plan_slug, plan_name, status, period_start, period_end, is_free_trial, \
+               canceled_at, past_due_at, event_at, order_key, created_at, updated_at) \
+             values {values} \
+             on conflict (id) do update set \
+               subscription_id = coalesce(excluded.subscription_id, subscription_item.subscription_id), \
+               payer_user_id = coalesce(excluded.payer_user_id, subscription_item.payer_user_id), \
+               payer_email = coalesce(excluded.payer_email, subscription_item.payer_email), \
+               plan_slug = excluded.plan_slug, plan_name = coalesce(excluded.plan_name, subscription_item.plan_name), \
+               status = excluded.status, period_start = excluded.period_start, \
+               period_end = excluded.period_end, is_free_trial = excluded.is_free_trial, \
+               canceled_at = excluded.canceled_at, past_due_at = excluded.past_due_at, \
+               event_at = excluded.event_at, order_key = excluded.order_key, updated_at = excluded.updated_at \
+             where subscription_item.order_key < excluded.order_key \
+             returning id"
+        );
+        let mut q = sqlx::query(&sql);
+        for (item, key) in chunk {
+            q = q
+                .bind(&item.id)
+                .bind(&item.subscription_id)
+                .bind(item.payer.kind.as_str())
+                .bind(&item.payer.id)
+                .bind(&item.payer.user_id)
+                .bind(&item.payer.email)
+                .bind(&item.plan_slug)
+                .bind(&item.plan_name)
+                .bind(item.status.as_str())
+                .bind(item.period_start)
+                .bind(item.period_end)
+                .bind(item.is_free_trial as i64)
+                .bind(item.canceled_at)
+                .bind(item.past_due_at)
+                .bind(item.event_at)
+                .bind(key.as_str())
+                .bind(now);
+        }
+        for row in q.fetch_all(&mut *conn).await? {
+            written.insert(row.get::<String, _>(0));
+        }
+    }
+    Ok(written)
 }

@@ -130,6 +130,30 @@ impl Db {
     }
 }
 
+/// Statement sizes for multi-row statements: few distinct texts, so each stays in the
+/// connection's prepared-statement cache.
+pub(crate) fn chunk_len(remaining: usize) -> usize {
+    [64, 16, 4, 1]
+        .into_iter()
+        .find(|&n| n <= remaining)
+        .unwrap_or(1)
+}
+
+/// `(row 0), (row 1), …` where `row(i)` gets the first placeholder number minus one.
+pub(crate) fn placeholders(rows: usize, per_row: usize, row: impl Fn(usize) -> String) -> String {
+    (0..rows)
+        .map(|r| {
+            let inner = row(r * per_row);
+            if per_row == 1 {
+                inner
+            } else {
+                format!("({inner})")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -29,7 +29,7 @@ pub struct ClerkEvent {
     pub event_type: String,
     /// Event time in ms (Clerk sends seconds in some payloads and ms in others).
     pub timestamp_ms: Option<i64>,
-    pub data: Value,
+    /// The whole payload; `data` is checked to be an object.
     pub raw: Value,
 }
 
@@ -64,16 +64,13 @@ pub fn parse(body: &[u8]) -> Result<ClerkEvent, EventError> {
         .filter(|t| !t.is_empty())
         .ok_or(EventError::NoType)?
         .to_string();
-    let data = raw
-        .get("data")
-        .filter(|d| d.is_object())
-        .cloned()
-        .ok_or(EventError::NoData)?;
+    if !raw.get("data").is_some_and(Value::is_object) {
+        return Err(EventError::NoData);
+    }
     let timestamp_ms = raw.get("timestamp").and_then(Value::as_i64).map(to_ms);
     Ok(ClerkEvent {
         event_type,
         timestamp_ms,
-        data,
         raw,
     })
 }
@@ -156,17 +153,21 @@ fn primary_email(data: &Value) -> Option<String> {
 }
 
 impl ClerkEvent {
+    pub fn data(&self) -> &Value {
+        &self.raw["data"]
+    }
+
     /// The event time used for ordering: the envelope's timestamp, else the data's `updated_at`,
     /// else the delivery's signed timestamp.
     pub fn event_at(&self, fallback_ms: i64) -> i64 {
         self.timestamp_ms
-            .or_else(|| n(&self.data, "updated_at"))
+            .or_else(|| n(self.data(), "updated_at"))
             .unwrap_or(fallback_ms)
     }
 
     /// The user or organization the event is about (for the events page).
     pub fn subject_id(&self) -> Option<String> {
-        let d = &self.data;
+        let d = self.data();
         if self.event_type.starts_with("user.") {
             return s(d, "id").map(str::to_string);
         }
@@ -175,7 +176,7 @@ impl ClerkEvent {
 
     /// The state changes this event asks for; empty for events that only get recorded.
     pub fn changes(&self, fallback_ms: i64) -> Result<Vec<Change>, EventError> {
-        let d = &self.data;
+        let d = self.data();
         let at = self.event_at(fallback_ms);
         let kind = self.event_type.as_str();
         match kind {
@@ -237,7 +238,7 @@ impl ClerkEvent {
 
     /// What the failed payment was for, for the mail (`failed_reason` of a payment attempt).
     pub fn failure_reason(&self) -> Option<String> {
-        let d = &self.data;
+        let d = self.data();
         match d.get("failed_reason") {
             Some(Value::String(r)) if !r.is_empty() => Some(r.clone()),
             Some(Value::Object(o)) => o
@@ -250,7 +251,7 @@ impl ClerkEvent {
     }
 
     pub fn amount_formatted(&self) -> Option<String> {
-        self.data
+        self.data()
             .pointer("/totals/grand_total/amount_formatted")
             .and_then(Value::as_str)
             .map(str::to_string)

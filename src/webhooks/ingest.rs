@@ -1,11 +1,13 @@
 //! Applies one verified delivery: inbox row, state changes and queued mail in one transaction.
 
+use std::collections::HashMap;
+
 use sqlx::AnyConnection;
 use tracing::{info, instrument};
 
 use super::events::{Change, ClerkEvent};
 use crate::{
-    billing::OrderKey,
+    billing::{ItemState, OrderKey, Status},
     db::{self, DbError},
     mail,
 };
@@ -48,6 +50,8 @@ pub struct Delivery {
     pub signed_at_ms: i64,
     pub event: ClerkEvent,
     pub changes: Vec<Change>,
+    /// The user or organization the event is about, for the events page.
+    pub subject_id: Option<String>,
     /// The payload as it may be stored (redacted).
     pub stored_payload: String,
 }
@@ -60,93 +64,178 @@ pub async fn apply(
     d: &Delivery,
     ctx: &ApplyContext<'_>,
 ) -> Result<(Outcome, usize), DbError> {
-    let svix_id = d.svix_id.as_str();
-    let event = &d.event;
-    let subject = event.subject_id();
-    let inserted = db::inbox::insert(
-        conn,
-        &db::inbox::NewEvent {
-            svix_id,
-            event_type: &event.event_type,
-            event_at: event.event_at(d.signed_at_ms),
-            subject_id: subject.as_deref(),
-            payload: &d.stored_payload,
-        },
-    )
-    .await?;
-    if !inserted {
-        db::inbox::count_duplicate(conn, svix_id).await?;
+    if !db::inbox::insert(conn, &d.new_event()).await? {
+        db::inbox::count_duplicate(conn, &d.svix_id).await?;
         info!("duplicate delivery");
         return Ok((Outcome::Duplicate, 0));
     }
+    let (outcome, mails) = apply_changes(conn, &[d], ctx).await?[0];
+    db::inbox::set_outcome(conn, &d.svix_id, outcome.as_str()).await?;
+    Ok((outcome, mails))
+}
 
-    let (mut applied, mut stale, mut mails) = (0usize, 0usize, 0usize);
-    for change in &d.changes {
-        match change {
-            Change::User {
-                id,
-                email,
-                deleted,
-                event_at,
-            } => {
-                let key = OrderKey::for_user(*event_at, *deleted, svix_id);
-                if db::users::upsert_if_newer(
-                    conn,
-                    id,
-                    email.as_deref(),
-                    *deleted,
-                    *event_at,
-                    key.as_str(),
-                )
-                .await?
-                {
-                    applied += 1;
-                } else {
-                    stale += 1;
-                }
-            }
-            Change::Item(item) => {
-                if ctx.lock_rows {
-                    db::items::lock(conn, &item.id).await?;
-                }
-                let previous = db::items::get(conn, &item.id).await?;
-                let key = OrderKey::for_item(item.event_at, item.status, svix_id);
-                if !db::items::upsert_if_newer(conn, item, &key).await? {
-                    stale += 1;
-                    continue;
-                }
-                applied += 1;
-                if item.starts_past_due_episode(previous.as_ref()) {
-                    let recipient = match item.payer.email.clone() {
-                        Some(e) => Some(e),
-                        None => match &item.payer.user_id {
-                            Some(uid) => db::users::get(conn, uid).await?.and_then(|u| u.email),
-                            None => None,
-                        },
-                    };
-                    match recipient {
-                        Some(to) => {
-                            let m = mail::payment_failed(item, event, ctx.manage_url);
-                            let id = format!("{svix_id}:payment_failed:{}", item.id);
-                            if db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? {
-                                mails += 1;
-                            }
-                        }
-                        None => tracing::warn!(item = %item.id, "past due but no address to mail"),
+impl Delivery {
+    pub fn new_event(&self) -> db::inbox::NewEvent<'_> {
+        db::inbox::NewEvent {
+            svix_id: &self.svix_id,
+            event_type: &self.event.event_type,
+            event_at: self.event.event_at(self.signed_at_ms),
+            subject_id: self.subject_id.as_deref(),
+            payload: &self.stored_payload,
+        }
+    }
+}
+
+/// Applies the state changes of deliveries whose inbox rows the caller has just inserted, in
+/// the caller's transaction; returns each delivery's outcome and how many mails it queued.
+///
+/// Item changes that cannot start a past-due episode go to the database in multi-row upserts
+/// (an item that appears twice goes in a later statement); user changes and past-due items go
+/// one by one after them. The deliveries of one batch arrived concurrently, so any serial
+/// order of them is a valid one, and the order keys make the end state the same in all.
+pub async fn apply_changes(
+    conn: &mut AnyConnection,
+    ds: &[&Delivery],
+    ctx: &ApplyContext<'_>,
+) -> Result<Vec<(Outcome, usize)>, DbError> {
+    #[derive(Default, Clone, Copy)]
+    struct Tally {
+        applied: usize,
+        stale: usize,
+        mails: usize,
+    }
+    let mut tally = vec![Tally::default(); ds.len()];
+    let mut rounds: Vec<Vec<(usize, &ItemState, OrderKey)>> = Vec::new();
+    let mut seen: HashMap<&str, usize> = HashMap::new();
+    let mut one_by_one = Vec::new();
+    for (i, d) in ds.iter().enumerate() {
+        for change in &d.changes {
+            match change {
+                Change::Item(item) if item.status != Status::PastDue => {
+                    let round = seen.entry(item.id.as_str()).or_insert(0);
+                    if rounds.len() <= *round {
+                        rounds.push(Vec::new());
                     }
+                    let key = OrderKey::for_item(item.event_at, item.status, &d.svix_id);
+                    rounds[*round].push((i, item, key));
+                    *round += 1;
                 }
+                _ => one_by_one.push((i, change)),
             }
         }
     }
-    let outcome = match (d.changes.is_empty(), applied) {
-        (true, _) => Outcome::Recorded,
-        (false, 0) => Outcome::Stale,
-        _ => Outcome::Applied,
+    for round in &rounds {
+        let rows: Vec<_> = round.iter().map(|(_, item, key)| (*item, key)).collect();
+        let written = db::items::upsert_many_if_newer(conn, &rows).await?;
+        for (i, item, _) in round {
+            if written.contains(&item.id) {
+                tally[*i].applied += 1;
+            } else {
+                tally[*i].stale += 1;
+            }
+        }
+    }
+    for (i, change) in one_by_one {
+        let (applied, mails) = apply_one(conn, ds[i], change, ctx).await?;
+        let t = &mut tally[i];
+        if applied {
+            t.applied += 1;
+        } else {
+            t.stale += 1;
+        }
+        t.mails += mails;
+    }
+    Ok(ds
+        .iter()
+        .zip(tally)
+        .map(|(d, t)| {
+            let outcome = match (d.changes.is_empty(), t.applied) {
+                (true, _) => Outcome::Recorded,
+                (false, 0) => Outcome::Stale,
+                _ => Outcome::Applied,
+            };
+            info!(
+                svix_id = %d.svix_id,
+                event_type = %d.event.event_type,
+                outcome = outcome.as_str(),
+                applied = t.applied,
+                stale = t.stale,
+                mails = t.mails,
+                "webhook applied"
+            );
+            (outcome, t.mails)
+        })
+        .collect())
+}
+
+/// Applies one change; returns whether it was written and how many mails it queued.
+async fn apply_one(
+    conn: &mut AnyConnection,
+    d: &Delivery,
+    change: &Change,
+    ctx: &ApplyContext<'_>,
+) -> Result<(bool, usize), DbError> {
+    let svix_id = d.svix_id.as_str();
+    match change {
+        Change::User {
+            id,
+            email,
+            deleted,
+            event_at,
+        } => {
+            let key = OrderKey::for_user(*event_at, *deleted, svix_id);
+            let written = db::users::upsert_if_newer(
+                conn,
+                id,
+                email.as_deref(),
+                *deleted,
+                *event_at,
+                key.as_str(),
+            )
+            .await?;
+            Ok((written, 0))
+        }
+        Change::Item(item) => {
+            // Whether a payment failure starts a new past-due episode depends on the stored
+            // state, read under the row lock on PostgreSQL so that two instances cannot both
+            // see the old state and both mail.
+            if ctx.lock_rows {
+                db::items::lock(conn, &item.id).await?;
+            }
+            let previous = db::items::get(conn, &item.id).await?;
+            let key = OrderKey::for_item(item.event_at, item.status, svix_id);
+            if !db::items::upsert_if_newer(conn, item, &key).await? {
+                return Ok((false, 0));
+            }
+            let mails = if item.starts_past_due_episode(previous.as_ref()) {
+                queue_payment_failed(conn, d, item, ctx).await?
+            } else {
+                0
+            };
+            Ok((true, mails))
+        }
+    }
+}
+
+/// Queues the payment-failure mail for `item`; returns how many were queued (0 or 1).
+async fn queue_payment_failed(
+    conn: &mut AnyConnection,
+    d: &Delivery,
+    item: &ItemState,
+    ctx: &ApplyContext<'_>,
+) -> Result<usize, DbError> {
+    let recipient = match item.payer.email.clone() {
+        Some(e) => Some(e),
+        None => match &item.payer.user_id {
+            Some(uid) => db::users::get(conn, uid).await?.and_then(|u| u.email),
+            None => None,
+        },
     };
-    db::inbox::set_outcome(conn, svix_id, outcome.as_str()).await?;
-    info!(
-        outcome = outcome.as_str(),
-        applied, stale, mails, "webhook applied"
-    );
-    Ok((outcome, mails))
+    let Some(to) = recipient else {
+        tracing::warn!(item = %item.id, "past due but no address to mail");
+        return Ok(0);
+    };
+    let m = mail::payment_failed(item, &d.event, ctx.manage_url);
+    let id = format!("{}:payment_failed:{}", d.svix_id, item.id);
+    Ok(db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? as usize)
 }

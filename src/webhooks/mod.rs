@@ -65,15 +65,18 @@ pub async fn receive(
         .and_then(|v| v.parse::<i64>().ok())
         .map_or_else(now_ms, |s| s * 1000);
 
-    let event = events::parse(&body)
+    let mut event = events::parse(&body)
         .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
     let changes = event
         .changes(signed_at_ms)
         .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
-    let stored_payload = redact::redact(event.raw.clone()).to_string();
+    // Redacted in place: nothing downstream (the stored payload, the mail) needs card data.
+    event.raw = redact::redact(std::mem::take(&mut event.raw));
+    let stored_payload = event.raw.to_string();
     let delivery = ingest::Delivery {
         svix_id: svix_id.clone(),
         signed_at_ms,
+        subject_id: event.subject_id(),
         event,
         changes,
         stored_payload,

@@ -1,19 +1,23 @@
 //! Group commit for the inbox. Every delivery is acknowledged only after a durable commit, and
 //! a commit costs an fsync (SQLite WAL with synchronous=FULL; PostgreSQL's WAL flush). One
-//! writer task takes whatever deliveries are waiting, applies each under its own savepoint
-//! (a failing one is rolled back alone), commits once, and only then answers every waiter.
-//! Under load many deliveries share one fsync; alone, a delivery commits at once.
+//! writer task takes whatever deliveries are waiting, applies them in one transaction (the
+//! inbox rows with multi-row statements), commits once, and only then answers every waiter.
+//! Under load many deliveries share one fsync; alone, a delivery commits at once. A failing
+//! batch is retried delivery by delivery under savepoints, so a bad one is rolled back alone.
 
-use std::sync::Arc;
+use std::{
+    collections::{HashMap, HashSet},
+    sync::Arc,
+};
 
 use sqlx::Executor;
 use tokio::sync::{mpsc, oneshot, Notify};
-use tracing::warn;
+use tracing::{info, warn};
 
-use super::ingest::{apply, ApplyContext, Delivery, Outcome};
+use super::ingest::{apply, apply_changes, ApplyContext, Delivery, Outcome};
 use crate::{
     access::PayerCache,
-    db::{Db, DbError},
+    db::{self, Db, DbError},
 };
 
 /// The most deliveries one transaction takes.
@@ -82,11 +86,77 @@ async fn run(
     }
 }
 
-async fn commit_batch(
+type Results = Vec<Result<(Outcome, usize), Arc<DbError>>>;
+
+/// One transaction for the whole batch, a few multi-row statements for the inbox. When any
+/// statement fails the batch is rolled back and retried delivery by delivery, so one bad
+/// delivery (or a PostgreSQL deadlock with another instance) fails only itself.
+async fn commit_batch(db: &Db, batch: &[(Delivery, Reply)], ctx: &ApplyContext<'_>) -> Results {
+    match commit_together(db, batch, ctx).await {
+        Ok(results) => results,
+        Err(e) => {
+            warn!(error = %e, deliveries = batch.len(), "batch rolled back; applying one by one");
+            commit_one_by_one(db, batch, ctx).await
+        }
+    }
+}
+
+async fn commit_together(
     db: &Db,
     batch: &[(Delivery, Reply)],
     ctx: &ApplyContext<'_>,
-) -> Vec<Result<(Outcome, usize), Arc<DbError>>> {
+) -> Result<Results, DbError> {
+    let mut tx = db.begin().await?;
+    // The first copy of a svix-id in the batch is a candidate; later copies are duplicates.
+    let mut seen = HashSet::with_capacity(batch.len());
+    let candidates: Vec<_> = batch
+        .iter()
+        .filter(|(d, _)| seen.insert(d.svix_id.as_str()))
+        .map(|(d, _)| d.new_event())
+        .collect();
+    let inserted: HashSet<String> = db::inbox::insert_many(&mut tx, &candidates)
+        .await?
+        .into_iter()
+        .collect();
+    let mut first = HashSet::with_capacity(batch.len());
+    let fresh: Vec<bool> = batch
+        .iter()
+        .map(|(d, _)| first.insert(d.svix_id.as_str()) && inserted.contains(&d.svix_id))
+        .collect();
+    let to_apply: Vec<&Delivery> = batch
+        .iter()
+        .zip(&fresh)
+        .filter(|(_, f)| **f)
+        .map(|((d, _), _)| d)
+        .collect();
+    let mut applied = apply_changes(&mut tx, &to_apply, ctx).await?.into_iter();
+    let mut results = Vec::with_capacity(batch.len());
+    let mut by_outcome: HashMap<&'static str, Vec<&str>> = HashMap::new();
+    for ((d, _), fresh) in batch.iter().zip(fresh) {
+        let id = d.svix_id.as_str();
+        if fresh {
+            let (outcome, mails) = applied.next().expect("one result per applied delivery");
+            by_outcome.entry(outcome.as_str()).or_default().push(id);
+            results.push(Ok((outcome, mails)));
+        } else {
+            db::inbox::count_duplicate(&mut tx, id).await?;
+            info!(svix_id = id, "duplicate delivery");
+            results.push(Ok((Outcome::Duplicate, 0)));
+        }
+    }
+    for (outcome, ids) in by_outcome {
+        db::inbox::set_outcome_many(&mut tx, &ids, outcome).await?;
+    }
+    tx.commit().await?;
+    Ok(results)
+}
+
+/// The slow path: each delivery under its own savepoint, one commit.
+async fn commit_one_by_one(
+    db: &Db,
+    batch: &[(Delivery, Reply)],
+    ctx: &ApplyContext<'_>,
+) -> Results {
     let all_failed = |e: DbError| {
         let e = Arc::new(e);
         batch.iter().map(|_| Err(e.clone())).collect()

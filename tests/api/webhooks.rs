@@ -365,6 +365,69 @@ async fn fifty_concurrent_copies_of_a_failure_change_state_once_and_queue_one_ma
     assert_eq!(sent, 1);
 }
 
+/// A delivery the database refuses (here: a trigger standing in for any statement error) fails
+/// alone with a 503 and leaves nothing behind; the deliveries committed beside it are all kept.
+#[tokio::test]
+async fn a_delivery_the_database_refuses_fails_alone_in_a_concurrent_burst() {
+    let app = spawn_app().await;
+    let poison = match app.db.engine {
+        plangate::db::Engine::Sqlite => vec![
+            "create trigger poison before insert on subscription_item \
+             when new.id = 'csub_item_poison' begin select raise(abort, 'poison'); end",
+        ],
+        plangate::db::Engine::Postgres => vec![
+            "create function poison() returns trigger language plpgsql as $$ begin \
+             if new.id = 'csub_item_poison' then raise exception 'poison'; end if; \
+             return new; end $$",
+            "create trigger poison before insert on subscription_item \
+             for each row execute function poison()",
+        ],
+    };
+    for sql in poison {
+        sqlx::query(sql).execute(&app.db.pool).await.unwrap();
+    }
+    let at = now() * 1000;
+    let items: Vec<String> = (0..40)
+        .map(|i| match i {
+            17 => "csub_item_poison".to_string(),
+            _ => format!("csub_item_burst_{i}"),
+        })
+        .collect();
+    let ids: Vec<String> = items.iter().map(|_| msg_id()).collect();
+    let bodies: Vec<Value> = items
+        .iter()
+        .enumerate()
+        .map(|(i, item)| {
+            item_event(
+                "subscriptionItem.active",
+                "active",
+                item,
+                &format!("user_burst_{i}"),
+                at,
+            )
+        })
+        .collect();
+    let responses =
+        futures::future::join_all(ids.iter().zip(&bodies).map(|(id, b)| app.deliver(id, b))).await;
+    for (i, r) in responses.iter().enumerate() {
+        let want = if i == 17 { 503 } else { 200 };
+        assert_eq!(r.status(), want, "delivery {i} ({})", items[i]);
+    }
+    assert!(app.item("csub_item_poison").await.is_none());
+    for item in items.iter().filter(|i| *i != "csub_item_poison") {
+        assert_eq!(
+            app.item(item).await.unwrap().status,
+            Status::Active,
+            "{item}"
+        );
+    }
+    assert_eq!(
+        app.event_count().await,
+        39,
+        "the refused delivery left no inbox row"
+    );
+}
+
 #[tokio::test]
 async fn a_shuffled_lifecycle_converges_to_the_in_order_state() {
     let app = spawn_app().await;
