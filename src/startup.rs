@@ -150,6 +150,7 @@ impl Application {
             http,
             self_url,
             rejected_webhooks: Arc::new(AtomicU64::new(0)),
+            pages: Default::default(),
         };
         tokio::spawn(mail::worker(db, transport, from, mail_notify));
 
@@ -249,6 +250,11 @@ pub fn router(state: AppState) -> Router {
             },
             shell,
         ));
+    // Inside the demo refresh below, so a refreshed session is seen as one.
+    app = app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::page_cache::middleware,
+    ));
     // Demo only: the session refresh that Clerk's handshake does in production.
     if state.demo.is_some() {
         app = app.layer(middleware::from_fn_with_state(

@@ -31,4 +31,6 @@ pub struct AppState {
     pub self_url: String,
     /// Webhook deliveries rejected before anything was stored.
     pub rejected_webhooks: Arc<AtomicU64>,
+    /// Signed-out renders of the public pages.
+    pub pages: Arc<crate::page_cache::PageCache>,
 }

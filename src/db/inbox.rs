@@ -11,6 +11,8 @@ pub struct NewEvent<'a> {
     pub subject_id: Option<&'a str>,
     /// Already redacted of card data.
     pub payload: &'a str,
+    /// The outcome to store; the writer corrects it after applying if it turns out otherwise.
+    pub outcome: &'a str,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -31,8 +33,7 @@ pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool,
         .is_empty())
 }
 
-/// Inserts many deliveries (outcome `received`) in a few statements; returns the svix-ids that
-/// were new. Rows go in svix-id order so two PostgreSQL writers take the key locks in one
+/// Inserts many deliveries in a few statements; returns the svix-ids that were new. Rows go in svix-id order so two PostgreSQL writers take the key locks in one
 /// order and cannot deadlock on them.
 pub async fn insert_many(
     conn: &mut AnyConnection,
@@ -49,7 +50,10 @@ pub async fn insert_many(
         let sql = format!(
             "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
              values {} on conflict (svix_id) do nothing returning svix_id",
-            placeholders(chunk.len(), 6, |i| format!("${}, ${}, ${}, ${}, 'received', ${}, ${}", i + 1, i + 2, i + 3, i + 4, i + 5, i + 6))
+            placeholders(chunk.len(), 7, |i| {
+                let p: Vec<String> = (i + 1..=i + 7).map(|n| format!("${n}")).collect();
+                p.join(", ")
+            })
         );
         let mut q = sqlx::query(&sql);
         for ev in chunk {
@@ -58,6 +62,7 @@ pub async fn insert_many(
                 .bind(ev.event_type)
                 .bind(ev.event_at)
                 .bind(now)
+                .bind(ev.outcome)
                 .bind(ev.subject_id)
                 .bind(ev.payload);
         }

@@ -12,7 +12,7 @@ use std::{path::Path, str::FromStr, time::Duration};
 use anyhow::Context;
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
-    AnyPool, Executor,
+    AnyConnection, AnyPool, Connection, Executor,
 };
 
 pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
@@ -27,6 +27,7 @@ pub enum DbError {
 pub struct Db {
     pub pool: AnyPool,
     pub engine: Engine,
+    options: AnyConnectOptions,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -90,23 +91,23 @@ impl Db {
                 Engine::Postgres => 16,
             })
             .acquire_timeout(Duration::from_secs(10))
-            .after_connect(move |conn, _| {
-                Box::pin(async move {
-                    if engine == Engine::Sqlite {
-                        // WAL with synchronous=FULL: a commit is on disk before we answer 2xx.
-                        conn.execute(
-                            "pragma journal_mode = wal; pragma synchronous = full; \
-                             pragma busy_timeout = 15000; pragma foreign_keys = on;",
-                        )
-                        .await?;
-                    }
-                    Ok(())
-                })
-            })
-            .connect_with(options)
+            .after_connect(move |conn, _| Box::pin(prepare(conn, engine)))
+            .connect_with(options.clone())
             .await
             .with_context(|| format!("connecting to the {} database", engine.as_str()))?;
-        Ok(Db { pool, engine })
+        Ok(Db {
+            pool,
+            engine,
+            options,
+        })
+    }
+
+    /// A connection of its own, outside the pool, set up like the pool's (the webhook writer
+    /// keeps one on its own thread).
+    pub async fn connect_one(&self) -> Result<AnyConnection, DbError> {
+        let mut conn = AnyConnection::connect_with(&self.options).await?;
+        prepare(&mut conn, self.engine).await?;
+        Ok(conn)
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -130,13 +131,11 @@ impl Db {
     }
 }
 
-/// Statement sizes for multi-row statements: few distinct texts, so each stays in the
+/// Statement sizes for multi-row statements: powers of two up to 64, so a batch takes few
+/// statements (15 rows: 8 + 4 + 2 + 1) and there are few distinct texts, each staying in the
 /// connection's prepared-statement cache.
 pub(crate) fn chunk_len(remaining: usize) -> usize {
-    [64, 16, 4, 1]
-        .into_iter()
-        .find(|&n| n <= remaining)
-        .unwrap_or(1)
+    1 << remaining.clamp(1, 64).ilog2()
 }
 
 /// `(row 0), (row 1), …` where `row(i)` gets the first placeholder number minus one.
@@ -154,6 +153,18 @@ pub(crate) fn placeholders(rows: usize, per_row: usize, row: impl Fn(usize) -> S
         .join(", ")
 }
 
+async fn prepare(conn: &mut AnyConnection, engine: Engine) -> Result<(), sqlx::Error> {
+    if engine == Engine::Sqlite {
+        // WAL with synchronous=FULL: a commit is on disk before we answer 2xx.
+        conn.execute(
+            "pragma journal_mode = wal; pragma synchronous = full; \
+             pragma busy_timeout = 15000; pragma foreign_keys = on;",
+        )
+        .await?;
+    }
+    Ok(())
+}
+
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
@@ -163,6 +174,19 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    #[test]
+    fn multi_row_statements_split_a_batch_into_powers_of_two() {
+        let mut sizes = Vec::new();
+        let mut rest = 15;
+        while rest > 0 {
+            let n = super::chunk_len(rest);
+            sizes.push(n);
+            rest -= n;
+        }
+        assert_eq!(sizes, [8, 4, 2, 1]);
+        assert_eq!(super::chunk_len(200), 64);
+    }
+
     #[test]
     fn sqlite_urls_gain_create_mode_and_keep_their_options() {
         let dir = std::env::temp_dir().join("plangate-url-test");

@@ -56,6 +56,17 @@ pub struct Delivery {
     pub stored_payload: String,
 }
 
+impl Delivery {
+    /// The outcome unless every change turns out stale.
+    pub fn expected_outcome(&self) -> Outcome {
+        if self.changes.is_empty() {
+            Outcome::Recorded
+        } else {
+            Outcome::Applied
+        }
+    }
+}
+
 /// Applies one delivery inside the caller's transaction: inbox row, state changes, queued
 /// mail. Returns the outcome and how many mails were queued.
 #[instrument(skip_all, fields(svix_id = %d.svix_id, event_type = %d.event.event_type))]
@@ -64,7 +75,7 @@ pub async fn apply(
     d: &Delivery,
     ctx: &ApplyContext<'_>,
 ) -> Result<(Outcome, usize), DbError> {
-    if !db::inbox::insert(conn, &d.new_event()).await? {
+    if !db::inbox::insert(conn, &d.new_event("received")).await? {
         db::inbox::count_duplicate(conn, &d.svix_id).await?;
         info!("duplicate delivery");
         return Ok((Outcome::Duplicate, 0));
@@ -75,13 +86,14 @@ pub async fn apply(
 }
 
 impl Delivery {
-    pub fn new_event(&self) -> db::inbox::NewEvent<'_> {
+    pub fn new_event<'a>(&'a self, outcome: &'a str) -> db::inbox::NewEvent<'a> {
         db::inbox::NewEvent {
             svix_id: &self.svix_id,
             event_type: &self.event.event_type,
             event_at: self.event.event_at(self.signed_at_ms),
             subject_id: self.subject_id.as_deref(),
             payload: &self.stored_payload,
+            outcome,
         }
     }
 }

@@ -190,3 +190,68 @@ async fn demo_mode_signs_in_and_subscribes_through_the_webhook_path() {
     // The events went through the inbox like Clerk's would.
     assert!(app.event_count().await >= 5);
 }
+
+/// Signed-out renders of /pricing are reused; nobody with a session ever gets one, including a
+/// demo visitor whose session is refreshed from the client cookie on the way in.
+#[tokio::test]
+async fn a_signed_out_pricing_page_is_never_served_to_a_signed_in_visitor() {
+    let app = spawn_with(Options {
+        demo: true,
+        ..Default::default()
+    })
+    .await;
+    let (_, anonymous) = page(&app, "/pricing", None).await;
+    assert!(anonymous.contains("Sign in to subscribe"), "{anonymous}");
+    let (_, again) = page(&app, "/pricing", None).await;
+    assert_eq!(
+        again, anonymous,
+        "the same page for every signed-out visitor"
+    );
+
+    let resp = app
+        .client
+        .post(app.url("/demo/sign-in"))
+        .form(&[("name", "cato")])
+        .send()
+        .await
+        .unwrap();
+    let cookies: Vec<String> = resp
+        .headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect();
+    let resp = app
+        .client
+        .post(app.url("/demo/action"))
+        .header("cookie", cookies.join("; "))
+        .form(&[
+            ("action", "subscribe"),
+            ("plan", "pro"),
+            ("period", "monthly"),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+
+    let with_cookies = |cookie: String| {
+        let req = app.client.get(app.url("/pricing")).header("cookie", cookie);
+        async move { req.send().await.unwrap().text().await.unwrap() }
+    };
+    let signed_in = with_cookies(cookies.join("; ")).await;
+    assert!(signed_in.contains("Current plan"), "{signed_in}");
+    // Only the client cookie: the demo refresh mints the session before the page is chosen.
+    let client_only: Vec<String> = cookies
+        .iter()
+        .filter(|c| !c.starts_with("__session="))
+        .cloned()
+        .collect();
+    assert!(!client_only.is_empty());
+    let refreshed = with_cookies(client_only.join("; ")).await;
+    assert!(refreshed.contains("Current plan"), "{refreshed}");
+
+    let (_, still_anonymous) = page(&app, "/pricing", None).await;
+    assert!(!still_anonymous.contains("Current plan"));
+    assert!(still_anonymous.contains("Sign in to subscribe"));
+}
