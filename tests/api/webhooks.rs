@@ -541,6 +541,14 @@ async fn a_stale_event_is_recorded_but_does_not_overwrite_newer_state() {
         Status::Canceled
     );
     assert_eq!(app.event_count().await, 2);
+    // The stored outcome says so too (the events page shows it).
+    let mut conn = app.db.conn().await.unwrap();
+    let stored = plangate::db::inbox::recent_for(&mut conn, &["user_s"], 10)
+        .await
+        .unwrap();
+    let mut outcomes: Vec<&str> = stored.iter().map(|e| e.outcome.as_str()).collect();
+    outcomes.sort();
+    assert_eq!(outcomes, ["applied", "stale"]);
 }
 
 #[tokio::test]
