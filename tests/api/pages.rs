@@ -14,6 +14,38 @@ async fn page(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+/// Demo sign-in as `name`: returns the cookies it set, as `name=value` pairs.
+async fn demo_sign_in(app: &TestApp, name: &str) -> Vec<String> {
+    let resp = app
+        .client
+        .post(app.url("/demo/sign-in"))
+        .form(&[("name", name)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect()
+}
+
+/// Subscribes the signed-in demo user to monthly Pro; returns the response (303 on success).
+async fn demo_subscribe_pro(app: &TestApp, cookie: &str) -> reqwest::Response {
+    app.client
+        .post(app.url("/demo/action"))
+        .header("cookie", cookie)
+        .form(&[
+            ("action", "subscribe"),
+            ("plan", "pro"),
+            ("period", "monthly"),
+        ])
+        .send()
+        .await
+        .unwrap()
+}
+
 #[tokio::test]
 async fn every_page_renders_and_unknown_routes_are_404() {
     let app = spawn_app().await;
@@ -137,33 +169,8 @@ async fn demo_mode_signs_in_and_subscribes_through_the_webhook_path() {
     .await;
     let (_, html) = page(&app, "/", None).await;
     assert!(html.contains("Demo mode"));
-    let resp = app
-        .client
-        .post(app.url("/demo/sign-in"))
-        .form(&[("name", "dora")])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let cookie = cookies.join("; ");
-    let resp = app
-        .client
-        .post(app.url("/demo/action"))
-        .header("cookie", &cookie)
-        .form(&[
-            ("action", "subscribe"),
-            ("plan", "pro"),
-            ("period", "monthly"),
-        ])
-        .send()
-        .await
-        .unwrap();
+    let cookie = demo_sign_in(&app, "dora").await.join("; ");
+    let resp = demo_subscribe_pro(&app, &cookie).await;
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
     let session = resp
         .headers()
@@ -208,32 +215,11 @@ async fn a_signed_out_pricing_page_is_never_served_to_a_signed_in_visitor() {
         "the same page for every signed-out visitor"
     );
 
-    let resp = app
-        .client
-        .post(app.url("/demo/sign-in"))
-        .form(&[("name", "cato")])
-        .send()
-        .await
-        .unwrap();
-    let cookies: Vec<String> = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect();
-    let resp = app
-        .client
-        .post(app.url("/demo/action"))
-        .header("cookie", cookies.join("; "))
-        .form(&[
-            ("action", "subscribe"),
-            ("plan", "pro"),
-            ("period", "monthly"),
-        ])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
+    let cookies = demo_sign_in(&app, "cato").await;
+    assert_eq!(
+        demo_subscribe_pro(&app, &cookies.join("; ")).await.status(),
+        303
+    );
 
     let with_cookies = |cookie: String| {
         let req = app.client.get(app.url("/pricing")).header("cookie", cookie);
