@@ -1,7 +1,7 @@
 //! Group commit for the inbox. Every delivery is acknowledged only after a durable commit, and
 //! a commit costs an fsync (SQLite WAL with synchronous=FULL; PostgreSQL's WAL flush). One
-//! writer task takes whatever deliveries are waiting, applies them in one transaction (the
-//! inbox rows with multi-row statements), commits once, and only then answers every waiter.
+//! writer (a thread of its own) takes whatever deliveries are waiting, applies them in one
+//! transaction with multi-row statements, commits once, and only then answers every waiter.
 //! Under load many deliveries share one fsync; alone, a delivery commits at once. A failing
 //! batch is retried delivery by delivery under savepoints, so a bad one is rolled back alone.
 
@@ -140,19 +140,24 @@ async fn commit_together(
     // The first copy of a svix-id in the batch is a candidate; later copies are duplicates.
     // Rows go in with the outcome expected; only the few that turn out stale are updated.
     let mut seen = HashSet::with_capacity(batch.len());
+    let first: Vec<bool> = batch
+        .iter()
+        .map(|(d, _)| seen.insert(d.svix_id.as_str()))
+        .collect();
     let candidates: Vec<_> = batch
         .iter()
-        .filter(|(d, _)| seen.insert(d.svix_id.as_str()))
-        .map(|(d, _)| d.new_event(d.expected_outcome().as_str()))
+        .zip(&first)
+        .filter(|(_, first)| **first)
+        .map(|((d, _), _)| d.new_event(d.expected_outcome().as_str()))
         .collect();
     let inserted: HashSet<String> = db::inbox::insert_many(&mut tx, &candidates)
         .await?
         .into_iter()
         .collect();
-    let mut first = HashSet::with_capacity(batch.len());
     let fresh: Vec<bool> = batch
         .iter()
-        .map(|(d, _)| first.insert(d.svix_id.as_str()) && inserted.contains(&d.svix_id))
+        .zip(first)
+        .map(|((d, _), first)| first && inserted.contains(&d.svix_id))
         .collect();
     let to_apply: Vec<&Delivery> = batch
         .iter()
