@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{chunk_len, now_ms, placeholders, DbError};
+use super::{chunks, now_ms, placeholders, DbError};
 
 pub struct NewEvent<'a> {
     pub svix_id: &'a str,
@@ -33,8 +33,9 @@ pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool,
         .is_empty())
 }
 
-/// Inserts many deliveries in a few statements; returns the svix-ids that were new. Rows go in svix-id order so two PostgreSQL writers take the key locks in one
-/// order and cannot deadlock on them.
+/// Inserts many deliveries in a few statements; returns the svix-ids that were new. Rows go in
+/// svix-id order so two PostgreSQL writers take the key locks in one order and cannot deadlock
+/// on them.
 pub async fn insert_many(
     conn: &mut AnyConnection,
     events: &[NewEvent<'_>],
@@ -43,17 +44,11 @@ pub async fn insert_many(
     sorted.sort_by_key(|e| e.svix_id);
     let now = now_ms();
     let mut inserted = Vec::with_capacity(events.len());
-    let mut rest = sorted.as_slice();
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
-        rest = tail;
+    for chunk in chunks(&sorted) {
         let sql = format!(
             "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
              values {} on conflict (svix_id) do nothing returning svix_id",
-            placeholders(chunk.len(), 7, |i| {
-                let p: Vec<String> = (i + 1..=i + 7).map(|n| format!("${n}")).collect();
-                p.join(", ")
-            })
+            placeholders(chunk.len(), 7, 1)
         );
         let mut q = sqlx::query(&sql);
         for ev in chunk {
@@ -79,13 +74,10 @@ pub async fn set_outcome_many(
     svix_ids: &[&str],
     outcome: &str,
 ) -> Result<(), DbError> {
-    let mut rest = svix_ids;
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
-        rest = tail;
+    for chunk in chunks(svix_ids) {
         let sql = format!(
             "update webhook_event set outcome = $1 where svix_id in ({})",
-            placeholders(chunk.len(), 1, |i| format!("${}", i + 2))
+            placeholders(chunk.len(), 1, 2)
         );
         let mut q = sqlx::query(&sql).bind(outcome);
         for id in chunk {

@@ -4,7 +4,7 @@ use sqlx::{any::AnyRow, AnyConnection, Row};
 
 use std::collections::HashSet;
 
-use super::{chunk_len, now_ms, placeholders, DbError};
+use super::{chunks, now_ms, placeholders, DbError};
 use crate::billing::{
     subscription::{Payer, PayerKind},
     ItemState, OrderKey, Status,
@@ -87,20 +87,13 @@ pub async fn upsert_many_if_newer(
     conn: &mut AnyConnection,
     items: &[(&ItemState, &OrderKey)],
 ) -> Result<HashSet<String>, DbError> {
-    const PER_ROW: usize = 17;
+    const PER_ROW: usize = 18;
     let mut sorted = items.to_vec();
     sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let now = now_ms();
     let mut written = HashSet::with_capacity(items.len());
-    let mut rest = sorted.as_slice();
-    while !rest.is_empty() {
-        let (chunk, tail) = rest.split_at(chunk_len(rest.len()));
-        rest = tail;
-        let values = placeholders(chunk.len(), PER_ROW, |i| {
-            let p: Vec<String> = (i + 1..=i + PER_ROW).map(|n| format!("${n}")).collect();
-            // created_at and updated_at take the same value.
-            format!("{}, ${}", p.join(", "), i + PER_ROW)
-        });
+    for chunk in chunks(&sorted) {
+        let values = placeholders(chunk.len(), PER_ROW, 1);
         let sql = format!(
             "insert into subscription_item (id, subscription_id, payer_kind, payer_id, payer_user_id, \
                payer_email, plan_slug, plan_name, status, period_start, period_end, is_free_trial, \
@@ -137,7 +130,8 @@ pub async fn upsert_many_if_newer(
                 .bind(item.past_due_at)
                 .bind(item.event_at)
                 .bind(key.as_str())
-                .bind(now);
+                .bind(now) // created_at
+                .bind(now); // updated_at
         }
         for row in q.fetch_all(&mut *conn).await? {
             written.insert(row.get::<String, _>(0));

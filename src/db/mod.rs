@@ -131,22 +131,31 @@ impl Db {
     }
 }
 
-/// Statement sizes for multi-row statements: powers of two up to 64, so a batch takes few
+/// Splits rows for multi-row statements into powers of two up to 64, so a batch takes few
 /// statements (15 rows: 8 + 4 + 2 + 1) and there are few distinct texts, each staying in the
 /// connection's prepared-statement cache.
-pub(crate) fn chunk_len(remaining: usize) -> usize {
-    1 << remaining.clamp(1, 64).ilog2()
+pub(crate) fn chunks<T>(mut rest: &[T]) -> impl Iterator<Item = &[T]> {
+    std::iter::from_fn(move || {
+        if rest.is_empty() {
+            return None;
+        }
+        let (chunk, tail) = rest.split_at(1 << rest.len().min(64).ilog2());
+        rest = tail;
+        Some(chunk)
+    })
 }
 
-/// `(row 0), (row 1), …` where `row(i)` gets the first placeholder number minus one.
-pub(crate) fn placeholders(rows: usize, per_row: usize, row: impl Fn(usize) -> String) -> String {
+/// `rows` groups of `per_row` placeholders numbered from `first`: `($1, $2), ($3, $4)`; with
+/// one per row, a plain list: `$2, $3`.
+pub(crate) fn placeholders(rows: usize, per_row: usize, first: usize) -> String {
     (0..rows)
         .map(|r| {
-            let inner = row(r * per_row);
+            let start = first + r * per_row;
+            let row: Vec<String> = (start..start + per_row).map(|n| format!("${n}")).collect();
             if per_row == 1 {
-                inner
+                row.join(", ")
             } else {
-                format!("({inner})")
+                format!("({})", row.join(", "))
             }
         })
         .collect::<Vec<_>>()
@@ -176,15 +185,13 @@ pub fn now_ms() -> i64 {
 mod tests {
     #[test]
     fn multi_row_statements_split_a_batch_into_powers_of_two() {
-        let mut sizes = Vec::new();
-        let mut rest = 15;
-        while rest > 0 {
-            let n = super::chunk_len(rest);
-            sizes.push(n);
-            rest -= n;
-        }
+        let rows: Vec<usize> = (0..15).collect();
+        let sizes: Vec<usize> = super::chunks(&rows).map(<[usize]>::len).collect();
         assert_eq!(sizes, [8, 4, 2, 1]);
-        assert_eq!(super::chunk_len(200), 64);
+        let many = vec![0; 200];
+        assert_eq!(super::chunks(&many).next().map(<[i32]>::len), Some(64));
+        assert_eq!(super::placeholders(2, 2, 1), "($1, $2), ($3, $4)");
+        assert_eq!(super::placeholders(2, 1, 2), "$2, $3");
     }
 
     #[test]
