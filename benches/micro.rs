@@ -5,7 +5,6 @@ use std::hint::black_box;
 
 use axum::http::{HeaderMap, HeaderValue};
 use criterion::{criterion_group, criterion_main, Criterion};
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use plangate::{
     auth::{KeyStore, TokenVerifier},
     billing::{
@@ -13,9 +12,9 @@ use plangate::{
         subscription::{Payer, PayerKind},
         Catalog, Evidence, ItemState, Policy, Status, TokenPlan,
     },
+    demo::SigningKey,
     webhooks::verify::Verifier,
 };
-use rsa::{pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey, RsaPrivateKey};
 use secrecy::SecretString;
 use serde_json::json;
 
@@ -48,25 +47,12 @@ fn webhook_verification(c: &mut Criterion) {
 }
 
 fn token_verification(c: &mut Criterion) {
-    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let pem = key
-        .to_public_key()
-        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-        .unwrap();
-    let enc = EncodingKey::from_rsa_pem(
-        key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some("k".into());
-    h.typ = Some("JWT".into());
+    let key = SigningKey::generate("k").unwrap();
     let t = plangate::db::now_ms() / 1000;
-    let token = jsonwebtoken::encode(&h, &json!({"sub": "user_1", "sid": "sess_1", "iss": "https://a.clerk.accounts.dev",
-        "azp": "http://localhost:3000", "iat": t, "nbf": t, "exp": t + 3600, "v": 2, "pla": "u:pro"}), &enc).unwrap();
+    let token = key.sign(&json!({"sub": "user_1", "sid": "sess_1", "iss": "https://a.clerk.accounts.dev",
+        "azp": "http://localhost:3000", "iat": t, "nbf": t, "exp": t + 3600, "v": 2, "pla": "u:pro"})).unwrap();
     let verifier = TokenVerifier::new(
-        KeyStore::pem(&pem).unwrap(),
+        KeyStore::pem(&key.public_pem).unwrap(),
         "https://a.clerk.accounts.dev".into(),
         vec!["http://localhost:3000".into()],
     );

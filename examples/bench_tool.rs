@@ -7,9 +7,10 @@
 use std::{io::Write, time::Instant};
 
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
-use plangate::demo::events::{build, Spec, DAY_MS};
-use rsa::{pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey, RsaPrivateKey};
+use plangate::demo::{
+    events::{build, Spec, DAY_MS},
+    SigningKey,
+};
 use serde_json::json;
 
 fn main() {
@@ -27,32 +28,15 @@ fn now() -> i64 {
 }
 
 fn keys(dir: &str) {
-    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let public = key
-        .to_public_key()
-        .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-        .unwrap();
-    std::fs::write(format!("{dir}/public.pem"), public).unwrap();
-    let enc = EncodingKey::from_rsa_pem(
-        key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-            .unwrap()
-            .as_bytes(),
-    )
-    .unwrap();
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some("ins_bench".into());
-    h.typ = Some("JWT".into());
+    let key = SigningKey::generate("ins_bench").unwrap();
+    std::fs::write(format!("{dir}/public.pem"), &key.public_pem).unwrap();
     let host =
         std::env::var("BENCH_FAPI_HOST").unwrap_or_else(|_| "bench.clerk.accounts.dev".into());
     let azp = std::env::var("BENCH_APP_URL").unwrap_or_else(|_| "http://127.0.0.1:3901".into());
     let t = now();
     let claims = json!({"sub": "user_bench", "sid": "sess_bench", "iss": format!("https://{host}"), "azp": azp,
         "iat": t, "nbf": t - 10, "exp": t + 3600, "v": 2, "pla": "u:pro", "fea": "u:premium_dashboard", "sts": "active"});
-    std::fs::write(
-        format!("{dir}/token"),
-        jsonwebtoken::encode(&h, &claims, &enc).unwrap(),
-    )
-    .unwrap();
+    std::fs::write(format!("{dir}/token"), key.sign(&claims).unwrap()).unwrap();
     let pk = format!(
         "pk_test_{}",
         base64::engine::general_purpose::STANDARD.encode(format!("{host}$"))

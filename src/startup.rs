@@ -32,7 +32,7 @@ use crate::{
     db::Db,
     demo::{self, DemoIssuer},
     mail,
-    state::AppState,
+    state::{AppState, Shared},
     webhooks::{self, verify::Verifier},
 };
 
@@ -136,7 +136,7 @@ impl Application {
             mail_notify.clone(),
             payers.clone(),
         );
-        let state = AppState {
+        let state = AppState::new(Shared {
             leptos_options: leptos_options(addr)?,
             db: db.clone(),
             tokens,
@@ -151,7 +151,7 @@ impl Application {
             self_url,
             rejected_webhooks: Arc::new(AtomicU64::new(0)),
             pages: Default::default(),
-        };
+        });
         tokio::spawn(mail::worker(db, transport, from, mail_notify));
 
         let router = router(state.clone());

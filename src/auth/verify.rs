@@ -140,38 +140,22 @@ impl TokenVerifier {
 
 #[cfg(test)]
 mod tests {
-    use jsonwebtoken::{EncodingKey, Header};
-    use rsa::{pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey, RsaPrivateKey};
     use serde_json::json;
 
     use super::*;
 
     #[tokio::test]
     async fn a_cached_token_stops_verifying_once_it_expires() {
-        let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-        let pem = key
-            .to_public_key()
-            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-            .unwrap();
-        let enc = EncodingKey::from_rsa_pem(
-            key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-                .unwrap()
-                .as_bytes(),
-        )
-        .unwrap();
-        let mut h = Header::new(Algorithm::RS256);
-        h.kid = Some("k".into());
-        h.typ = Some("JWT".into());
+        let key = crate::demo::SigningKey::generate("k").unwrap();
         let t = crate::db::now_ms() / 1000;
-        let token = jsonwebtoken::encode(
-            &h,
-            &json!({"sub": "user_1", "sid": "sess_1", "iss": "https://i", "azp": "http://a",
+        let token = key
+            .sign(
+                &json!({"sub": "user_1", "sid": "sess_1", "iss": "https://i", "azp": "http://a",
                     "iat": t, "nbf": t, "exp": t + 60}),
-            &enc,
-        )
-        .unwrap();
+            )
+            .unwrap();
         let v = TokenVerifier::new(
-            KeyStore::pem(&pem).unwrap(),
+            KeyStore::pem(&key.public_pem).unwrap(),
             "https://i".into(),
             vec!["http://a".into()],
         );

@@ -13,6 +13,7 @@ use base64::Engine;
 use jsonwebtoken::{Algorithm, DecodingKey, EncodingKey, Header};
 use rsa::{
     pkcs1::{DecodeRsaPrivateKey, EncodeRsaPrivateKey},
+    pkcs8::{EncodePublicKey, LineEnding},
     traits::PublicKeyParts,
     RsaPrivateKey,
 };
@@ -25,10 +26,49 @@ pub const CLIENT_TTL_SECS: i64 = 7 * 86_400;
 pub const CLIENT_COOKIE: &str = "__demo_client";
 const CLIENT_AUD: &str = "plangate-demo-client";
 
-pub struct DemoIssuer {
-    encoding: EncodingKey,
-    decoding: DecodingKey,
+/// An RS256 key that signs Clerk-shaped tokens: the demo issuer's, and the keys the test and
+/// benchmark kits generate (the app checks those through `CLERK_JWT_KEY` or a JWKS, as Clerk's).
+pub struct SigningKey {
     pub kid: String,
+    pub encoding: EncodingKey,
+    pub decoding: DecodingKey,
+    /// The public key as Clerk's JWKS lists it, and as PEM (`CLERK_JWT_KEY`).
+    pub jwk: Value,
+    pub public_pem: String,
+}
+
+impl SigningKey {
+    /// A fresh 2048-bit key.
+    pub fn generate(kid: &str) -> anyhow::Result<SigningKey> {
+        let key =
+            RsaPrivateKey::new(&mut rand::thread_rng(), 2048).context("generating an RSA key")?;
+        SigningKey::from_key(&key, kid)
+    }
+
+    pub fn from_key(key: &RsaPrivateKey, kid: &str) -> anyhow::Result<SigningKey> {
+        let public = key.to_public_key();
+        let n = b64url(&public.n().to_bytes_be());
+        let e = b64url(&public.e().to_bytes_be());
+        Ok(SigningKey {
+            encoding: EncodingKey::from_rsa_pem(key.to_pkcs1_pem(LineEnding::LF)?.as_bytes())?,
+            decoding: DecodingKey::from_rsa_components(&n, &e)?,
+            jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}),
+            public_pem: public.to_public_key_pem(LineEnding::LF)?,
+            kid: kid.into(),
+        })
+    }
+
+    /// `claims` as a JWT signed with this key, its `kid` in the header (as Clerk's tokens).
+    pub fn sign(&self, claims: &Value) -> anyhow::Result<String> {
+        let mut header = Header::new(Algorithm::RS256);
+        header.kid = Some(self.kid.clone());
+        header.typ = Some("JWT".into());
+        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+    }
+}
+
+pub struct DemoIssuer {
+    key: SigningKey,
     pub jwks: Value,
     pub issuer: String,
     pub webhook_secret: SecretString,
@@ -48,7 +88,7 @@ fn load_or_create_key(dir: &Path) -> anyhow::Result<RsaPrivateKey> {
     let key =
         RsaPrivateKey::new(&mut rand::thread_rng(), 2048).context("generating the demo key")?;
     let pem = key
-        .to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
+        .to_pkcs1_pem(LineEnding::LF)
         .context("encoding the demo key")?;
     std::fs::write(&path, pem.as_bytes()).context("writing data/demo-key.pem")?;
     Ok(key)
@@ -77,23 +117,19 @@ impl DemoIssuer {
         configured_secret: Option<&SecretString>,
     ) -> anyhow::Result<Self> {
         let key = load_or_create_key(data_dir)?;
-        let public = key.to_public_key();
-        let n = b64url(&public.n().to_bytes_be());
-        let e = b64url(&public.e().to_bytes_be());
+        let n = b64url(&key.to_public_key().n().to_bytes_be());
         let kid = format!(
             "ins_demo_{}",
             &hex::encode(Sha256::digest(n.as_bytes()))[..16]
         );
-        let pem = key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)?;
+        let key = SigningKey::from_key(&key, &kid)?;
         let webhook_secret = match configured_secret {
             Some(s) => s.clone(),
             None => load_or_create_secret(data_dir)?,
         };
         Ok(DemoIssuer {
-            encoding: EncodingKey::from_rsa_pem(pem.as_bytes())?,
-            decoding: DecodingKey::from_rsa_components(&n, &e)?,
-            jwks: json!({"keys": [{"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": n, "e": e}]}),
-            kid,
+            jwks: json!({ "keys": [key.jwk.clone()] }),
+            key,
             issuer,
             webhook_secret,
         })
@@ -101,14 +137,11 @@ impl DemoIssuer {
 
     /// The key set the token verifier uses: exactly this issuer's key.
     pub fn verification_keys(&self) -> HashMap<String, DecodingKey> {
-        HashMap::from([(self.kid.clone(), self.decoding.clone())])
+        HashMap::from([(self.key.kid.clone(), self.key.decoding.clone())])
     }
 
     fn sign(&self, claims: &Value) -> anyhow::Result<String> {
-        let mut header = Header::new(Algorithm::RS256);
-        header.kid = Some(self.kid.clone());
-        header.typ = Some("JWT".into());
-        Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
+        self.key.sign(claims)
     }
 
     /// A Clerk-shaped v2 session token, 60 s life like Clerk's.
@@ -151,7 +184,7 @@ impl DemoIssuer {
         let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
         v.set_audience(&[CLIENT_AUD]);
         v.set_issuer(&[&self.issuer]);
-        let data = jsonwebtoken::decode::<Value>(token, &self.decoding, &v).ok()?;
+        let data = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &v).ok()?;
         let sub = data.claims.get("sub")?.as_str()?.to_string();
         let email = data.claims.get("email")?.as_str()?.to_string();
         Some((sub, email))

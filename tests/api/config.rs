@@ -2,11 +2,13 @@
 
 use std::process::Command;
 
-fn start(vars: &[(&str, &str)]) -> (bool, String) {
-    let dir = std::env::temp_dir().join(format!("plangate-cfg-{}", std::process::id()));
-    std::fs::create_dir_all(&dir).unwrap();
+use crate::helpers::TempDir;
+
+/// Runs `plangate migrate` in a folder of its own: (succeeded, stderr, the folder).
+fn start(vars: &[(&str, &str)]) -> (bool, String, TempDir) {
+    let dir = TempDir::new("plangate-cfg-");
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_plangate"));
-    cmd.current_dir(&dir)
+    cmd.current_dir(&*dir)
         .env_clear()
         .env("PATH", std::env::var("PATH").unwrap_or_default());
     cmd.env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
@@ -23,12 +25,13 @@ fn start(vars: &[(&str, &str)]) -> (bool, String) {
     (
         out.status.success(),
         String::from_utf8_lossy(&out.stderr).into_owned(),
+        dir,
     )
 }
 
 #[test]
 fn an_unsupported_database_url_stops_the_start_naming_database_url() {
-    let (ok, err) = start(&[("DATABASE_URL", "mysql://x")]);
+    let (ok, err, _) = start(&[("DATABASE_URL", "mysql://x")]);
     assert!(!ok);
     assert!(err.contains("DATABASE_URL"), "{err}");
 }
@@ -36,14 +39,14 @@ fn an_unsupported_database_url_stops_the_start_naming_database_url() {
 #[test]
 fn production_without_a_webhook_secret_stops_the_start() {
     let pk = "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"; // clerk.example.com$
-    let (ok, err) = start(&[("APP_ENV", "production"), ("CLERK_PUBLISHABLE_KEY", pk)]);
+    let (ok, err, _) = start(&[("APP_ENV", "production"), ("CLERK_PUBLISHABLE_KEY", pk)]);
     assert!(!ok);
     assert!(err.contains("CLERK_WEBHOOK_SECRET"), "{err}");
 }
 
 #[test]
 fn production_without_clerk_keys_refuses_demo_mode() {
-    let (ok, err) = start(&[("APP_ENV", "production")]);
+    let (ok, err, _) = start(&[("APP_ENV", "production")]);
     assert!(!ok);
     assert!(
         err.contains("CLERK_PUBLISHABLE_KEY") && err.contains("demo"),
@@ -53,8 +56,7 @@ fn production_without_clerk_keys_refuses_demo_mode() {
 
 #[test]
 fn no_configuration_migrates_an_embedded_sqlite_file() {
-    let (ok, err) = start(&[]);
+    let (ok, err, dir) = start(&[]);
     assert!(ok, "{err}");
-    let dir = std::env::temp_dir().join(format!("plangate-cfg-{}", std::process::id()));
     assert!(dir.join("data/plangate.db").exists());
 }

@@ -61,8 +61,7 @@ fn event(i: usize) -> String {
 
 #[tokio::test]
 async fn every_acknowledged_webhook_survives_a_sigkill_mid_burst() {
-    let dir = std::env::temp_dir().join(format!("plangate-kill-{}", msg_id()));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("plangate-kill-");
     let db_url = test_database_url(&dir).await;
     let (mut child, base) = start_server(&db_url, &dir).await;
 
@@ -155,5 +154,4 @@ async fn every_acknowledged_webhook_survives_a_sigkill_mid_burst() {
         .unwrap();
     assert!(item.is_some(), "the state change committed with the event");
     drop(conn);
-    let _ = std::fs::remove_dir_all(&dir);
 }

@@ -11,11 +11,7 @@ use std::{
 
 use axum::{routing::get, Json, Router};
 use base64::Engine;
-use jsonwebtoken::{Algorithm, EncodingKey, Header};
 use plangate::{config::Config, db::Db, startup::Application, state::AppState};
-use rsa::{
-    pkcs1::EncodeRsaPrivateKey, pkcs8::EncodePublicKey, traits::PublicKeyParts, RsaPrivateKey,
-};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
 
@@ -31,31 +27,10 @@ pub fn publishable_key() -> String {
     )
 }
 
-pub struct TestKey {
-    pub kid: String,
-    pub encoding: EncodingKey,
-    pub jwk: Value,
-    pub public_pem: String,
-}
+pub use plangate::demo::SigningKey as TestKey;
 
 fn make_key(kid: &str) -> TestKey {
-    let key = RsaPrivateKey::new(&mut rand::thread_rng(), 2048).unwrap();
-    let public = key.to_public_key();
-    let b64 = |b: &[u8]| base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(b);
-    let n_bytes = public.n().to_bytes_be();
-    TestKey {
-        kid: kid.into(),
-        encoding: EncodingKey::from_rsa_pem(
-            key.to_pkcs1_pem(rsa::pkcs1::LineEnding::LF)
-                .unwrap()
-                .as_bytes(),
-        )
-        .unwrap(),
-        jwk: json!({"kty": "RSA", "use": "sig", "alg": "RS256", "kid": kid, "n": b64(&n_bytes), "e": b64(&public.e().to_bytes_be())}),
-        public_pem: public
-            .to_public_key_pem(rsa::pkcs8::LineEnding::LF)
-            .unwrap(),
-    }
+    TestKey::generate(kid).unwrap()
 }
 
 /// Two keys per test process (generation is the slow part): the current one and the rotated one.
@@ -78,10 +53,7 @@ pub fn claims(user: &str) -> Value {
 }
 
 pub fn sign_token(key: &TestKey, claims: &Value) -> String {
-    let mut h = Header::new(Algorithm::RS256);
-    h.kid = Some(key.kid.clone());
-    h.typ = Some("JWT".into());
-    jsonwebtoken::encode(&h, claims, &key.encoding).unwrap()
+    key.sign(claims).unwrap()
 }
 
 pub struct Jwks {
@@ -119,12 +91,37 @@ pub struct TestApp {
     pub client: reqwest::Client,
     pub db: Db,
     pub state: AppState,
-    pub data_dir: std::path::PathBuf,
+    pub data_dir: TempDir,
 }
 
 fn unique(prefix: &str) -> String {
     use rand::Rng;
     format!("{prefix}{:016x}", rand::thread_rng().gen::<u64>())
+}
+
+/// A fresh folder in the temp dir, removed on drop (Linux lets an open SQLite file be
+/// unlinked, so a server still holding it does not stop this).
+pub struct TempDir(std::path::PathBuf);
+
+impl TempDir {
+    pub fn new(prefix: &str) -> TempDir {
+        let dir = std::env::temp_dir().join(unique(prefix));
+        std::fs::create_dir_all(&dir).unwrap();
+        TempDir(dir)
+    }
+}
+
+impl std::ops::Deref for TempDir {
+    type Target = std::path::Path;
+    fn deref(&self) -> &std::path::Path {
+        &self.0
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
 }
 
 /// A fresh database per test: a new SQLite file in `dir`, or with `TEST_DATABASE_URL` a new
@@ -189,8 +186,7 @@ pub async fn spawn_app() -> TestApp {
 }
 
 pub async fn spawn_with(opts: Options) -> TestApp {
-    let dir = std::env::temp_dir().join(unique("plangate-test-"));
-    std::fs::create_dir_all(&dir).unwrap();
+    let dir = TempDir::new("plangate-test-");
     let mut vars: Vec<(&str, String)> = vec![
         ("DATABASE_URL", test_database_url(&dir).await),
         ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into()),
@@ -234,14 +230,6 @@ pub async fn spawn_with(opts: Options) -> TestApp {
         db,
         state,
         data_dir: dir,
-    }
-}
-
-impl Drop for TestApp {
-    /// The server task ends with the test's runtime; its files can go now (Linux lets an open
-    /// SQLite file be unlinked).
-    fn drop(&mut self) {
-        let _ = std::fs::remove_dir_all(&self.data_dir);
     }
 }
 
