@@ -3,7 +3,7 @@
 //!
 //! Payer state is read through a short-lived cache: the gate sits on every request and the
 //! state changes only when a webhook commits. This instance's writer clears the cache on every
-//! commit; another instance's commits show here within `PAYER_CACHE_TTL`.
+//! commit; another instance's commits show here within `PAYER_CACHE_TTL` (plus one read).
 
 use std::{
     collections::HashMap,
@@ -50,14 +50,24 @@ impl PayerCache {
         id: &str,
     ) -> Result<Items, DbError> {
         let key = (kind, id.to_string());
-        if let Some((at, items)) = self.map.lock().ok().and_then(|m| m.get(&key).cloned()) {
-            if at.elapsed() < PAYER_CACHE_TTL {
-                return Ok(items);
-            }
+        if let Some(items) = self.cached(&key, Instant::now()) {
+            return Ok(items);
         }
         let generation = self.generation.load(Ordering::Acquire);
-        let mut conn = db.conn().await?;
-        let items = Arc::new(db::items::for_payer(&mut conn, kind, id).await?);
+        let read = async {
+            let mut conn = db.conn().await?;
+            db::items::for_payer(&mut conn, kind, id).await
+        };
+        let items = match read.await {
+            Ok(items) => Arc::new(items),
+            Err(e) => {
+                // Let the next request try again rather than serve the old state longer.
+                if let Ok(mut m) = self.map.lock() {
+                    m.remove(&key);
+                }
+                return Err(e);
+            }
+        };
         if let Ok(mut m) = self.map.lock() {
             if self.generation.load(Ordering::Acquire) == generation {
                 if m.len() > 50_000 {
@@ -67,6 +77,19 @@ impl PayerCache {
             }
         }
         Ok(items)
+    }
+
+    /// The stored items while fresh. The first caller to find them expired gets `None` and
+    /// reads the database; until it stores the result, the others keep getting the stored
+    /// items: one query per payer per TTL instead of one per request in flight at expiry.
+    fn cached(&self, key: &(PayerKind, String), now: Instant) -> Option<Items> {
+        let mut m = self.map.lock().ok()?;
+        let (at, items) = m.get_mut(key)?;
+        if now.saturating_duration_since(*at) < PAYER_CACHE_TTL {
+            return Some(items.clone());
+        }
+        *at = now;
+        None
     }
 
     /// Called after a commit that changed subscription state.
@@ -116,4 +139,42 @@ pub async fn check(
         user_item,
         org_item,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_caller_refreshes_an_expired_payer_while_the_others_keep_the_stored_state() {
+        let cache = PayerCache::default();
+        let key = (PayerKind::User, "user_1".to_string());
+        let t0 = Instant::now();
+        assert!(cache.cached(&key, t0).is_none(), "nothing stored yet");
+        let stored: Items = Arc::new(Vec::new());
+        cache
+            .map
+            .lock()
+            .unwrap()
+            .insert(key.clone(), (t0, stored.clone()));
+        let fresh = cache.cached(&key, t0 + PAYER_CACHE_TTL / 2).unwrap();
+        assert!(Arc::ptr_eq(&fresh, &stored));
+
+        let expired = t0 + PAYER_CACHE_TTL + Duration::from_millis(1);
+        assert!(
+            cache.cached(&key, expired).is_none(),
+            "the first caller reads"
+        );
+        let meanwhile = cache.cached(&key, expired + Duration::from_millis(2));
+        assert!(
+            meanwhile.is_some_and(|i| Arc::ptr_eq(&i, &stored)),
+            "the others are answered from the stored state while it reads"
+        );
+
+        cache.clear();
+        assert!(
+            cache.cached(&key, expired).is_none(),
+            "a commit on this instance empties the cache"
+        );
+    }
 }
