@@ -2,7 +2,7 @@
 
 use sqlx::{AnyConnection, Row};
 
-use super::{chunks, now_ms, placeholders, DbError};
+use super::{now_ms, placeholders, DbError, MAX_ROWS};
 
 pub struct NewEvent<'a> {
     pub svix_id: &'a str,
@@ -44,7 +44,7 @@ pub async fn insert_many(
     sorted.sort_by_key(|e| e.svix_id);
     let now = now_ms();
     let mut inserted = Vec::with_capacity(events.len());
-    for chunk in chunks(&sorted) {
+    for chunk in sorted.chunks(MAX_ROWS) {
         let sql = format!(
             "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
              values {} on conflict (svix_id) do nothing returning svix_id",
@@ -74,7 +74,7 @@ pub async fn set_outcome_many(
     svix_ids: &[&str],
     outcome: &str,
 ) -> Result<(), DbError> {
-    for chunk in chunks(svix_ids) {
+    for chunk in svix_ids.chunks(MAX_ROWS) {
         let sql = format!(
             "update webhook_event set outcome = $1 where svix_id in ({})",
             placeholders(chunk.len(), 1, 2)

@@ -4,7 +4,7 @@ use sqlx::{any::AnyRow, AnyConnection, Row};
 
 use std::collections::HashSet;
 
-use super::{chunks, now_ms, placeholders, DbError};
+use super::{now_ms, placeholders, DbError, MAX_ROWS};
 use crate::billing::{
     subscription::{Payer, PayerKind},
     ItemState, OrderKey, Status,
@@ -92,7 +92,7 @@ pub async fn upsert_many_if_newer(
     sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let now = now_ms();
     let mut written = HashSet::with_capacity(items.len());
-    for chunk in chunks(&sorted) {
+    for chunk in sorted.chunks(MAX_ROWS) {
         let values = placeholders(chunk.len(), PER_ROW, 1);
         let sql = format!(
             "insert into subscription_item (id, subscription_id, payer_kind, payer_id, payer_user_id, \

@@ -131,22 +131,11 @@ impl Db {
     }
 }
 
-/// Splits rows for multi-row statements: up to 32 rows go in one statement, more in 32s. A
-/// batch is then one statement per kind (every statement is a hand-off to the connection's
-/// worker, which is what a batch mostly waits for), and the at most 32 texts per kind stay in
-/// the connection's prepared-statement cache (100 entries).
-pub(crate) fn chunks<T>(mut rest: &[T]) -> impl Iterator<Item = &[T]> {
-    std::iter::from_fn(move || {
-        if rest.is_empty() {
-            return None;
-        }
-        let (chunk, tail) = rest.split_at(rest.len().min(MAX_ROWS));
-        rest = tail;
-        Some(chunk)
-    })
-}
-
-const MAX_ROWS: usize = 32;
+/// The most rows one multi-row statement takes. A webhook batch is then one statement per
+/// kind (each statement is a hand-off to SQLite's worker thread, and on PostgreSQL a round
+/// trip), and the at most 32 texts per kind stay in the connection's prepared-statement cache
+/// (100 entries).
+pub(crate) const MAX_ROWS: usize = 32;
 
 /// `rows` groups of `per_row` placeholders numbered from `first`: `($1, $2), ($3, $4)`; with
 /// one per row, a plain list: `$2, $3`.
@@ -187,15 +176,7 @@ pub fn now_ms() -> i64 {
 #[cfg(test)]
 mod tests {
     #[test]
-    fn multi_row_statements_take_up_to_32_rows() {
-        let sizes = |n: usize| -> Vec<usize> {
-            let rows = vec![0; n];
-            super::chunks(&rows).map(<[i32]>::len).collect()
-        };
-        assert_eq!(sizes(15), [15]);
-        assert_eq!(sizes(32), [32]);
-        assert_eq!(sizes(70), [32, 32, 6]);
-        assert!(sizes(0).is_empty());
+    fn placeholders_number_rows_from_the_first() {
         assert_eq!(super::placeholders(2, 2, 1), "($1, $2), ($3, $4)");
         assert_eq!(super::placeholders(2, 1, 2), "$2, $3");
     }
