@@ -14,6 +14,15 @@ async fn page(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
+/// The cookies a response sets, as `name=value` pairs.
+fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect()
+}
+
 /// Demo sign-in as `name`: returns the cookies it set, as `name=value` pairs.
 async fn demo_sign_in(app: &TestApp, name: &str) -> Vec<String> {
     let resp = app
@@ -24,11 +33,7 @@ async fn demo_sign_in(app: &TestApp, name: &str) -> Vec<String> {
         .await
         .unwrap();
     assert_eq!(resp.status(), 303);
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect()
+    set_cookies(&resp)
 }
 
 /// Subscribes the signed-in demo user to monthly Pro; returns the response (303 on success).
@@ -172,19 +177,10 @@ async fn demo_mode_signs_in_and_subscribes_through_the_webhook_path() {
     let cookie = demo_sign_in(&app, "dora").await.join("; ");
     let resp = demo_subscribe_pro(&app, &cookie).await;
     assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
-    let session = resp
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().to_string())
-        .find(|c| c.starts_with("__session="))
+    let token = set_cookies(&resp)
+        .into_iter()
+        .find_map(|c| c.strip_prefix("__session=").map(str::to_string))
         .unwrap();
-    let token = session
-        .trim_start_matches("__session=")
-        .split(';')
-        .next()
-        .unwrap()
-        .to_string();
     let me: Value = app
         .get_with_token("/api/me", &token)
         .await
