@@ -12,9 +12,9 @@ PG_ADMIN=${BENCH_PG_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 export BENCH_DIR="$PWD/bench"
 
 command -v wrk >/dev/null && command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk sqlite3 >/dev/null; }
-cargo build -q --release --features ssr --bin plangate --example bare_axum --example bench_tool
+cargo build -q --release --features ssr,bench-tools --bin plangate --bin bare_axum --bin bench_tool
 BIN=target/release/plangate
-TOOL=target/release/examples/bench_tool
+TOOL=target/release/bench_tool
 work=$(mktemp -d /tmp/plangate-bench.XXXXXX)
 PORT=3901 CEIL_PORT=3900
 URL="http://127.0.0.1:$PORT"
@@ -48,7 +48,7 @@ run_wrk() {  # name url script [args…]
 }
 
 # Ceiling: bare axum.
-target/release/examples/bare_axum "127.0.0.1:$CEIL_PORT" & CEIL=$!; pids+=("$CEIL")
+target/release/bare_axum "127.0.0.1:$CEIL_PORT" & CEIL=$!; pids+=("$CEIL")
 sleep 0.3
 SERVER_PID_FOR_RSS=$CEIL
 run_wrk "ceiling: bare axum GET /" "http://127.0.0.1:$CEIL_PORT/" bench/get.lua

@@ -7,11 +7,13 @@ pub mod items;
 pub mod outbox;
 pub mod users;
 
-use std::{path::Path, str::FromStr, time::Duration};
+use std::{future::Future, path::Path, pin::Pin, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
     any::{AnyConnectOptions, AnyPoolOptions},
+    error::BoxDynError,
+    migrate::{Migration, MigrationType},
     AnyConnection, AnyPool, Connection, Executor,
 };
 
@@ -111,7 +113,8 @@ impl Db {
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
-        sqlx::migrate!("./migrations")
+        sqlx::migrate::Migrator::new(Embedded)
+            .await?
             .run(&self.pool)
             .await
             .context("running database migrations")
@@ -128,6 +131,43 @@ impl Db {
 
     pub async fn begin(&self) -> Result<Tx, DbError> {
         Ok(self.pool.begin().await?)
+    }
+}
+
+/// The migrations, compiled in: (version, description, SQL), as `sqlx::migrate!` would read
+/// `migrations/<version>_<description>.sql` (same checksums, so existing databases agree).
+/// Listed by hand because the macro needs sqlx's `macros` feature, which compiles sqlx's
+/// drivers and the bundled SQLite a second time for the compiler host (minutes of a cold build).
+/// A unit test checks this list against the folder.
+const MIGRATIONS: &[(i64, &str, &str)] = &[
+    (1, "init", include_str!("../../migrations/0001_init.sql")),
+    (
+        2,
+        "event duplicates",
+        include_str!("../../migrations/0002_event_duplicates.sql"),
+    ),
+];
+
+#[derive(Debug)]
+struct Embedded;
+
+impl<'s> sqlx::migrate::MigrationSource<'s> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 's>> {
+        let all = MIGRATIONS
+            .iter()
+            .map(|&(version, description, sql)| {
+                Migration::new(
+                    version,
+                    description.into(),
+                    MigrationType::Simple,
+                    sql.into(),
+                    false,
+                )
+            })
+            .collect();
+        Box::pin(std::future::ready(Ok(all)))
     }
 }
 
@@ -175,6 +215,28 @@ pub fn now_ms() -> i64 {
 
 #[cfg(test)]
 mod tests {
+    /// A new file in `migrations/` must be listed in `MIGRATIONS`, as the macro would read it.
+    #[test]
+    fn compiled_in_migrations_match_the_folder() {
+        let mut files: Vec<(i64, String, String)> = std::fs::read_dir("migrations")
+            .unwrap()
+            .map(|e| e.unwrap().path())
+            .filter(|p| p.extension().is_some_and(|x| x == "sql"))
+            .map(|p| {
+                let stem = p.file_stem().unwrap().to_str().unwrap().to_owned();
+                let (version, description) = stem.split_once('_').unwrap();
+                let sql = std::fs::read_to_string(&p).unwrap();
+                (version.parse().unwrap(), description.replace('_', " "), sql)
+            })
+            .collect();
+        files.sort();
+        let listed: Vec<(i64, String, String)> = super::MIGRATIONS
+            .iter()
+            .map(|&(v, d, sql)| (v, d.to_owned(), sql.to_owned()))
+            .collect();
+        assert_eq!(listed, files);
+    }
+
     #[test]
     fn placeholders_number_rows_from_the_first() {
         assert_eq!(super::placeholders(2, 2, 1), "($1, $2), ($3, $4)");

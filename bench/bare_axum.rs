@@ -1,5 +1,5 @@
 //! The HTTP ceiling for benchmarks: axum returning a constant JSON, nothing else.
-//! `cargo run --release --features ssr --example bare_axum -- 127.0.0.1:3900`
+//! `cargo run --release --features ssr,bench-tools --bin bare_axum -- 127.0.0.1:3900`
 
 use axum::{routing::get, Json, Router};
 
