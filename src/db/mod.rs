@@ -7,7 +7,15 @@ pub mod items;
 pub mod outbox;
 pub mod users;
 
-use std::{future::Future, path::Path, pin::Pin, str::FromStr, time::Duration};
+use std::{
+    fs::File,
+    future::Future,
+    os::unix::fs::MetadataExt,
+    path::{Path, PathBuf},
+    pin::Pin,
+    str::FromStr,
+    time::Duration,
+};
 
 use anyhow::Context;
 use sqlx::{
@@ -23,6 +31,8 @@ pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
 pub enum DbError {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
+    #[error("syncing the write-ahead log: {0}")]
+    Sync(#[from] std::io::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -30,6 +40,8 @@ pub struct Db {
     pub pool: AnyPool,
     pub engine: Engine,
     options: AnyConnectOptions,
+    /// SQLite's write-ahead log file (none on PostgreSQL or in memory).
+    wal: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -44,6 +56,36 @@ impl Engine {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
         }
+    }
+}
+
+/// The database file a normalised SQLite URL names (none in memory).
+fn sqlite_file(url: &str) -> Option<&str> {
+    let (path, query) = url.strip_prefix("sqlite://")?.split_once('?')?;
+    let in_memory = path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
+    (!in_memory && !path.is_empty()).then_some(path)
+}
+
+/// SQLite's `-wal` file, opened for `fdatasync`. A commit's frames are in that file once the
+/// COMMIT returns; syncing it afterwards makes them durable, which is what
+/// `synchronous = full` does inside the commit. Reopened when the file was replaced (SQLite
+/// deletes the log when its last connection closes, after checkpointing it into the database).
+#[derive(Debug)]
+pub struct WalFile {
+    path: PathBuf,
+    file: Option<(File, u64)>,
+}
+
+impl WalFile {
+    pub fn sync(&mut self) -> std::io::Result<()> {
+        let inode = std::fs::metadata(&self.path)?.ino();
+        let file = match self.file.take() {
+            Some((file, ino)) if ino == inode => file,
+            _ => File::open(&self.path)?,
+        };
+        let synced = file.sync_data();
+        self.file = Some((file, inode));
+        synced
     }
 }
 
@@ -82,9 +124,13 @@ impl Db {
         } else {
             Engine::Postgres
         };
-        let url = match engine {
-            Engine::Sqlite => sqlite_url(url)?,
-            Engine::Postgres => url.to_string(),
+        let (url, wal) = match engine {
+            Engine::Sqlite => {
+                let url = sqlite_url(url)?;
+                let wal = sqlite_file(&url).map(|f| PathBuf::from(format!("{f}-wal")));
+                (url, wal)
+            }
+            Engine::Postgres => (url.to_string(), None),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
         let pool = AnyPoolOptions::new()
@@ -101,6 +147,7 @@ impl Db {
             pool,
             engine,
             options,
+            wal,
         })
     }
 
@@ -110,6 +157,22 @@ impl Db {
         let mut conn = AnyConnection::connect_with(&self.options).await?;
         prepare(&mut conn, self.engine).await?;
         Ok(conn)
+    }
+
+    /// The webhook writer's connection. With a SQLite file its commits are not synced by SQLite
+    /// (`synchronous = normal`): the writer syncs the write-ahead log itself (`WalFile`) before
+    /// anyone hears "committed", so the fsync overlaps the next batch's work (webhooks/writer.rs).
+    pub async fn connect_writer(&self) -> Result<AnyConnection, DbError> {
+        let mut conn = self.connect_one().await?;
+        if self.wal.is_some() {
+            conn.execute("pragma synchronous = normal").await?;
+        }
+        Ok(conn)
+    }
+
+    /// The write-ahead log of a SQLite file database, for the writer to sync.
+    pub fn wal_file(&self) -> Option<WalFile> {
+        self.wal.clone().map(|path| WalFile { path, file: None })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -241,6 +304,18 @@ mod tests {
     fn placeholders_number_rows_from_the_first() {
         assert_eq!(super::placeholders(2, 2, 1), "($1, $2), ($3, $4)");
         assert_eq!(super::placeholders(2, 1, 2), "$2, $3");
+    }
+
+    #[test]
+    fn the_write_ahead_log_sits_beside_a_database_file() {
+        let file = |url| super::sqlite_file(&super::sqlite_url(url).unwrap()).map(String::from);
+        assert_eq!(file("sqlite://data/x.db").as_deref(), Some("data/x.db"));
+        assert_eq!(
+            file("sqlite:///tmp/x.db?mode=rwc").as_deref(),
+            Some("/tmp/x.db")
+        );
+        assert_eq!(file("sqlite::memory:"), None);
+        assert_eq!(file("sqlite://x.db?mode=memory&cache=shared"), None);
     }
 
     #[test]
