@@ -259,7 +259,8 @@ pub(crate) fn placeholders(rows: usize, per_row: usize, first: usize) -> String 
 
 async fn prepare(conn: &mut AnyConnection, engine: Engine) -> Result<(), sqlx::Error> {
     if engine == Engine::Sqlite {
-        // WAL with synchronous=FULL: a commit is on disk before we answer 2xx.
+        // WAL with synchronous=FULL: a commit is on disk before we answer 2xx. (The webhook
+        // writer's connection syncs the log itself instead: `connect_writer`.)
         conn.execute(
             "pragma journal_mode = wal; pragma synchronous = full; \
              pragma busy_timeout = 15000; pragma foreign_keys = on;",
