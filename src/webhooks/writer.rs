@@ -76,7 +76,7 @@ impl Writer {
         Writer { tx }
     }
 
-    /// Applies the delivery; resolves after the transaction holding it committed.
+    /// Applies the delivery; resolves once the transaction holding it is committed and on disk.
     pub async fn submit(&self, d: Delivery) -> Applied {
         let (reply, wait) = oneshot::channel();
         let closed = || Arc::new(DbError::Sqlx(sqlx::Error::PoolClosed));
