@@ -59,13 +59,6 @@ impl Engine {
     }
 }
 
-/// The database file a normalised SQLite URL names (none in memory).
-fn sqlite_file(url: &str) -> Option<&str> {
-    let (path, query) = url.strip_prefix("sqlite://")?.split_once('?')?;
-    let in_memory = path == ":memory:" || query.split('&').any(|kv| kv == "mode=memory");
-    (!in_memory && !path.is_empty()).then_some(path)
-}
-
 /// SQLite's `-wal` file, opened for `fdatasync`. A commit's frames are in that file once the
 /// COMMIT returns; syncing it afterwards makes them durable, which is what
 /// `synchronous = full` does inside the commit. Reopened when the file was replaced (SQLite
@@ -90,14 +83,16 @@ impl WalFile {
 }
 
 /// Makes `sqlite://relative/path.db` usable: creates the folder and asks SQLite to create the
-/// file on first start.
-fn sqlite_url(url: &str) -> anyhow::Result<String> {
+/// file on first start. Also returns the database file's path (none for an in-memory database).
+fn sqlite_url(url: &str) -> anyhow::Result<(String, Option<&str>)> {
     let rest = url
         .strip_prefix("sqlite://")
         .or_else(|| url.strip_prefix("sqlite:"))
         .unwrap_or(url);
     let (path, query) = rest.split_once('?').unwrap_or((rest, ""));
-    if path != ":memory:" && !path.is_empty() {
+    let in_memory =
+        path == ":memory:" || path.is_empty() || query.split('&').any(|kv| kv == "mode=memory");
+    if !in_memory {
         if let Some(parent) = Path::new(path)
             .parent()
             .filter(|p| !p.as_os_str().is_empty())
@@ -113,7 +108,8 @@ fn sqlite_url(url: &str) -> anyhow::Result<String> {
     } else {
         format!("{query}&mode=rwc")
     };
-    Ok(format!("sqlite://{path}?{query}"))
+    let file = (!in_memory).then_some(path);
+    Ok((format!("sqlite://{path}?{query}"), file))
 }
 
 impl Db {
@@ -126,9 +122,8 @@ impl Db {
         };
         let (url, wal) = match engine {
             Engine::Sqlite => {
-                let url = sqlite_url(url)?;
-                let wal = sqlite_file(&url).map(|f| PathBuf::from(format!("{f}-wal")));
-                (url, wal)
+                let (url, file) = sqlite_url(url)?;
+                (url, file.map(|f| PathBuf::from(format!("{f}-wal"))))
             }
             Engine::Postgres => (url.to_string(), None),
         };
@@ -308,13 +303,10 @@ mod tests {
     }
 
     #[test]
-    fn the_write_ahead_log_sits_beside_a_database_file() {
-        let file = |url| super::sqlite_file(&super::sqlite_url(url).unwrap()).map(String::from);
-        assert_eq!(file("sqlite://data/x.db").as_deref(), Some("data/x.db"));
-        assert_eq!(
-            file("sqlite:///tmp/x.db?mode=rwc").as_deref(),
-            Some("/tmp/x.db")
-        );
+    fn sqlite_urls_name_their_file_unless_in_memory() {
+        let file = |url| super::sqlite_url(url).unwrap().1;
+        assert_eq!(file("sqlite:///tmp/x.db"), Some("/tmp/x.db"));
+        assert_eq!(file("sqlite:/tmp/x.db?mode=rwc"), Some("/tmp/x.db"));
         assert_eq!(file("sqlite::memory:"), None);
         assert_eq!(file("sqlite://x.db?mode=memory&cache=shared"), None);
     }
@@ -323,13 +315,18 @@ mod tests {
     fn sqlite_urls_gain_create_mode_and_keep_their_options() {
         let dir = std::env::temp_dir().join("plangate-url-test");
         let url = format!("sqlite://{}/x.db", dir.display());
-        assert!(super::sqlite_url(&url).unwrap().ends_with("/x.db?mode=rwc"));
+        assert!(super::sqlite_url(&url)
+            .unwrap()
+            .0
+            .ends_with("/x.db?mode=rwc"));
         assert!(dir.exists());
         assert!(super::sqlite_url("sqlite::memory:")
             .unwrap()
+            .0
             .contains("mode=rwc"));
         assert!(super::sqlite_url("sqlite://a.db?mode=ro")
             .unwrap()
+            .0
             .ends_with("?mode=ro"));
     }
 }
