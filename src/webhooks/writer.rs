@@ -100,6 +100,14 @@ impl Committed {
             mail_notify.notify_one();
         }
     }
+
+    /// Answers every waiter with `e`, whatever its own result was: nothing is acknowledged
+    /// that is not known to be on disk.
+    fn fail(self, e: &Arc<DbError>) {
+        for (reply, _) in self.replies {
+            let _ = reply.send(Err(e.clone()));
+        }
+    }
 }
 
 /// How committed batches are answered: at once (the commit was durable), or by the syncer
@@ -125,9 +133,7 @@ fn sync_loop(
             Err(e) => {
                 error!(error = %e, "syncing the write-ahead log failed; deliveries not acknowledged");
                 let e = Arc::new(DbError::Sync(e));
-                for (reply, _) in batches.into_iter().flat_map(|b| b.replies) {
-                    let _ = reply.send(Err(e.clone()));
-                }
+                batches.into_iter().for_each(|b| b.fail(&e));
             }
         }
     }
@@ -183,10 +189,9 @@ async fn run(
             Answer::AfterSync(syncer) => {
                 if let Err(unsent) = syncer.send(done) {
                     // The syncer is gone (it never exits on its own): nothing can be made durable.
-                    let e = Arc::new(DbError::Sqlx(sqlx::Error::PoolClosed));
-                    for (reply, _) in unsent.0.replies {
-                        let _ = reply.send(Err(e.clone()));
-                    }
+                    unsent
+                        .0
+                        .fail(&Arc::new(DbError::Sqlx(sqlx::Error::PoolClosed)));
                 }
             }
         }
@@ -314,7 +319,7 @@ async fn commit_one_by_one(
 
 #[cfg(test)]
 mod tests {
-    use std::sync::{mpsc, Arc, Mutex};
+    use std::sync::mpsc;
 
     use tokio::sync::{oneshot, Notify};
 
@@ -322,8 +327,7 @@ mod tests {
 
     #[test]
     fn waiters_hear_committed_only_after_the_wal_sync() {
-        let (reply, wait) = oneshot::channel();
-        let wait = Arc::new(Mutex::new(wait));
+        let (reply, mut wait) = oneshot::channel();
         let (tx, rx) = mpsc::channel();
         let batch = Committed {
             replies: vec![(reply, Ok((Outcome::Applied, 0)))],
@@ -333,16 +337,12 @@ mod tests {
         drop(tx);
         let mut answered_before_sync = None;
         let sync = || {
-            answered_before_sync = Some(wait.lock().unwrap().try_recv().is_ok());
+            answered_before_sync = Some(wait.try_recv().is_ok());
             Ok(())
         };
         sync_loop(rx, sync, &Notify::new());
         assert_eq!(answered_before_sync, Some(false));
-        let answer = wait
-            .lock()
-            .unwrap()
-            .try_recv()
-            .expect("answered after the sync");
+        let answer = wait.try_recv().expect("answered after the sync");
         assert!(matches!(answer, Ok((Outcome::Applied, 0))));
     }
 
