@@ -146,19 +146,13 @@ impl Db {
         })
     }
 
-    /// A connection of its own, outside the pool, set up like the pool's (the webhook writer
-    /// keeps one on its own thread).
-    pub async fn connect_one(&self) -> Result<AnyConnection, DbError> {
+    /// The webhook writer's connection: its own, outside the pool, set up like the pool's. With
+    /// a SQLite file its commits are not synced by SQLite (`synchronous = normal`): the writer
+    /// syncs the write-ahead log itself (`WalFile`) before anyone hears "committed", so the fsync
+    /// overlaps the next batch's work (webhooks/writer.rs).
+    pub async fn connect_writer(&self) -> Result<AnyConnection, DbError> {
         let mut conn = AnyConnection::connect_with(&self.options).await?;
         prepare(&mut conn, self.engine).await?;
-        Ok(conn)
-    }
-
-    /// The webhook writer's connection. With a SQLite file its commits are not synced by SQLite
-    /// (`synchronous = normal`): the writer syncs the write-ahead log itself (`WalFile`) before
-    /// anyone hears "committed", so the fsync overlaps the next batch's work (webhooks/writer.rs).
-    pub async fn connect_writer(&self) -> Result<AnyConnection, DbError> {
-        let mut conn = self.connect_one().await?;
         if self.wal.is_some() {
             conn.execute("pragma synchronous = normal").await?;
         }
