@@ -7,7 +7,7 @@ use leptos_router::{
     path, SsrMode,
 };
 
-use crate::components::clerk::{ClerkLoader, DemoRefresher};
+use crate::components::clerk::{ClerkLoader, ClerkSignOut, DemoRefresher};
 use crate::pages::{
     dashboard::Dashboard,
     demo::{Events, Mailbox},
@@ -65,7 +65,7 @@ pub fn App() -> impl IntoView {
                                     }.into_any()
                                 } else {
                                     view! {
-                                        <button type="button" class="link" onclick="window.Clerk && window.Clerk.signOut({ redirectUrl: '/' })">"Sign out"</button>
+                                        <ClerkSignOut/>
                                     }.into_any()
                                 }}
                                 {s.clerk.map(|c| view! {

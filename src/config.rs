@@ -63,6 +63,9 @@ pub struct Config {
     pub data_dir: PathBuf,
     pub past_due_grace_days: i64,
     pub json_logs: bool,
+    /// Failed attempts allowed per client address per minute; 0 disables the limit.
+    pub rate_limit_per_minute: u32,
+    pub trusted_proxies: crate::security::TrustedProxies,
 }
 
 impl Config {
@@ -148,6 +151,12 @@ impl Config {
             .unwrap_or_else(|| "https://api.clerk.com".into())
             .trim_end_matches('/')
             .to_string();
+        if production && !api_url.starts_with("https://") {
+            return Err(err(
+                "CLERK_API_URL",
+                "must be https:// in production (the secret key is sent to it)",
+            ));
+        }
 
         let clerk = match publishable {
             Some(pk) => {
@@ -182,8 +191,13 @@ impl Config {
             None => None,
         };
 
-        let secrets_raw =
-            var("CLERK_WEBHOOK_SECRET").or_else(|| var("CLERK_WEBHOOK_SIGNING_SECRET"));
+        let (secrets_var, secrets_raw) = match (
+            var("CLERK_WEBHOOK_SECRET"),
+            var("CLERK_WEBHOOK_SIGNING_SECRET"),
+        ) {
+            (None, Some(v)) => ("CLERK_WEBHOOK_SIGNING_SECRET", Some(v)),
+            (v, _) => ("CLERK_WEBHOOK_SECRET", v),
+        };
         let mut webhook_secrets = Vec::new();
         for s in secrets_raw
             .iter()
@@ -191,16 +205,10 @@ impl Config {
             .map(str::trim)
             .filter(|s| !s.is_empty())
         {
-            if svix::webhooks::Webhook::new(s).is_err() || !s.starts_with("whsec_") {
-                return Err(err(
-                    "CLERK_WEBHOOK_SECRET",
-                    "each secret must be a whsec_… value",
-                ));
-            }
-            webhook_secrets.push(SecretString::from(s.to_string()));
+            webhook_secrets.push(SecretString::from(webhook_secret(s, secrets_var)?));
         }
         if production && webhook_secrets.is_empty() {
-            return Err(err("CLERK_WEBHOOK_SECRET", "required in production"));
+            return Err(err(secrets_var, "required in production"));
         }
 
         let jwt_key_pem = var("CLERK_JWT_KEY").map(|k| k.replace("\\n", "\n"));
@@ -219,11 +227,7 @@ impl Config {
         )? as u64);
 
         let authorized_parties = match var("CLERK_AUTHORIZED_PARTIES") {
-            Some(v) => v
-                .split(',')
-                .map(|s| s.trim().trim_end_matches('/').to_string())
-                .filter(|s| !s.is_empty())
-                .collect(),
+            Some(v) => authorized_parties(&v)?,
             None => vec![app_url.clone()],
         };
 
@@ -245,6 +249,23 @@ impl Config {
         }
 
         let past_due_grace_days = parse_num(var("PAST_DUE_GRACE_DAYS"), "PAST_DUE_GRACE_DAYS", 0)?;
+
+        let rate_limit_per_minute =
+            parse_num(var("RATE_LIMIT_PER_MINUTE"), "RATE_LIMIT_PER_MINUTE", 120)?.min(1_000_000)
+                as u32;
+        let trusted_proxies = match var("TRUSTED_PROXIES") {
+            Some(v) => crate::security::TrustedProxies::parse(&v).map_err(|bad| {
+                err(
+                    "TRUSTED_PROXIES",
+                    format!("`{bad}` is not an IP address or a CIDR range"),
+                )
+            })?,
+            None => Default::default(),
+        };
+
+        if production && !app_url.starts_with("https://") {
+            return Err(err("APP_URL", "must be https:// in production"));
+        }
 
         let json_logs = match var("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => false,
@@ -269,6 +290,8 @@ impl Config {
             data_dir,
             past_due_grace_days,
             json_logs,
+            rate_limit_per_minute,
+            trusted_proxies,
         })
     }
 
@@ -294,6 +317,61 @@ fn parse_num(v: Option<String>, var: &'static str, default: i64) -> Result<i64, 
             .filter(|n| *n >= 0)
             .ok_or_else(|| err(var, "expected a whole number ≥ 0")),
     }
+}
+
+/// The shortest webhook signing key accepted (Svix's own are 24 bytes).
+const MIN_WEBHOOK_KEY_BYTES: usize = 16;
+
+/// A `whsec_<base64>` secret whose key is long enough to resist guessing.
+fn webhook_secret(s: &str, var: &'static str) -> Result<String, ConfigError> {
+    let key = s
+        .strip_prefix("whsec_")
+        .and_then(|b64| base64::engine::general_purpose::STANDARD.decode(b64).ok())
+        .filter(|_| svix::webhooks::Webhook::new(s).is_ok())
+        .ok_or_else(|| err(var, "each secret must be a whsec_… value"))?;
+    if key.len() < MIN_WEBHOOK_KEY_BYTES {
+        return Err(err(
+            var,
+            format!(
+                "a secret decodes to {} bytes; at least {MIN_WEBHOOK_KEY_BYTES} bytes are required \
+                 (copy the signing secret from the Clerk Dashboard)",
+                key.len()
+            ),
+        ));
+    }
+    Ok(s.to_string())
+}
+
+/// `https://app.example.com, http://localhost:3000`: origins only, at least one.
+fn authorized_parties(v: &str) -> Result<Vec<String>, ConfigError> {
+    let var = "CLERK_AUTHORIZED_PARTIES";
+    let list: Vec<String> = v
+        .split(',')
+        .map(|s| s.trim().trim_end_matches('/').to_string())
+        .filter(|s| !s.is_empty())
+        .collect();
+    if list.is_empty() {
+        return Err(err(
+            var,
+            "lists no origin (unset it to accept only APP_URL's origin)",
+        ));
+    }
+    for origin in &list {
+        let ok = reqwest::Url::parse(origin).is_ok_and(|u| {
+            matches!(u.scheme(), "http" | "https")
+                && u.host_str().is_some()
+                && u.path() == "/"
+                && u.query().is_none()
+                && u.origin().ascii_serialization() == *origin
+        });
+        if !ok {
+            return Err(err(
+                var,
+                format!("`{origin}` is not an origin such as https://app.example.com"),
+            ));
+        }
+    }
+    Ok(list)
 }
 
 /// Decodes `pk_(test|live)_<base64("<host>$")>` into the Frontend API host.
@@ -363,6 +441,7 @@ mod tests {
         );
         let base = [
             ("APP_ENV", "production"),
+            ("APP_URL", "https://app.example.com"),
             ("CLERK_PUBLISHABLE_KEY", pk.as_str()),
             (
                 "CLERK_WEBHOOK_SECRET",
@@ -385,6 +464,10 @@ mod tests {
             ("CLERK_WEBHOOK_SECRET", "not-a-secret"),
             ("PAST_DUE_GRACE_DAYS", "-3"),
             ("SMTP_URL", "http://mail"),
+            ("RATE_LIMIT_PER_MINUTE", "many"),
+            ("RATE_LIMIT_PER_MINUTE", "-1"),
+            ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
+            ("TRUSTED_PROXIES", "10.0.0.0/33"),
         ] {
             let e = Config::from_lookup(lookup(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v} gave {e}");
@@ -399,5 +482,112 @@ mod tests {
         )]))
         .unwrap();
         assert_eq!(c.webhook_secrets.len(), 2);
+    }
+
+    fn production(extra: &[(&'static str, &'static str)]) -> Result<Config, ConfigError> {
+        let pk = format!(
+            "pk_live_{}",
+            base64::engine::general_purpose::STANDARD.encode("clerk.example.com$")
+        );
+        let pk: &'static str = Box::leak(pk.into_boxed_str());
+        let mut vars = vec![
+            ("APP_ENV", "production"),
+            ("APP_URL", "https://app.example.com"),
+            ("CLERK_PUBLISHABLE_KEY", pk),
+            (
+                "CLERK_WEBHOOK_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ];
+        for (k, v) in extra {
+            vars.retain(|(n, _)| n != k);
+            vars.push((k, v));
+        }
+        Config::from_lookup(lookup(&vars))
+    }
+
+    #[test]
+    fn a_complete_production_configuration_starts() {
+        let c = production(&[]).unwrap();
+        assert_eq!(c.authorized_parties, ["https://app.example.com"]);
+        assert_eq!(c.rate_limit_per_minute, 120);
+    }
+
+    #[test]
+    fn webhook_secrets_shorter_than_16_bytes_are_refused_in_every_environment() {
+        // 4, 15 bytes; then 16 bytes, the shortest accepted.
+        for (secret, ok) in [
+            ("whsec_dGVzdA==", false),
+            ("whsec_MDEyMzQ1Njc4OWFiY2Rl", false),
+            ("whsec_MDEyMzQ1Njc4OWFiY2RlZg==", true),
+            ("whsec_", false),
+            ("whsec_!!!!", false),
+        ] {
+            for var in ["CLERK_WEBHOOK_SECRET", "CLERK_WEBHOOK_SIGNING_SECRET"] {
+                let dev = Config::from_lookup(lookup(&[(var, secret)]));
+                let prod = production(&[("CLERK_WEBHOOK_SECRET", ""), (var, secret)]);
+                for r in [dev, prod] {
+                    match r {
+                        Ok(_) => assert!(ok, "{var}={secret} was accepted"),
+                        Err(e) => {
+                            assert!(!ok, "{var}={secret}: {e}");
+                            assert_eq!(e.var, var, "{e}");
+                        }
+                    }
+                }
+            }
+        }
+        // One weak secret among strong ones is refused too.
+        let e = Config::from_lookup(lookup(&[(
+            "CLERK_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw whsec_dGVzdA==",
+        )]))
+        .unwrap_err();
+        assert_eq!(e.var, "CLERK_WEBHOOK_SECRET");
+    }
+
+    #[test]
+    fn an_authorized_party_list_must_name_origins() {
+        for bad in [
+            " , ",
+            ",",
+            ",,",
+            "*",
+            "https://app.example.com/path",
+            "app.example.com",
+            "javascript:alert(1)",
+            "https://",
+            "https://a.example.com?x=1",
+        ] {
+            let e = production(&[("CLERK_AUTHORIZED_PARTIES", bad)]).unwrap_err();
+            assert_eq!(e.var, "CLERK_AUTHORIZED_PARTIES", "{bad:?}: {e}");
+        }
+        // Blank is unset: the default (APP_URL's origin) keeps the check on.
+        let c = production(&[("CLERK_AUTHORIZED_PARTIES", " ")]).unwrap();
+        assert_eq!(c.authorized_parties, ["https://app.example.com"]);
+        let c = production(&[(
+            "CLERK_AUTHORIZED_PARTIES",
+            "https://app.example.com/, http://localhost:3000",
+        )])
+        .unwrap();
+        assert_eq!(
+            c.authorized_parties,
+            ["https://app.example.com", "http://localhost:3000"]
+        );
+    }
+
+    #[test]
+    fn production_requires_https_for_the_app_and_the_backend_api() {
+        for (k, v) in [
+            ("APP_URL", "http://app.example.com"),
+            ("CLERK_API_URL", "http://api.clerk.com"),
+            ("CLERK_API_URL", "HTTP://api.clerk.com"),
+        ] {
+            let e = production(&[(k, v)]).unwrap_err();
+            assert_eq!(e.var, k, "{k}={v}: {e}");
+        }
+        assert!(production(&[("CLERK_API_URL", "https://api.clerk.com/")]).is_ok());
+        // Development keeps plain http for localhost.
+        assert!(Config::from_lookup(lookup(&[("APP_URL", "http://localhost:3000")])).is_ok());
     }
 }

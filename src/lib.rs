@@ -27,6 +27,10 @@ pub mod mail;
 #[cfg(feature = "ssr")]
 pub mod page_cache;
 #[cfg(feature = "ssr")]
+pub mod private_files;
+#[cfg(feature = "ssr")]
+pub mod security;
+#[cfg(feature = "ssr")]
 pub mod server;
 #[cfg(feature = "ssr")]
 pub mod startup;

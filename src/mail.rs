@@ -54,27 +54,24 @@ pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) ->
         .unwrap_or_default();
     let reason = event
         .failure_reason()
-        // Free text from the payment provider: mask anything card-number-like before it is mailed.
-        .map(|r| {
-            format!(
-                "\nThe card issuer said: {}\n",
-                crate::webhooks::redact::redact_text(&r)
-            )
-        })
+        .map(|r| format!("\nThe card issuer said: {r}\n"))
         .unwrap_or_default();
     let period = item
         .period_end
         .map(|e| format!(" for the period ending {}", date(e)))
         .unwrap_or_default();
+    // Free text from the payload (plan names, the issuer's reason) is in it: whatever looks like
+    // a card number is masked before the mail is queued, as in everything stored.
+    let redact = |s: String| crate::webhooks::redact::redact_text(&s);
     Composed {
-        subject: format!("Payment failed for your {plan} subscription"),
-        body: format!(
+        subject: redact(format!("Payment failed for your {plan} subscription")),
+        body: redact(format!(
             "Hello,\n\nWe could not collect the payment{amount} for your {plan} subscription{period}.\n\
              {reason}\nYour subscription is now past due. Stripe will retry the charge automatically \
              over the next days; you do not need to do anything if the card is fine.\n\n\
              To update your card, open your account page:\n{manage_url}\n\n\
              plangate billing\n"
-        ),
+        )),
     }
 }
 
@@ -106,7 +103,7 @@ impl Transport {
                 t.send(message).await?;
             }
             Transport::Files(dir) => {
-                tokio::fs::create_dir_all(dir).await?;
+                crate::private_files::private_dir(dir)?;
                 let name: String = id
                     .chars()
                     .map(|c| {

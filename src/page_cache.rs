@@ -3,13 +3,16 @@
 //! Without a session token `/` and `/pricing` render the same bytes for everyone (plans come
 //! from `PLANS_FILE`, read at start), and a full SSR pass costs ~200 µs. A request that carries
 //! a token (cookie or `Authorization`), valid or not, is always rendered, as is any response
-//! that is not a plain 200 or that sets a cookie. No Content-Security-Policy nonce is in use
-//! (the nonce Leptos writes on its scripts is not enforced); a per-request nonce would rule
-//! this cache out.
+//! that is not a plain 200 or that sets a cookie.
+//!
+//! Every response has a fresh Content-Security-Policy nonce (the request guard picks it). A
+//! cached render holds the nonce of the request that rendered it, so the entry keeps the body
+//! cut at that nonce and a hit joins the pieces with the hit's own nonce: no two responses
+//! share a nonce, and the CSP header the guard sets names the one in the body.
 
 use std::{
     collections::HashMap,
-    sync::RwLock,
+    sync::{Arc, RwLock},
     time::{Duration, Instant},
 };
 
@@ -21,7 +24,7 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{auth::extract::token_from_parts, state::AppState};
+use crate::{auth::extract::token_from_parts, security::CspNonce, state::AppState};
 
 /// Pages whose signed-out render depends on nothing in the request but its query.
 const PUBLIC_PAGES: [&str; 2] = ["/", "/pricing"];
@@ -38,25 +41,75 @@ pub struct PageCache {
 struct Entry {
     at: Instant,
     parts: Parts,
-    body: Bytes,
+    /// The body cut at every occurrence of the nonce it was rendered with.
+    pieces: Vec<Bytes>,
+    nonce: Option<Arc<str>>,
+}
+
+/// `body` cut at every occurrence of `nonce`.
+fn cut(body: Bytes, nonce: Option<&str>) -> Vec<Bytes> {
+    let Some(n) = nonce.map(str::as_bytes).filter(|n| !n.is_empty()) else {
+        return vec![body];
+    };
+    let mut pieces = Vec::new();
+    let mut start = 0;
+    let mut i = 0;
+    while i + n.len() <= body.len() {
+        if &body[i..i + n.len()] == n {
+            pieces.push(body.slice(start..i));
+            i += n.len();
+            start = i;
+        } else {
+            i += 1;
+        }
+    }
+    pieces.push(body.slice(start..));
+    pieces
+}
+
+/// The pieces joined with `nonce` between them.
+fn join(pieces: &[Bytes], nonce: &str) -> Bytes {
+    if let [only] = pieces {
+        return only.clone();
+    }
+    let len = pieces.iter().map(Bytes::len).sum::<usize>() + nonce.len() * (pieces.len() - 1);
+    let mut out = Vec::with_capacity(len);
+    for (i, p) in pieces.iter().enumerate() {
+        if i > 0 {
+            out.extend_from_slice(nonce.as_bytes());
+        }
+        out.extend_from_slice(p);
+    }
+    out.into()
 }
 
 impl PageCache {
-    fn get(&self, key: &str) -> Option<Response> {
+    /// A fresh entry for `key`, its nonce replaced by `nonce` (this response's).
+    fn get(&self, key: &str, nonce: Option<&str>) -> Option<Response> {
         let entries = self.entries.read().unwrap_or_else(|e| e.into_inner());
         let e = entries.get(key).filter(|e| e.at.elapsed() < TTL)?;
+        let nonce = nonce.or(e.nonce.as_deref()).unwrap_or_default();
         Some(Response::from_parts(
             e.parts.clone(),
-            Body::from(e.body.clone()),
+            Body::from(join(&e.pieces, nonce)),
         ))
     }
 
-    fn put(&self, key: String, parts: Parts, body: Bytes) {
+    fn put(&self, key: String, parts: Parts, body: Bytes, nonce: Option<Arc<str>>) {
         let mut entries = self.entries.write().unwrap_or_else(|e| e.into_inner());
         entries.retain(|_, e| e.at.elapsed() < TTL);
         if entries.len() < MAX_ENTRIES || entries.contains_key(&key) {
             let at = Instant::now();
-            entries.insert(key, Entry { at, parts, body });
+            let pieces = cut(body, nonce.as_deref());
+            entries.insert(
+                key,
+                Entry {
+                    at,
+                    parts,
+                    pieces,
+                    nonce,
+                },
+            );
         }
     }
 }
@@ -71,7 +124,8 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         return next.run(Request::from_parts(parts, body)).await;
     }
     let key = parts.uri.to_string();
-    if let Some(hit) = state.pages.get(&key) {
+    let nonce = parts.extensions.get::<CspNonce>().map(|n| n.0.clone());
+    if let Some(hit) = state.pages.get(&key, nonce.as_deref()) {
         return hit;
     }
     let response = next.run(Request::from_parts(parts, body)).await;
@@ -81,12 +135,34 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let (parts, body) = response.into_parts();
     match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => {
-            state.pages.put(key, parts.clone(), bytes.clone());
+            state.pages.put(key, parts.clone(), bytes.clone(), nonce);
             Response::from_parts(parts, Body::from(bytes))
         }
         Err(e) => {
             tracing::error!(error = %e, "reading a rendered page");
             StatusCode::INTERNAL_SERVER_ERROR.into_response()
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_cached_body_is_served_with_the_hits_own_nonce() {
+        let body = Bytes::from_static(b"<script nonce=\"N1N1\">a</script><link nonce=\"N1N1\">N1N");
+        let pieces = cut(body.clone(), Some("N1N1"));
+        assert_eq!(pieces.len(), 3);
+        assert_eq!(
+            join(&pieces, "fresh"),
+            Bytes::from_static(b"<script nonce=\"fresh\">a</script><link nonce=\"fresh\">N1N")
+        );
+        assert_eq!(join(&cut(body.clone(), None), "x"), body);
+        assert_eq!(
+            join(&pieces, "N1N1"),
+            body,
+            "the same nonce gives back the same bytes"
+        );
     }
 }

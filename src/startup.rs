@@ -64,6 +64,14 @@ impl Application {
             )?)
             .map_err(|e| anyhow::anyhow!("PLANS_FILE: {e}"))?;
 
+        // The data folder holds the demo issuer's key and secret, mail and (by default) the
+        // database: this user's only, also when an older version made it world-readable.
+        crate::private_files::private_dir(&config.data_dir)
+            .with_context(|| format!("DATA_DIR: cannot create {}", config.data_dir.display()))?;
+        for secret in ["demo-key.pem", "demo-webhook-secret"] {
+            crate::private_files::private_file(&config.data_dir.join(secret))
+                .with_context(|| format!("making {secret} private"))?;
+        }
         let db = Db::connect(&config.database_url).await?;
         db.migrate().await?;
 
@@ -136,8 +144,20 @@ impl Application {
             mail_notify.clone(),
             payers.clone(),
         );
+        let leptos_options = leptos_options(addr)?;
+        // cargo-leptos' live-reload socket, when `cargo leptos watch` runs this process.
+        let reload_port = (config.app_env == crate::config::AppEnv::Development
+            && std::env::var_os("LEPTOS_WATCH").is_some())
+        .then(|| u16::try_from(leptos_options.reload_port).ok())
+        .flatten();
+        let csp = crate::security::csp::Csp::new(
+            config.clerk.as_ref().map(|c| c.frontend_api_host.as_str()),
+            reload_port,
+            config.app_url.starts_with("https://"),
+        );
+        let limiter = crate::security::RateLimiter::new(config.rate_limit_per_minute);
         let state = AppState::new(Shared {
-            leptos_options: leptos_options(addr)?,
+            leptos_options,
             db: db.clone(),
             tokens,
             webhook: Verifier::new(&secrets),
@@ -151,6 +171,8 @@ impl Application {
             self_url,
             rejected_webhooks: Arc::new(AtomicU64::new(0)),
             pages: Default::default(),
+            limiter,
+            csp,
         });
         tokio::spawn(mail::worker(db, transport, from, mail_notify));
 
@@ -168,10 +190,15 @@ impl Application {
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         info!(addr = %self.listener.local_addr()?, demo = self.state.demo.is_some(), "plangate listening");
-        axum::serve(self.listener, self.router)
-            .with_graceful_shutdown(shutdown_signal())
-            .await
-            .context("serving HTTP")
+        // The peer address is the client address (unless TRUSTED_PROXIES says otherwise).
+        axum::serve(
+            self.listener,
+            self.router
+                .into_make_service_with_connect_info::<SocketAddr>(),
+        )
+        .with_graceful_shutdown(shutdown_signal())
+        .await
+        .context("serving HTTP")
     }
 }
 
@@ -234,7 +261,10 @@ pub fn router(state: AppState) -> Router {
         .leptos_routes_with_context(
             &state,
             routes,
-            move || provide_context(ctx_state.clone()),
+            move || {
+                provide_context(ctx_state.clone());
+                crate::security::provide_request_nonce();
+            },
             {
                 let leptos_options = leptos_options.clone();
                 move || shell(leptos_options.clone())
@@ -246,7 +276,10 @@ pub fn router(state: AppState) -> Router {
         >(
             {
                 let s = state.clone();
-                move || provide_context(s.clone())
+                move || {
+                    provide_context(s.clone());
+                    crate::security::provide_request_nonce();
+                }
             },
             shell,
         ));
@@ -262,6 +295,12 @@ pub fn router(state: AppState) -> Router {
             demo::routes::refresh_middleware,
         ));
     }
+    // Outside the demo refresh and the page cache: the client address, the origin check, the
+    // token verdict and the nonce are in place before either runs.
+    app = app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        crate::security::guard,
+    ));
     app.layer(SetResponseHeaderLayer::if_not_present(
             header::X_CONTENT_TYPE_OPTIONS,
             HeaderValue::from_static("nosniff"),

@@ -56,4 +56,8 @@ pub struct Shared {
     pub rejected_webhooks: Arc<AtomicU64>,
     /// Signed-out renders of the public pages.
     pub pages: Arc<crate::page_cache::PageCache>,
+    /// Failed attempts per client address.
+    pub limiter: crate::security::RateLimiter,
+    /// The Content-Security-Policy of HTML responses.
+    pub csp: crate::security::csp::Csp,
 }

@@ -46,6 +46,14 @@ pub fn token_from_parts<'a>(parts: &'a Parts, suffix: Option<&str>) -> Option<&'
         .or_else(|| cookie(parts, "__session"))
 }
 
+/// The request's session token as the request guard verified it, so that handlers (and the
+/// demo refresh, pages, server functions) do not verify it again.
+#[derive(Clone)]
+pub struct VerifiedToken {
+    pub token: Box<str>,
+    pub result: Result<Session, AuthError>,
+}
+
 pub fn now_secs() -> i64 {
     crate::db::now_ms() / 1000
 }
@@ -58,19 +66,29 @@ impl AppState {
             .map(|c| cookie_suffix(&c.publishable_key))
     }
 
-    /// Verifies the request's token. `Ok(None)` when there is none.
+    /// Verifies the request's token (or takes the request guard's verdict on it). `Ok(None)`
+    /// when there is none.
     pub async fn session_from_parts(&self, parts: &Parts) -> Result<Option<Session>, AuthError> {
         let suffix = self.cookie_suffix();
         match token_from_parts(parts, suffix.as_deref()) {
             None => Ok(None),
-            Some(token) => match self.tokens.verify(token, now_secs()).await {
-                Ok(s) => Ok(Some(s)),
-                Err(e) => {
-                    tracing::debug!(reason = %e, "session token rejected");
-                    Err(e)
-                }
+            Some(token) => match parts
+                .extensions
+                .get::<VerifiedToken>()
+                .filter(|v| *v.token == *token)
+            {
+                Some(v) => v.result.clone().map(Some),
+                None => self.verify(token).await.map(Some),
             },
         }
+    }
+
+    async fn verify(&self, token: &str) -> Result<Session, AuthError> {
+        let result = self.tokens.verify(token, now_secs()).await;
+        if let Err(e) = &result {
+            tracing::debug!(reason = %e, "session token rejected");
+        }
+        result
     }
 }
 

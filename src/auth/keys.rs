@@ -1,6 +1,9 @@
 //! Where verification keys come from: a PEM (networkless), a fixed set (demo issuer), or a
-//! JWKS endpoint, cached. An unknown `kid` triggers at most one refetch per cooldown, since keys
-//! rotate rarely and attackers can send random kids; a JWKS outage keeps the known keys.
+//! JWKS endpoint, cached. An unknown `kid` triggers at most one refetch per cooldown (never less
+//! than [`MIN_COOLDOWN`]), since keys rotate rarely and attackers can send random kids; a set
+//! older than [`MAX_AGE`] is refetched on its next use. A successful fetch *replaces* the set,
+//! so a key Clerk withdrew stops verifying at the next fetch; a failed or empty fetch keeps the
+//! known keys (an outage must not sign everyone out).
 
 use std::{
     collections::HashMap,
@@ -25,6 +28,12 @@ pub enum KeySource {
     Jwks(Vec<(String, Option<SecretString>)>),
 }
 
+/// The shortest refetch cooldown, whatever `JWKS_REFETCH_COOLDOWN_SECS` says: random `kid`s
+/// must not turn every request into a fetch.
+pub const MIN_COOLDOWN: Duration = Duration::from_secs(5);
+/// How long a fetched set is used before the next use refetches it (Clerk's SDK: one hour).
+pub const MAX_AGE: Duration = Duration::from_secs(3600);
+
 pub struct KeyStore {
     source: KeySource,
     keys: RwLock<HashMap<String, Arc<DecodingKey>>>,
@@ -32,6 +41,9 @@ pub struct KeyStore {
     cooldown: Duration,
     http: reqwest::Client,
     fetches: AtomicU64,
+    /// Bumped whenever the set is replaced, so tokens verified under the old set are checked
+    /// again (a withdrawn key's tokens must not live on in the verified-token cache).
+    generation: AtomicU64,
 }
 
 impl KeyStore {
@@ -60,7 +72,12 @@ impl KeyStore {
         cooldown: Duration,
         http: reqwest::Client,
     ) -> KeyStore {
-        Self::with(KeySource::Jwks(urls), HashMap::new(), cooldown, http)
+        Self::with(
+            KeySource::Jwks(urls),
+            HashMap::new(),
+            cooldown.max(MIN_COOLDOWN),
+            http,
+        )
     }
 
     fn with(
@@ -76,6 +93,7 @@ impl KeyStore {
             cooldown,
             http,
             fetches: AtomicU64::new(0),
+            generation: AtomicU64::new(0),
         }
     }
 
@@ -84,36 +102,53 @@ impl KeyStore {
         self.fetches.load(Ordering::Relaxed)
     }
 
+    /// Changes whenever the key set is replaced.
+    pub fn generation(&self) -> u64 {
+        self.generation.load(Ordering::Acquire)
+    }
+
     /// The key for `kid`, or `None` when it is unknown even after a permitted refetch.
     pub async fn key(&self, kid: &str) -> Option<Arc<DecodingKey>> {
         if let KeySource::Pem(key) = &self.source {
             return Some(key.clone());
         }
-        if let Some(k) = self.keys.read().await.get(kid) {
-            return Some(k.clone());
-        }
         let KeySource::Jwks(urls) = &self.source else {
-            return None;
+            return self.keys.read().await.get(kid).cloned();
         };
+        let fresh = |last: &Option<Instant>| last.is_some_and(|t| t.elapsed() < MAX_AGE);
+        if let Some(k) = self.keys.read().await.get(kid) {
+            // Without waiting on the fetch lock: an ongoing fetch answers for itself.
+            if self.last_fetch.try_lock().map_or(true, |l| fresh(&l)) {
+                return Some(k.clone());
+            }
+        }
         // One fetch at a time; whoever waited re-checks the cache first.
         let mut last = self.last_fetch.lock().await;
-        if let Some(k) = self.keys.read().await.get(kid) {
-            return Some(k.clone());
+        let known = self.keys.read().await.get(kid).cloned();
+        if known.is_some() && fresh(&last) {
+            return known;
         }
-        if last.is_some_and(|t| t.elapsed() < self.cooldown) {
+        let due = known.is_some() || last.is_none_or(|t| t.elapsed() >= self.cooldown);
+        if !due {
             return None;
         }
         *last = Some(Instant::now());
         self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch(urls).await {
-            Some(fresh) => {
+            Some(fresh) if !fresh.is_empty() => {
                 info!(keys = fresh.len(), "JWKS refreshed");
                 let mut keys = self.keys.write().await;
-                // Keep keys we knew: a token signed just before a rotation stays valid.
-                keys.extend(fresh);
+                // Replaced, not merged: a key that left the JWKS is no longer trusted. During a
+                // rotation Clerk lists both keys, so tokens signed just before it still verify.
+                *keys = fresh;
+                self.generation.fetch_add(1, Ordering::AcqRel);
                 keys.get(kid).cloned()
             }
-            None => None,
+            Some(_) => {
+                warn!("JWKS fetch returned no usable keys; keeping the known ones");
+                known
+            }
+            None => known,
         }
     }
 

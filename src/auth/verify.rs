@@ -47,7 +47,7 @@ pub struct TokenVerifier {
     pub keys: KeyStore,
     issuer: String,
     authorized_parties: Vec<String>,
-    cache: Mutex<HashMap<[u8; 32], (Session, i64)>>,
+    cache: Mutex<HashMap<[u8; 32], (Session, i64, u64)>>,
 }
 
 impl TokenVerifier {
@@ -64,20 +64,24 @@ impl TokenVerifier {
     /// expired since (every other check is independent of time).
     pub async fn verify(&self, token: &str, now_secs: i64) -> Result<Session, AuthError> {
         let digest: [u8; 32] = Sha256::digest(token.as_bytes()).into();
-        if let Some((session, exp)) = self.cache.lock().ok().and_then(|c| c.get(&digest).cloned()) {
-            if now_secs <= exp + SKEW_SECS as i64 {
+        // Read before verifying: a replacement during the check makes the entry stale, not fresh.
+        let generation = self.keys.generation();
+        if let Some((session, exp, g)) =
+            self.cache.lock().ok().and_then(|c| c.get(&digest).cloned())
+        {
+            if now_secs <= exp + SKEW_SECS as i64 && g == generation {
                 return Ok(session);
             }
         }
         let (session, exp) = self.verify_uncached(token, now_secs).await?;
         if let Ok(mut cache) = self.cache.lock() {
             if cache.len() >= CACHE_MAX {
-                cache.retain(|_, (_, e)| *e + SKEW_SECS as i64 >= now_secs);
+                cache.retain(|_, (_, e, _)| *e + SKEW_SECS as i64 >= now_secs);
                 if cache.len() >= CACHE_MAX {
                     cache.clear();
                 }
             }
-            cache.insert(digest, (session.clone(), exp));
+            cache.insert(digest, (session.clone(), exp, generation));
         }
         Ok(session)
     }

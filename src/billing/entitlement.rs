@@ -15,17 +15,36 @@ use super::{
 
 const DAY_MS: i64 = 86_400_000;
 
+/// How long an `active` item keeps access after its `period_end` without newer evidence. At a
+/// renewal Clerk sends the item with its next period; when that event is lost (or the ending
+/// events are), the item would otherwise allow forever. Three days outlast Svix's whole retry
+/// schedule (about 27 hours after the first attempt) with room for Stripe's own retry of the
+/// renewal charge, so a late renewal never locks a paying user out; a lost cancellation costs
+/// at most three days of access, less once reconciliation runs.
+pub const ACTIVE_PAST_PERIOD_GRACE_MS: i64 = 3 * DAY_MS;
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Policy {
     /// How long a past-due subscription keeps access, from the moment it became past due.
     pub past_due_grace_ms: i64,
+    /// How long an active item keeps access past its `period_end` without newer evidence.
+    pub active_overrun_ms: i64,
 }
 
 impl Policy {
     pub fn with_grace_days(days: i64) -> Self {
         Policy {
             past_due_grace_ms: days.saturating_mul(DAY_MS),
+            active_overrun_ms: ACTIVE_PAST_PERIOD_GRACE_MS,
         }
+    }
+
+    /// Whether `item` says active but its period ended longer ago than the grace allows.
+    fn period_overrun(self, item: &ItemState, now_ms: i64) -> bool {
+        item.status == Status::Active
+            && item
+                .period_end
+                .is_some_and(|end| now_ms >= end.saturating_add(self.active_overrun_ms))
     }
 }
 
@@ -105,7 +124,13 @@ struct View<'a> {
     item: Option<&'a ItemState>,
 }
 
-fn choose<'a>(scope: Scope, db: Option<&'a ItemState>, ev: &Evidence<'_>) -> Option<View<'a>> {
+fn choose<'a>(
+    scope: Scope,
+    db: Option<&'a ItemState>,
+    ev: &Evidence<'_>,
+    now_ms: i64,
+    policy: Policy,
+) -> Option<View<'a>> {
     let token = ev.token_plan.as_ref().filter(|t| t.scope == scope);
     let from_db = |d: &'a ItemState| View {
         scope,
@@ -125,9 +150,12 @@ fn choose<'a>(scope: Scope, db: Option<&'a ItemState>, ev: &Evidence<'_>) -> Opt
         // `pla` names a plan, not a payment status: when it names the plan the database already
         // shows, the database's status (past due, canceled) decides. Only a terminal item
         // (ended, abandoned) under a newer token means a new subscription the webhook has not
-        // brought yet.
+        // brought yet, and so does an active item long past its period: a token minted since
+        // says Clerk still counts the plan (the renewal's webhook has not come).
         (Some(d), Some(t))
-            if t.slug == d.plan_slug && !matches!(d.status, Status::Ended | Status::Abandoned) =>
+            if t.slug == d.plan_slug
+                && !matches!(d.status, Status::Ended | Status::Abandoned)
+                && !(policy.period_overrun(d, now_ms) && ev.token_iat_ms > d.event_at) =>
         {
             Some(from_db(d))
         }
@@ -148,6 +176,9 @@ fn status_allows(
     let item = view.item;
     let period_end = item.and_then(|i| i.period_end);
     match view.status {
+        Status::Active if item.is_some_and(|i| policy.period_overrun(i, now_ms)) => {
+            (false, "active_period_over", period_end)
+        }
         Status::Active if item.is_some_and(|i| i.is_free_trial) => (true, "free_trial", period_end),
         Status::Active => (true, "active", period_end),
         Status::PastDue => {
@@ -218,9 +249,9 @@ pub fn decide(
 ) -> Decision {
     let mut views = Vec::with_capacity(2);
     if ev.active_org {
-        views.extend(choose(Scope::Org, ev.org_item, ev));
+        views.extend(choose(Scope::Org, ev.org_item, ev, now_ms, policy));
     }
-    views.extend(choose(Scope::User, ev.user_item, ev));
+    views.extend(choose(Scope::User, ev.user_item, ev, now_ms, policy));
 
     let mut first_denial: Option<Decision> = None;
     for view in &views {
@@ -516,6 +547,56 @@ mod tests {
         assert_eq!(d.source, Source::None);
     }
 
+    #[test]
+    fn an_active_item_long_past_its_period_stops_allowing() {
+        let end = 10_000;
+        let cutoff = end + ACTIVE_PAST_PERIOD_GRACE_MS;
+        for trial in [false, true] {
+            let mut pro = item("pro", Status::Active, 1);
+            pro.is_free_trial = trial;
+            let ev = Evidence {
+                user_item: Some(&pro),
+                ..Default::default()
+            };
+            let before = run(&ev, cutoff - 1, 0);
+            assert!(before.allowed, "within the grace: {before:?}");
+            let after = run(&ev, cutoff, 0);
+            assert!(!after.allowed, "past the grace: {after:?}");
+            assert_eq!(after.reason, "active_period_over");
+            assert_eq!(after.until, Some(end));
+        }
+        // No period end (a free plan): open-ended.
+        let mut free = item("max", Status::Active, 1);
+        free.period_end = None;
+        let ev = Evidence {
+            user_item: Some(&free),
+            ..Default::default()
+        };
+        assert!(run(&ev, i64::MAX / 2, 0).allowed);
+    }
+
+    #[test]
+    fn a_token_minted_after_the_stale_state_still_vouches_for_the_plan() {
+        let end = 10_000;
+        let now = end + ACTIVE_PAST_PERIOD_GRACE_MS + 1;
+        let pro = item("pro", Status::Active, 5_000);
+        let token = |iat| Evidence {
+            user_item: Some(&pro),
+            token_plan: TokenPlan::parse("u:pro"),
+            token_iat_ms: iat,
+            ..Default::default()
+        };
+        let d = run(&token(now - 1_000), now, 0);
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.source, Source::Token);
+        let d = run(&token(4_000), now, 0);
+        assert!(!d.allowed, "a token older than the state does not: {d:?}");
+        assert_eq!(d.reason, "active_period_over");
+        // Within the period, the database decides as before.
+        let d = run(&token(now - 1_000), end - 1, 0);
+        assert_eq!(d.source, Source::Database);
+    }
+
     /// Property: for random evidence, the decision never allows a plan the gate does not name
     /// (unless a feature opens it), and never allows a denying status.
     #[test]
@@ -573,6 +654,9 @@ mod tests {
                 assert!(named, "{d:?}");
                 let status = d.status.unwrap();
                 assert!(matches!(status, Status::Active | Status::Canceled), "{d:?}");
+                if status == Status::Active && d.source == Source::Database {
+                    assert!(now < i.period_end.unwrap() + ACTIVE_PAST_PERIOD_GRACE_MS);
+                }
                 if status == Status::Canceled {
                     assert!(now < i.period_end.unwrap());
                 }

@@ -6,10 +6,31 @@
 //! SignIn) once the loader is ready. If Clerk's scripts cannot load, the page says so instead of
 //! staying blank.
 
-use leptos::prelude::*;
+use leptos::{nonce::use_nonce, prelude::*};
 
-fn js_string(s: &str) -> String {
-    serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into())
+/// `s` as a JavaScript string literal that is safe inside an inline `<script>`: JSON, with `<`,
+/// `>` and `&` escaped (no `</script>` or `<!--` can close or change the element) and U+2028/
+/// U+2029 escaped (line terminators in older JavaScript).
+pub fn js_string(s: &str) -> String {
+    let json = serde_json::to_string(s).unwrap_or_else(|_| "\"\"".into());
+    let mut out = String::with_capacity(json.len());
+    for c in json.chars() {
+        match c {
+            '<' => out.push_str("\\u003c"),
+            '>' => out.push_str("\\u003e"),
+            '&' => out.push_str("\\u0026"),
+            '\u{2028}' => out.push_str("\\u2028"),
+            '\u{2029}' => out.push_str("\\u2029"),
+            c => out.push(c),
+        }
+    }
+    out
+}
+
+/// An inline script carrying this response's CSP nonce.
+#[component]
+pub fn InlineScript(#[prop(into)] code: String) -> impl IntoView {
+    view! { <script nonce=use_nonce() inner_html=code></script> }
 }
 
 #[component]
@@ -49,7 +70,7 @@ pub fn ClerkLoader(
         js = js_string(&clerk_js_url),
         pk = js_string(&publishable_key),
     );
-    view! { <script inner_html=script></script> }
+    view! { <InlineScript code=script/> }
 }
 
 #[component]
@@ -92,7 +113,7 @@ pub fn ClerkMount(
     );
     view! {
         <div id="clerk-root" data-clerk-kind=kind></div>
-        <script inner_html=script></script>
+        <InlineScript code=script/>
     }
 }
 
@@ -100,5 +121,36 @@ pub fn ClerkMount(
 #[component]
 pub fn DemoRefresher() -> impl IntoView {
     let script = "setInterval(function () { fetch('/demo/refresh', { method: 'POST', credentials: 'same-origin' }); }, 40000);";
-    view! { <script inner_html=script></script> }
+    view! { <InlineScript code=script/> }
+}
+
+/// Clerk's sign-out button: the handler is attached by a nonced script (an inline `onclick`
+/// attribute would need `'unsafe-inline'`).
+#[component]
+pub fn ClerkSignOut() -> impl IntoView {
+    let script = "document.getElementById('clerk-sign-out').addEventListener('click', function () { if (window.Clerk) { window.Clerk.signOut({ redirectUrl: '/' }); } });";
+    view! {
+        <button type="button" class="link" id="clerk-sign-out">"Sign out"</button>
+        <InlineScript code=script/>
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::js_string;
+
+    #[test]
+    fn strings_cannot_close_or_change_an_inline_script() {
+        let s = js_string("</script><script>alert(1)</script><!-- & \u{2028}\u{2029}\"'");
+        for bad in ["<", ">", "&", "\u{2028}", "\u{2029}"] {
+            assert!(!s.contains(bad), "{bad:?} in {s}");
+        }
+        // Still the same string to JavaScript (JSON is a subset of it).
+        let back: String = serde_json::from_str(&s).unwrap();
+        assert_eq!(
+            back,
+            "</script><script>alert(1)</script><!-- & \u{2028}\u{2029}\"'"
+        );
+        assert_eq!(js_string("pk_test_abc"), "\"pk_test_abc\"");
+    }
 }

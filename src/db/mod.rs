@@ -123,6 +123,16 @@ impl Db {
         let (url, wal) = match engine {
             Engine::Sqlite => {
                 let (url, file) = sqlite_url(url)?;
+                if let Some(f) = file {
+                    // Private from the first byte: SQLite gives its journal files the
+                    // database file's mode.
+                    crate::private_files::create_private(Path::new(f))
+                        .with_context(|| format!("creating the database file {f}"))?;
+                    for suffix in ["-wal", "-shm", "-journal"] {
+                        crate::private_files::private_file(Path::new(&format!("{f}{suffix}")))
+                            .with_context(|| format!("making {f}{suffix} private"))?;
+                    }
+                }
                 (url, file.map(|f| PathBuf::from(format!("{f}-wal"))))
             }
             Engine::Postgres => (url.to_string(), None),

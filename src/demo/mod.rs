@@ -84,13 +84,14 @@ fn load_or_create_key(dir: &Path) -> anyhow::Result<RsaPrivateKey> {
     if let Ok(pem) = std::fs::read_to_string(&path) {
         return RsaPrivateKey::from_pkcs1_pem(&pem).context("reading data/demo-key.pem");
     }
-    std::fs::create_dir_all(dir).context("creating the data folder")?;
+    crate::private_files::private_dir(dir).context("creating the data folder")?;
     let key =
         RsaPrivateKey::new(&mut rand::thread_rng(), 2048).context("generating the demo key")?;
     let pem = key
         .to_pkcs1_pem(LineEnding::LF)
         .context("encoding the demo key")?;
-    std::fs::write(&path, pem.as_bytes()).context("writing data/demo-key.pem")?;
+    crate::private_files::write_private(&path, pem.as_bytes())
+        .context("writing data/demo-key.pem")?;
     Ok(key)
 }
 
@@ -106,7 +107,8 @@ fn load_or_create_secret(dir: &Path) -> anyhow::Result<SecretString> {
         "whsec_{}",
         base64::engine::general_purpose::STANDARD.encode(bytes)
     );
-    std::fs::write(&path, &secret).context("writing data/demo-webhook-secret")?;
+    crate::private_files::write_private(&path, secret.as_bytes())
+        .context("writing data/demo-webhook-secret")?;
     Ok(SecretString::from(secret))
 }
 

@@ -6,7 +6,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
-    Form, Json,
+    Extension, Form, Json,
 };
 use serde::Deserialize;
 
@@ -22,6 +22,7 @@ use crate::{
     },
     db::{self, now_ms},
     error::ApiError,
+    security::{too_many, ClientIp},
     state::AppState,
 };
 
@@ -106,9 +107,27 @@ async fn post_events(state: &AppState, bodies: Vec<serde_json::Value>) -> Result
 
 pub async fn sign_in(
     State(state): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
     Form(form): Form<SignInForm>,
+) -> Result<Response, Response> {
+    let d = demo(&state).map_err(IntoResponse::into_response)?;
+    // Every sign-in counts against the address: each one creates a user and sends a webhook.
+    if let Some(Extension(ClientIp(ip))) = ip {
+        if let Some(retry) = state.limiter.blocked(ip) {
+            return Err(too_many(retry));
+        }
+        state.limiter.count(ip);
+    }
+    sign_in_as(&state, d, &form)
+        .await
+        .map_err(IntoResponse::into_response)
+}
+
+async fn sign_in_as(
+    state: &AppState,
+    d: &DemoIssuer,
+    form: &SignInForm,
 ) -> Result<Response, ApiError> {
-    let d = demo(&state)?;
     let Some(name) = sanitize(&form.name) else {
         return Err(ApiError::bad_request(
             "invalid_name",
@@ -120,14 +139,14 @@ pub async fn sign_in(
     let now = now_ms();
     let spec = spec_for(&user_id, &email, now);
     post_events(
-        &state,
+        state,
         vec![events::build("user.created", &spec).expect("user event")],
     )
     .await?;
     let client = d
         .mint_client(&user_id, &email, now_secs())
         .map_err(|e| ApiError::internal("minting a demo client", e))?;
-    let session = fresh_session(&state, &user_id).await?;
+    let session = fresh_session(state, &user_id).await?;
     let mut resp = Redirect::to("/dashboard").into_response();
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, hv(&session_cookie(&session)));

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::views::AccountView;
+use crate::{components::clerk::InlineScript, views::AccountView};
 
 #[server]
 pub async fn get_account() -> Result<AccountView, ServerFnError> {
@@ -97,7 +97,7 @@ pub fn Dashboard() -> impl IntoView {
                                     "Activating your subscription… this page checks again in a moment."
                                 </div>
                                 // Refresh the session token through clerk-js (the new plan shows in `pla`), then re-check.
-                                <script>"setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { location.reload(); }); }, 2500);"</script>
+                                <InlineScript code="setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { location.reload(); }); }, 2500);"/>
                             })}
                             {(status == "past_due").then(|| view! {
                                 <div class="banner warn" data-testid="past-due-banner">

@@ -44,10 +44,27 @@ pub enum Change {
     Item(ItemState),
 }
 
-/// Seconds and milliseconds are told apart by size: 10^12 ms is 2001, 10^12 s is year 33658.
+/// Event times are told apart by size: below 10^12 seconds (10^12 s is year 33658), below 10^14
+/// milliseconds (years 2001–5138), below 10^17 microseconds, above that nanoseconds. A unit slip
+/// upstream (an `updated_at` in microseconds) thus still reads as the right instant.
 pub fn to_ms(t: i64) -> i64 {
-    if t.abs() < 1_000_000_000_000 {
-        t * 1000
+    match t.unsigned_abs() {
+        0..1_000_000_000_000 => t.saturating_mul(1000),
+        1_000_000_000_000..100_000_000_000_000 => t,
+        100_000_000_000_000..100_000_000_000_000_000 => t / 1000,
+        _ => t / 1_000_000,
+    }
+}
+
+/// How far ahead of the verified `svix-timestamp` an event may say it happened. Past that, its
+/// times are clamped to the signed timestamp: a wrong clock upstream must not make a state look
+/// newer than every later event (which would pin it: a cancellation would be "stale" forever).
+pub const MAX_AHEAD_MS: i64 = 5 * 60 * 1000;
+
+/// `t`, or the signed time when `t` is further ahead of it than [`MAX_AHEAD_MS`].
+fn clamp(t: i64, signed_at_ms: i64) -> i64 {
+    if t > signed_at_ms.saturating_add(MAX_AHEAD_MS) {
+        signed_at_ms
     } else {
         t
     }
@@ -158,11 +175,15 @@ impl ClerkEvent {
     }
 
     /// The event time used for ordering: the envelope's timestamp, else the data's `updated_at`,
-    /// else the delivery's signed timestamp.
-    pub fn event_at(&self, fallback_ms: i64) -> i64 {
+    /// else the delivery's signed timestamp; never later than the signed time allows.
+    pub fn event_at(&self, signed_at_ms: i64) -> i64 {
+        clamp(self.claimed_at(signed_at_ms), signed_at_ms)
+    }
+
+    fn claimed_at(&self, signed_at_ms: i64) -> i64 {
         self.timestamp_ms
             .or_else(|| n(self.data(), "updated_at"))
-            .unwrap_or(fallback_ms)
+            .unwrap_or(signed_at_ms)
     }
 
     /// The user or organization the event is about (for the events page).
@@ -174,10 +195,43 @@ impl ClerkEvent {
         d.get("payer").and_then(payer_of).map(|p| p.id)
     }
 
-    /// The state changes this event asks for; empty for events that only get recorded.
-    pub fn changes(&self, fallback_ms: i64) -> Result<Vec<Change>, EventError> {
+    /// The state changes this event asks for; empty for events that only get recorded. Times
+    /// further ahead of `signed_at_ms` (the verified `svix-timestamp`) than [`MAX_AHEAD_MS`]
+    /// are clamped to it, with a warning.
+    pub fn changes(&self, signed_at_ms: i64) -> Result<Vec<Change>, EventError> {
+        let mut changes = self.claimed_changes(signed_at_ms)?;
+        let mut clamped = None;
+        let mut fix = |t: &mut i64| {
+            let c = clamp(*t, signed_at_ms);
+            if c != *t {
+                clamped = Some(*t);
+                *t = c;
+            }
+        };
+        for change in &mut changes {
+            match change {
+                Change::User { event_at, .. } => fix(event_at),
+                Change::Item(item) => {
+                    fix(&mut item.event_at);
+                    item.past_due_at.iter_mut().for_each(&mut fix);
+                    item.canceled_at.iter_mut().for_each(&mut fix);
+                }
+            }
+        }
+        if let Some(claimed_ms) = clamped {
+            tracing::warn!(
+                event_type = %self.event_type,
+                claimed_ms,
+                signed_at_ms,
+                "event time is ahead of the signed svix-timestamp; clamped to it"
+            );
+        }
+        Ok(changes)
+    }
+
+    fn claimed_changes(&self, signed_at_ms: i64) -> Result<Vec<Change>, EventError> {
         let d = self.data();
-        let at = self.event_at(fallback_ms);
+        let at = self.claimed_at(signed_at_ms);
         let kind = self.event_type.as_str();
         match kind {
             "user.created" | "user.updated" => Ok(vec![Change::User {
@@ -270,6 +324,9 @@ mod tests {
         .unwrap()
     }
 
+    /// A signed time after every example's own clock.
+    const SIGNED: i64 = 1_800_000_000_000;
+
     #[test]
     fn seconds_and_milliseconds_are_both_read_as_milliseconds() {
         assert_eq!(to_ms(1_716_883_200), 1_716_883_200_000);
@@ -277,9 +334,69 @@ mod tests {
     }
 
     #[test]
+    fn microseconds_and_nanoseconds_are_read_as_milliseconds_too() {
+        assert_eq!(to_ms(1_716_883_200_000_000), 1_716_883_200_000);
+        assert_eq!(to_ms(1_716_883_200_000_000_000), 1_716_883_200_000);
+        assert_eq!(
+            to_ms(99_999_999_999_999),
+            99_999_999_999_999,
+            "ms up to year 5138"
+        );
+        assert_eq!(
+            to_ms(100_000_000_000_000),
+            100_000_000_000,
+            "µs from 1973 on"
+        );
+        assert_eq!(to_ms(999_999_999_999), 999_999_999_999_000, "seconds");
+        assert_eq!(to_ms(i64::MAX), i64::MAX / 1_000_000);
+        assert_eq!(to_ms(-5), -5000);
+    }
+
+    /// An item event with no envelope timestamp, whose item clock says `updated_at`.
+    fn item_event(updated_at: i64, past_due_at: Option<i64>) -> ClerkEvent {
+        let mut v: Value = serde_json::from_slice(&example("subscriptionItem.pastDue")).unwrap();
+        v.as_object_mut().unwrap().remove("timestamp");
+        v["data"]["updated_at"] = updated_at.into();
+        v["data"]["past_due_at"] = past_due_at.map_or(Value::Null, Value::from);
+        parse(v.to_string().as_bytes()).unwrap()
+    }
+
+    fn only_item(changes: Vec<Change>) -> ItemState {
+        match changes.as_slice() {
+            [Change::Item(item)] => item.clone(),
+            other => panic!("{other:?}"),
+        }
+    }
+
+    #[test]
+    fn times_ahead_of_the_signed_timestamp_are_clamped_to_it() {
+        let signed = 1_716_883_200_000;
+        let day = 86_400_000;
+        let ev = item_event(signed + day, Some(signed + 2 * day));
+        let item = only_item(ev.changes(signed).unwrap());
+        assert_eq!(item.event_at, signed);
+        assert_eq!(item.past_due_at, Some(signed));
+        assert_eq!(ev.event_at(signed), signed, "the inbox row's time too");
+
+        // Within the tolerance, the item's own clock stands.
+        let ahead = signed + MAX_AHEAD_MS;
+        let item = only_item(item_event(ahead, None).changes(signed).unwrap());
+        assert_eq!(item.event_at, ahead);
+        let item = only_item(item_event(ahead + 1, None).changes(signed).unwrap());
+        assert_eq!(item.event_at, signed);
+    }
+
+    #[test]
+    fn a_microsecond_updated_at_orders_as_the_instant_it_names() {
+        let signed = 1_716_883_200_000;
+        let item = only_item(item_event(signed * 1000, None).changes(signed).unwrap());
+        assert_eq!(item.event_at, signed);
+    }
+
+    #[test]
     fn a_user_payer_with_empty_organization_is_a_user() {
         let ev = parse(&example("subscriptionItem.pastDue")).unwrap();
-        let changes = ev.changes(0).unwrap();
+        let changes = ev.changes(SIGNED).unwrap();
         let Change::Item(item) = &changes[0] else {
             panic!("{changes:?}")
         };
@@ -295,7 +412,7 @@ mod tests {
     #[test]
     fn subscription_events_carry_their_items() {
         let ev = parse(&example("subscription.created")).unwrap();
-        let changes = ev.changes(0).unwrap();
+        let changes = ev.changes(SIGNED).unwrap();
         assert_eq!(changes.len(), 1);
         let Change::Item(item) = &changes[0] else {
             panic!()
@@ -310,12 +427,12 @@ mod tests {
     #[test]
     fn paid_attempts_change_nothing_and_failed_ones_mark_items_past_due() {
         let ev = parse(&example("paymentAttempt.updated")).unwrap();
-        assert!(ev.changes(0).unwrap().is_empty());
+        assert!(ev.changes(SIGNED).unwrap().is_empty());
         let mut v: Value = serde_json::from_slice(&example("paymentAttempt.updated")).unwrap();
         v["data"]["status"] = "failed".into();
         v["data"]["failed_at"] = 1_716_883_600_000i64.into();
         let ev = parse(v.to_string().as_bytes()).unwrap();
-        let changes = ev.changes(0).unwrap();
+        let changes = ev.changes(SIGNED).unwrap();
         let Change::Item(item) = &changes[0] else {
             panic!()
         };

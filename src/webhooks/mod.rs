@@ -13,12 +13,18 @@ use axum::{
     body::Bytes,
     extract::State,
     http::{HeaderMap, StatusCode},
-    Json,
+    response::{IntoResponse, Response},
+    Extension, Json,
 };
 use serde_json::{json, Value};
 use tracing::warn;
 
-use crate::{db::now_ms, error::ApiError, state::AppState};
+use crate::{
+    db::now_ms,
+    error::ApiError,
+    security::{too_many, ClientIp},
+    state::AppState,
+};
 
 pub const BODY_LIMIT: usize = 256 * 1024;
 
@@ -40,9 +46,14 @@ pub fn manage_url(clerk: Option<&crate::config::ClerkConfig>, app_url: &str) -> 
 
 pub async fn receive(
     State(state): State<AppState>,
+    ip: Option<Extension<ClientIp>>,
     headers: HeaderMap,
     body: Bytes,
-) -> Result<(StatusCode, Json<Value>), ApiError> {
+) -> Result<(StatusCode, Json<Value>), Response> {
+    // Failed signature checks are limited per address: past the limit a failure is answered
+    // 429 rather than 400. A valid delivery is always applied (an HMAC check costs next to
+    // nothing, and Clerk's deliveries must never wait on someone else's failures).
+    let ip = ip.map(|Extension(ClientIp(ip))| ip);
     let svix_id = match state.webhook.verify(&headers, &body) {
         Ok(id) => id,
         Err(rejection) => {
@@ -52,10 +63,15 @@ pub async fn receive(
                 rejected_total = n,
                 "webhook rejected"
             );
-            return Err(ApiError::bad_request(
-                "invalid_signature",
-                rejection.message(),
-            ));
+            if let Some(ip) = ip {
+                if let Some(retry) = state.limiter.blocked(ip) {
+                    return Err(too_many(retry));
+                }
+                state.limiter.count(ip);
+            }
+            return Err(
+                ApiError::bad_request("invalid_signature", rejection.message()).into_response(),
+            );
         }
     };
     let signed_at_ms = headers
@@ -65,18 +81,20 @@ pub async fn receive(
         .and_then(|v| v.parse::<i64>().ok())
         .map_or_else(now_ms, |s| s * 1000);
 
-    let mut event = events::parse(&body)
-        .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
-    let changes = event
-        .changes(signed_at_ms)
-        .map_err(|e| ApiError::bad_request("invalid_payload", e.to_string()))?;
+    let invalid = |e: events::EventError| {
+        ApiError::bad_request("invalid_payload", e.to_string()).into_response()
+    };
+    let mut event = events::parse(&body).map_err(invalid)?;
+    let changes = event.changes(signed_at_ms).map_err(invalid)?;
+    let changes = changes.into_iter().map(redact::redact_change).collect();
+    redact::redact_in_place(&mut event.event_type);
     // Redacted in place: nothing downstream (the stored payload, the mail) needs card data.
     event.raw = redact::redact(std::mem::take(&mut event.raw));
     let stored_payload = event.raw.to_string();
     let delivery = ingest::Delivery {
         svix_id: svix_id.clone(),
         signed_at_ms,
-        subject_id: event.subject_id(),
+        subject_id: event.subject_id().map(|s| redact::redact_text(&s)),
         event,
         changes,
         stored_payload,
@@ -85,7 +103,7 @@ pub async fn receive(
         .writer
         .submit(delivery)
         .await
-        .map_err(|e| ApiError::unavailable("applying a webhook", e))?;
+        .map_err(|e| ApiError::unavailable("applying a webhook", e).into_response())?;
     Ok((
         StatusCode::OK,
         Json(json!({"svix_id": svix_id, "outcome": outcome.as_str()})),

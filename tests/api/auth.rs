@@ -223,8 +223,10 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
         "cached after the first fetch"
     );
 
-    // Rotation: the new key appears in the JWKS; the first token with its kid refetches.
-    tokio::time::sleep(std::time::Duration::from_millis(1100)).await;
+    // Rotation: the new key appears in the JWKS; the first token with its kid refetches (once
+    // the cooldown, never under its 5 s floor, has passed).
+    tokio::time::sleep(plangate::auth::keys::MIN_COOLDOWN + std::time::Duration::from_millis(100))
+        .await;
     jwks.keys.lock().unwrap().push(keys().1.jwk.clone());
     let rotated = sign_token(&keys().1, &pro("user_j"));
     assert_eq!(status_of(&app, &rotated).await, 200);

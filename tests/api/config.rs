@@ -60,3 +60,63 @@ fn no_configuration_migrates_an_embedded_sqlite_file() {
     assert!(ok, "{err}");
     assert!(dir.join("data/plangate.db").exists());
 }
+
+/// A production configuration that starts, with `extra` replacing or adding variables.
+fn production(extra: &[(&str, &str)]) -> (bool, String, TempDir) {
+    let mut vars = vec![
+        ("APP_ENV", "production"),
+        ("APP_URL", "https://app.example.com"),
+        ("CLERK_PUBLISHABLE_KEY", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
+        (
+            "CLERK_WEBHOOK_SECRET",
+            "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+        ),
+    ];
+    for (k, v) in extra {
+        vars.retain(|(n, _)| n != k);
+        vars.push((k, v));
+    }
+    start(&vars)
+}
+
+#[test]
+fn a_complete_production_configuration_starts() {
+    let (ok, err, _) = production(&[]);
+    assert!(ok, "{err}");
+}
+
+#[test]
+fn a_guessable_webhook_secret_stops_the_start_naming_its_variable() {
+    // `whsec_dGVzdA==` is a 4-byte key: anyone could forge subscriptionItem.active with it.
+    for var in ["CLERK_WEBHOOK_SECRET", "CLERK_WEBHOOK_SIGNING_SECRET"] {
+        let (ok, err, _) = production(&[("CLERK_WEBHOOK_SECRET", ""), (var, "whsec_dGVzdA==")]);
+        assert!(!ok, "{var} accepted a 4-byte secret");
+        assert!(err.contains(var) && err.contains("16 bytes"), "{err}");
+    }
+    let (ok, err, _) = start(&[("CLERK_WEBHOOK_SECRET", "whsec_dGVzdA==")]);
+    assert!(
+        !ok && err.contains("CLERK_WEBHOOK_SECRET"),
+        "development too: {err}"
+    );
+}
+
+#[test]
+fn an_authorized_party_list_of_nothing_stops_the_start() {
+    for v in [" , ", ",,", "*"] {
+        let (ok, err, _) = production(&[("CLERK_AUTHORIZED_PARTIES", v)]);
+        assert!(!ok, "{v:?} switched the azp check off");
+        assert!(err.contains("CLERK_AUTHORIZED_PARTIES"), "{err}");
+    }
+}
+
+#[test]
+fn production_refuses_plain_http_for_the_app_and_the_backend_api() {
+    for (k, v) in [
+        ("APP_URL", "http://app.example.com"),
+        ("CLERK_API_URL", "http://api.clerk.example"),
+    ] {
+        let (ok, err, _) = production(&[(k, v)]);
+        assert!(!ok, "{k}={v} started");
+        assert!(err.contains(k) && err.contains("https"), "{err}");
+    }
+}

@@ -6,4 +6,5 @@ mod config;
 mod durability;
 mod helpers;
 mod pages;
+mod security;
 mod webhooks;

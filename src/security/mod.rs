@@ -1,0 +1,289 @@
+//! The request guard every route passes through: who the client is, whether a state-changing
+//! request comes from the app's own pages, the session token checked once (and limited when
+//! forged), and the security headers of the response (CSP with this response's nonce, HSTS).
+
+pub mod csp;
+pub mod limit;
+
+use std::{net::IpAddr, sync::Arc};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+pub use limit::{client_ip, RateLimiter, TrustedProxies};
+
+use crate::{
+    auth::{
+        extract::{token_from_parts, VerifiedToken},
+        AuthError,
+    },
+    error::ApiError,
+    state::AppState,
+};
+
+/// The client address of this request (after `TRUSTED_PROXIES`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ClientIp(pub IpAddr);
+
+/// The nonce of this response's inline scripts.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub Arc<str>);
+
+pub const WEBHOOK_PATH: &str = "/api/webhooks/clerk";
+
+pub const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSubDomains");
+
+/// Whether a token failure means someone tried a token that Clerk never signed. A token with a
+/// valid signature that is merely expired (every returning visitor sends one) or not valid
+/// for this app is not an attack on the keys and is not counted.
+pub fn is_forgery(e: AuthError) -> bool {
+    matches!(
+        e,
+        AuthError::Malformed | AuthError::Algorithm | AuthError::UnknownKey | AuthError::Invalid
+    )
+}
+
+/// `429 Too Many Requests` with `Retry-After`.
+pub fn too_many(retry_after_secs: u64) -> Response {
+    let mut r = ApiError::new(
+        StatusCode::TOO_MANY_REQUESTS,
+        "rate_limited",
+        "too many failed attempts from this address; retry later",
+    )
+    .into_response();
+    r.headers_mut()
+        .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
+    r
+}
+
+/// The client address recorded by the guard (the socket's, for a request that bypassed it).
+pub fn request_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
+    parts_ext
+        .get::<ClientIp>()
+        .map(|c| c.0)
+        .or_else(|| {
+            parts_ext
+                .get::<ConnectInfo<std::net::SocketAddr>>()
+                .map(|c| c.0.ip())
+        })
+        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+}
+
+/// The host (with port, lowercased) an origin names, e.g. `app.example.com:8443`.
+fn origin_host(origin: &str) -> Option<String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))?;
+    (!rest.is_empty() && !rest.contains(['/', '?', '#', '@'])).then(|| rest.to_ascii_lowercase())
+}
+
+/// Whether a state-changing request comes from the app's own pages: its `Origin` is the app's
+/// (`APP_URL`'s, or the host the request was sent to, as a browser sets both itself), or, from
+/// a browser that sends no `Origin`, `Sec-Fetch-Site` does not say another site. Requests from
+/// outside browsers (curl, servers) carry neither and pass: they hold no victim's cookies.
+pub fn same_origin(headers: &HeaderMap, app_origin: &str) -> bool {
+    let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    match get(header::ORIGIN) {
+        Some(origin) => {
+            origin.eq_ignore_ascii_case(app_origin)
+                || origin_host(origin).is_some_and(|h| {
+                    get(header::HOST).is_some_and(|host| host.eq_ignore_ascii_case(&h))
+                })
+        }
+        None => !matches!(
+            get(header::HeaderName::from_static("sec-fetch-site")),
+            Some("cross-site" | "same-site")
+        ),
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Paths that never render a page or read a session: static files and health checks.
+fn is_static(path: &str) -> bool {
+    path.starts_with("/pkg/")
+        || path == "/favicon.ico"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path == WEBHOOK_PATH
+}
+
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<std::net::SocketAddr>>()
+        .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |c| c.0.ip());
+    let ip = client_ip(peer, &parts.headers, &state.config.trusted_proxies);
+    parts.extensions.insert(ClientIp(ip));
+
+    let path = parts.uri.path();
+    let (static_path, api_path) = (is_static(path), path.starts_with("/api/"));
+    if !is_safe(&parts.method)
+        && path != WEBHOOK_PATH
+        && !same_origin(&parts.headers, &state.config.app_url)
+    {
+        tracing::warn!(path, "cross-origin state-changing request refused");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "this request must come from the app's own pages",
+        )
+        .into_response();
+    }
+
+    if !static_path {
+        if let Err(resp) = check_token(&state, &mut parts, ip).await {
+            return resp;
+        }
+    }
+    let nonce = (!static_path && !api_path).then(|| CspNonce(csp::new_nonce().into()));
+    if let Some(n) = &nonce {
+        parts.extensions.insert(n.clone());
+    }
+
+    let mut resp = next.run(Request::from_parts(parts, body)).await;
+    let headers = resp.headers_mut();
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            state.csp.header(nonce.as_ref().map(|n| &*n.0)),
+        );
+    }
+    if state.config.app_url.starts_with("https://") {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
+    }
+    resp
+}
+
+/// Verifies the request's session token once, for everything downstream; a forged one counts
+/// against the client's address, and an address with no attempts left is refused unread.
+async fn check_token(state: &AppState, parts: &mut Parts, ip: IpAddr) -> Result<(), Response> {
+    let suffix = state.cookie_suffix();
+    let Some(token) = token_from_parts(parts, suffix.as_deref()) else {
+        return Ok(());
+    };
+    if let Some(retry) = state.limiter.blocked(ip) {
+        return Err(too_many(retry));
+    }
+    let result = state
+        .tokens
+        .verify(token, crate::auth::extract::now_secs())
+        .await;
+    if let Err(e) = result {
+        tracing::debug!(reason = %e, "session token rejected");
+        if is_forgery(e) {
+            state.limiter.count(ip);
+        }
+    }
+    let verified = VerifiedToken {
+        token: token.into(),
+        result,
+    };
+    parts.extensions.insert(verified);
+    Ok(())
+}
+
+/// Inside a Leptos render: use the nonce the guard chose, so the response's CSP names it.
+pub fn provide_request_nonce() {
+    use leptos::prelude::{provide_context, use_context};
+    if let Some(n) = use_context::<Parts>()
+        .as_ref()
+        .and_then(|p| p.extensions.get::<CspNonce>())
+    {
+        provide_context(leptos::nonce::Nonce::from_value(n.0.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    const APP: &str = "https://app.example.com";
+
+    #[test]
+    fn the_apps_own_origin_passes_and_every_other_is_refused() {
+        let ok = [
+            vec![("origin", "https://app.example.com")],
+            vec![("origin", "HTTPS://APP.EXAMPLE.COM")],
+            vec![
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000"),
+            ],
+            vec![("sec-fetch-site", "same-origin")],
+            vec![("sec-fetch-site", "none")],
+            vec![],
+        ];
+        for h in ok {
+            assert!(same_origin(&headers(&h), APP), "{h:?}");
+        }
+        let refused = [
+            vec![("origin", "https://evil.example")],
+            vec![
+                ("origin", "https://evil.example"),
+                ("host", "app.example.com"),
+            ],
+            vec![("origin", "https://app.example.com.evil.example")],
+            vec![("origin", "https://app.example.com:444")],
+            vec![("origin", "http://app.example.com")],
+            vec![("origin", "null")],
+            vec![("origin", "")],
+            vec![
+                ("origin", "https://app.example.com@evil.example"),
+                ("host", "evil.example"),
+            ],
+            vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ];
+        for h in refused {
+            assert!(!same_origin(&headers(&h), APP), "{h:?}");
+        }
+    }
+
+    #[test]
+    fn only_tokens_clerk_never_signed_count_as_forgeries() {
+        for e in [
+            AuthError::Malformed,
+            AuthError::Algorithm,
+            AuthError::UnknownKey,
+            AuthError::Invalid,
+        ] {
+            assert!(is_forgery(e), "{e:?}");
+        }
+        for e in [
+            AuthError::Expired,
+            AuthError::NotYetValid,
+            AuthError::IssuedInFuture,
+            AuthError::AuthorizedParty,
+            AuthError::NoSession,
+            AuthError::Pending,
+            AuthError::Missing,
+        ] {
+            assert!(!is_forgery(e), "{e:?}");
+        }
+    }
+}
