@@ -11,8 +11,10 @@
 //! share a nonce, and the CSP header the guard sets names the one in the body.
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, VecDeque},
+    pin::Pin,
     sync::{Arc, RwLock},
+    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -67,20 +69,51 @@ fn cut(body: Bytes, nonce: Option<&str>) -> Vec<Bytes> {
     pieces
 }
 
-/// The pieces joined with `nonce` between them.
-fn join(pieces: &[Bytes], nonce: &str) -> Bytes {
-    if let [only] = pieces {
-        return only.clone();
-    }
-    let len = pieces.iter().map(Bytes::len).sum::<usize>() + nonce.len() * (pieces.len() - 1);
-    let mut out = Vec::with_capacity(len);
+/// A body of chunks sent as they are (the cached pieces are shared, never copied), with its
+/// exact length so the response keeps its `Content-Length`.
+struct Chunks {
+    chunks: VecDeque<Bytes>,
+    len: u64,
+}
+
+/// The pieces with `nonce` between them.
+fn join(pieces: &[Bytes], nonce: &str) -> Chunks {
+    let nonce = Bytes::copy_from_slice(nonce.as_bytes());
+    let mut chunks = VecDeque::with_capacity(pieces.len() * 2);
     for (i, p) in pieces.iter().enumerate() {
         if i > 0 {
-            out.extend_from_slice(nonce.as_bytes());
+            chunks.push_back(nonce.clone());
         }
-        out.extend_from_slice(p);
+        if !p.is_empty() {
+            chunks.push_back(p.clone());
+        }
     }
-    out.into()
+    let len = chunks.iter().map(|c| c.len() as u64).sum();
+    Chunks { chunks, len }
+}
+
+impl http_body::Body for Chunks {
+    type Data = Bytes;
+    type Error = std::convert::Infallible;
+
+    fn poll_frame(
+        mut self: Pin<&mut Self>,
+        _: &mut Context<'_>,
+    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
+        let next = self.chunks.pop_front();
+        if let Some(c) = &next {
+            self.len -= c.len() as u64;
+        }
+        Poll::Ready(next.map(|c| Ok(http_body::Frame::data(c))))
+    }
+
+    fn is_end_stream(&self) -> bool {
+        self.chunks.is_empty()
+    }
+
+    fn size_hint(&self) -> http_body::SizeHint {
+        http_body::SizeHint::with_exact(self.len)
+    }
 }
 
 impl PageCache {
@@ -91,7 +124,7 @@ impl PageCache {
         let nonce = nonce.or(e.nonce.as_deref()).unwrap_or_default();
         Some(Response::from_parts(
             e.parts.clone(),
-            Body::from(join(&e.pieces, nonce)),
+            Body::new(join(&e.pieces, nonce)),
         ))
     }
 
@@ -119,8 +152,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    let suffix = state.cookie_suffix();
-    if token_from_parts(&parts, suffix.as_deref()).is_some() {
+    if token_from_parts(&parts, state.cookie_suffix()).is_some() {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let key = parts.uri.to_string();
@@ -149,20 +181,27 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 mod tests {
     use super::*;
 
+    fn bytes(c: Chunks) -> Vec<u8> {
+        assert_eq!(c.len, c.chunks.iter().map(|b| b.len() as u64).sum::<u64>());
+        c.chunks.into_iter().flatten().collect()
+    }
+
     #[test]
     fn a_cached_body_is_served_with_the_hits_own_nonce() {
         let body = Bytes::from_static(b"<script nonce=\"N1N1\">a</script><link nonce=\"N1N1\">N1N");
         let pieces = cut(body.clone(), Some("N1N1"));
         assert_eq!(pieces.len(), 3);
         assert_eq!(
-            join(&pieces, "fresh"),
-            Bytes::from_static(b"<script nonce=\"fresh\">a</script><link nonce=\"fresh\">N1N")
+            bytes(join(&pieces, "fresh")),
+            b"<script nonce=\"fresh\">a</script><link nonce=\"fresh\">N1N"
         );
-        assert_eq!(join(&cut(body.clone(), None), "x"), body);
+        assert_eq!(bytes(join(&cut(body.clone(), None), "x")), body);
         assert_eq!(
-            join(&pieces, "N1N1"),
+            bytes(join(&pieces, "N1N1")),
             body,
             "the same nonce gives back the same bytes"
         );
+        let whole = cut(Bytes::from_static(b"N1N1"), Some("N1N1"));
+        assert_eq!(bytes(join(&whole, "z")), b"z");
     }
 }

@@ -156,6 +156,10 @@ impl Application {
             config.app_url.starts_with("https://"),
         );
         let limiter = crate::security::RateLimiter::new(config.rate_limit_per_minute);
+        let cookie_suffix = config
+            .clerk
+            .as_ref()
+            .map(|c| crate::auth::extract::cookie_suffix(&c.publishable_key));
         let state = AppState::new(Shared {
             leptos_options,
             db: db.clone(),
@@ -173,6 +177,7 @@ impl Application {
             pages: Default::default(),
             limiter,
             csp,
+            cookie_suffix,
         });
         tokio::spawn(mail::worker(db, transport, from, mail_notify));
 

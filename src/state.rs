@@ -60,4 +60,6 @@ pub struct Shared {
     pub limiter: crate::security::RateLimiter,
     /// The Content-Security-Policy of HTML responses.
     pub csp: crate::security::csp::Csp,
+    /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
+    pub cookie_suffix: Option<String>,
 }

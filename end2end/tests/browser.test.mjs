@@ -19,13 +19,25 @@ before(async () => {
 });
 after(async () => { await browser?.close(); });
 
+// Every Content-Security-Policy violation on any page of the context: the event each page
+// fires, and Chromium's console report of it.
 async function page(base) {
   const context = await browser.newContext({ baseURL: base });
+  const csp = [];
+  await context.exposeBinding('__cspViolation', (_, v) => { csp.push(v); });
+  await context.addInitScript(() => {
+    document.addEventListener('securitypolicyviolation', (e) => {
+      window.__cspViolation(`${e.violatedDirective} blocked ${e.blockedURI || 'inline'} on ${location.pathname}`);
+    });
+  });
   const p = await context.newPage();
   const errors = [];
   p.on('pageerror', (e) => errors.push(String(e)));
-  p.on('console', (m) => { if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text()); });
-  return { p, context, errors };
+  p.on('console', (m) => {
+    if (m.type() === 'error' && /hydrat|panicked/i.test(m.text())) errors.push(m.text());
+    if (/Content Security Policy/i.test(m.text())) csp.push(m.text());
+  });
+  return { p, context, errors, csp };
 }
 
 test('every page renders and the 404 page answers 404', async () => {
@@ -43,8 +55,37 @@ test('every page renders and the 404 page answers 404', async () => {
   await context.close();
 });
 
+test('pages run under a CSP: no violation by the app, and an injected inline script does not run', async () => {
+  for (const base of [DEMO, CLERK]) {
+    const { p, context, errors, csp } = await page(base);
+    await context.route('https://e2e-test-1.clerk.accounts.dev/**', (route) => route.abort());
+    for (const path of ['/', '/pricing', '/sign-in', '/dashboard', '/dashboard/payment-gated', '/nowhere']) {
+      const resp = await p.goto(path);
+      const policy = resp.headers()['content-security-policy'] || '';
+      assert.match(policy, /script-src 'self' 'nonce-[A-Za-z0-9_-]{22}' 'strict-dynamic'/, `${base}${path}`);
+      await p.waitForLoadState('networkidle');
+    }
+    assert.deepEqual(csp, [], `${base}: the app's own pages break no rule`);
+    // The attacker's view: markup that slipped into a page cannot run script.
+    await p.goto('/pricing');
+    await p.evaluate(() => {
+      const s = document.createElement('script');
+      s.textContent = 'window.__injected = true';
+      document.body.appendChild(s);
+      const d = document.createElement('div');
+      d.innerHTML = '<img src="x:" onerror="window.__injected = true">';
+      document.body.appendChild(d);
+    });
+    await p.waitForTimeout(200);
+    assert.equal(await p.evaluate(() => window.__injected), undefined, `${base}: injected script ran`);
+    assert.ok(csp.length >= 1, `${base}: the injection was reported as a violation`);
+    assert.deepEqual(errors, []);
+    await context.close();
+  }
+});
+
 test('navigation after hydration changes the route without a full reload', async () => {
-  const { p, context, errors } = await page(DEMO);
+  const { p, context, errors, csp } = await page(DEMO);
   await p.goto('/');
   // Wait for hydration: the wasm module has run once the router handles clicks.
   await p.waitForFunction(() => performance.getEntriesByType('resource').some((r) => r.name.endsWith('.wasm')));
@@ -55,6 +96,7 @@ test('navigation after hydration changes the route without a full reload', async
   await p.getByRole('heading', { name: 'Dashboard' }).waitFor();
   assert.equal(await p.evaluate(() => window.__marker), 'still-here', 'no full reload');
   assert.deepEqual(errors, []);
+  assert.deepEqual(csp, [], 'hydration runs under the CSP');
   await context.close();
 });
 
@@ -75,7 +117,7 @@ test('pricing with a Clerk key requests clerk-js from the Frontend API and says 
 });
 
 test('the demo subscription story, from free to canceled', async () => {
-  const { p, context, errors } = await page(DEMO);
+  const { p, context, errors, csp } = await page(DEMO);
   await p.goto('/sign-in');
   await p.getByRole('button', { name: 'Continue as alice' }).click();
   await p.waitForURL('**/dashboard');
@@ -134,5 +176,6 @@ test('the demo subscription story, from free to canceled', async () => {
   await p.goto('/demo/mailbox');
   assert.equal(await p.getByTestId('mail').count(), 1);
   assert.deepEqual(errors, []);
+  assert.deepEqual(csp, [], 'the whole story runs under the CSP');
   await context.close();
 });

@@ -46,38 +46,28 @@ pub fn token_from_parts<'a>(parts: &'a Parts, suffix: Option<&str>) -> Option<&'
         .or_else(|| cookie(parts, "__session"))
 }
 
-/// The request's session token as the request guard verified it, so that handlers (and the
-/// demo refresh, pages, server functions) do not verify it again.
+/// The verdict on the request's session token, as the request guard reached it, so that
+/// handlers (and the demo refresh, pages, server functions) do not verify it again. Whatever
+/// replaces the request's token afterwards (the demo refresh) removes it.
 #[derive(Clone)]
-pub struct VerifiedToken {
-    pub token: Box<str>,
-    pub result: Result<Session, AuthError>,
-}
+pub struct VerifiedToken(pub Result<Session, AuthError>);
 
 pub fn now_secs() -> i64 {
     crate::db::now_ms() / 1000
 }
 
 impl AppState {
-    pub fn cookie_suffix(&self) -> Option<String> {
-        self.config
-            .clerk
-            .as_ref()
-            .map(|c| cookie_suffix(&c.publishable_key))
+    pub fn cookie_suffix(&self) -> Option<&str> {
+        self.cookie_suffix.as_deref()
     }
 
     /// Verifies the request's token (or takes the request guard's verdict on it). `Ok(None)`
     /// when there is none.
     pub async fn session_from_parts(&self, parts: &Parts) -> Result<Option<Session>, AuthError> {
-        let suffix = self.cookie_suffix();
-        match token_from_parts(parts, suffix.as_deref()) {
+        match token_from_parts(parts, self.cookie_suffix()) {
             None => Ok(None),
-            Some(token) => match parts
-                .extensions
-                .get::<VerifiedToken>()
-                .filter(|v| *v.token == *token)
-            {
-                Some(v) => v.result.clone().map(Some),
+            Some(token) => match parts.extensions.get::<VerifiedToken>() {
+                Some(v) => v.0.clone().map(Some),
                 None => self.verify(token).await.map(Some),
             },
         }
@@ -105,9 +95,14 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        state
-            .session_from_parts(parts)
-            .await
+        let result = match parts.extensions.remove::<VerifiedToken>() {
+            // The guard's verdict, taken rather than cloned: an extractor runs once.
+            Some(VerifiedToken(r)) if token_from_parts(parts, state.cookie_suffix()).is_some() => {
+                r.map(Some)
+            }
+            _ => state.session_from_parts(parts).await,
+        };
+        result
             .map(MaybeAuthUser)
             .map_err(|_| ApiError::unauthorized())
     }

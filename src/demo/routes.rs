@@ -6,7 +6,7 @@ use axum::{
     http::{header, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
-    Extension, Form, Json,
+    Form, Json,
 };
 use serde::Deserialize;
 
@@ -22,7 +22,7 @@ use crate::{
     },
     db::{self, now_ms},
     error::ApiError,
-    security::{too_many, ClientIp},
+    security::{client_of, too_many, Peer},
     state::AppState,
 };
 
@@ -107,17 +107,17 @@ async fn post_events(state: &AppState, bodies: Vec<serde_json::Value>) -> Result
 
 pub async fn sign_in(
     State(state): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    peer: Peer,
+    headers: HeaderMap,
     Form(form): Form<SignInForm>,
 ) -> Result<Response, Response> {
     let d = demo(&state).map_err(IntoResponse::into_response)?;
     // Every sign-in counts against the address: each one creates a user and sends a webhook.
-    if let Some(Extension(ClientIp(ip))) = ip {
-        if let Some(retry) = state.limiter.blocked(ip) {
-            return Err(too_many(retry));
-        }
-        state.limiter.count(ip);
+    let ip = client_of(&state, &peer, &headers);
+    if let Some(retry) = state.limiter.blocked(ip) {
+        return Err(too_many(retry));
     }
+    state.limiter.count(ip);
     sign_in_as(&state, d, &form)
         .await
         .map_err(IntoResponse::into_response)
@@ -234,6 +234,10 @@ pub async fn refresh_middleware(
             all.push(format!("__session={token}"));
             parts.headers.remove(header::COOKIE);
             parts.headers.insert(header::COOKIE, hv(&all.join("; ")));
+            // The guard's verdict was on the old token.
+            parts
+                .extensions
+                .remove::<crate::auth::extract::VerifiedToken>();
             set_cookie = Some(session_cookie(&token));
         }
     }

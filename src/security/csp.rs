@@ -10,11 +10,10 @@
 use axum::http::HeaderValue;
 use base64::Engine;
 
-const NONCE_SLOT: &str = "\u{0}";
-
 pub struct Csp {
-    /// The policy with `NONCE_SLOT` where the nonce goes.
-    template: String,
+    /// The policy up to the nonce, and after it.
+    before_nonce: String,
+    after_nonce: String,
     /// For an HTML response rendered without a nonce: no inline script runs.
     without_nonce: HeaderValue,
 }
@@ -57,14 +56,13 @@ impl Csp {
                 ""
             }
         );
-        let template = format!(
-            "default-src 'self'; script-src 'self' 'nonce-{NONCE_SLOT}' 'strict-dynamic' \
-             'wasm-unsafe-eval'{hosts}{rest}"
-        );
+        let before_nonce = "default-src 'self'; script-src 'self' 'nonce-".to_string();
+        let after_nonce = format!("' 'strict-dynamic' 'wasm-unsafe-eval'{hosts}{rest}");
         let without_nonce =
             format!("default-src 'self'; script-src 'self' 'wasm-unsafe-eval'{rest}");
         Csp {
-            template,
+            before_nonce,
+            after_nonce,
             without_nonce: HeaderValue::from_str(&without_nonce)
                 .expect("the policy is plain ASCII"),
         }
@@ -78,8 +76,13 @@ impl Csp {
                     && n.bytes()
                         .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_') =>
             {
-                HeaderValue::from_str(&self.template.replace(NONCE_SLOT, n))
-                    .unwrap_or_else(|_| self.without_nonce.clone())
+                let mut v = String::with_capacity(
+                    self.before_nonce.len() + n.len() + self.after_nonce.len(),
+                );
+                v.push_str(&self.before_nonce);
+                v.push_str(n);
+                v.push_str(&self.after_nonce);
+                HeaderValue::from_str(&v).unwrap_or_else(|_| self.without_nonce.clone())
             }
             _ => self.without_nonce.clone(),
         }

@@ -5,13 +5,17 @@
 pub mod csp;
 pub mod limit;
 
-use std::{net::IpAddr, sync::Arc};
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
 
 use axum::{
     extract::{ConnectInfo, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
     middleware::Next,
     response::{IntoResponse, Response},
+    Extension,
 };
 pub use limit::{client_ip, RateLimiter, TrustedProxies};
 
@@ -23,10 +27,6 @@ use crate::{
     error::ApiError,
     state::AppState,
 };
-
-/// The client address of this request (after `TRUSTED_PROXIES`).
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub struct ClientIp(pub IpAddr);
 
 /// The nonce of this response's inline scripts.
 #[derive(Debug, Clone)]
@@ -59,17 +59,15 @@ pub fn too_many(retry_after_secs: u64) -> Response {
     r
 }
 
-/// The client address recorded by the guard (the socket's, for a request that bypassed it).
-pub fn request_ip(parts_ext: &axum::http::Extensions) -> IpAddr {
-    parts_ext
-        .get::<ClientIp>()
-        .map(|c| c.0)
-        .or_else(|| {
-            parts_ext
-                .get::<ConnectInfo<std::net::SocketAddr>>()
-                .map(|c| c.0.ip())
-        })
-        .unwrap_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED))
+/// The socket's peer address, as axum's `ConnectInfo` recorded it.
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// The client address of a request: its peer, or what a trusted proxy forwarded.
+pub fn client_of(state: &AppState, peer: &Peer, headers: &HeaderMap) -> IpAddr {
+    let peer = peer
+        .as_ref()
+        .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |p| p.0 .0.ip());
+    client_ip(peer, headers, &state.config.trusted_proxies)
 }
 
 /// The host (with port, lowercased) an origin names, e.g. `app.example.com:8443`.
@@ -118,12 +116,6 @@ fn is_static(path: &str) -> bool {
 
 pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
     let (mut parts, body) = req.into_parts();
-    let peer = parts
-        .extensions
-        .get::<ConnectInfo<std::net::SocketAddr>>()
-        .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |c| c.0.ip());
-    let ip = client_ip(peer, &parts.headers, &state.config.trusted_proxies);
-    parts.extensions.insert(ClientIp(ip));
 
     let path = parts.uri.path();
     let (static_path, api_path) = (is_static(path), path.starts_with("/api/"));
@@ -141,7 +133,7 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
     }
 
     if !static_path {
-        if let Err(resp) = check_token(&state, &mut parts, ip).await {
+        if let Err(resp) = check_token(&state, &mut parts).await {
             return resp;
         }
     }
@@ -170,11 +162,15 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
 
 /// Verifies the request's session token once, for everything downstream; a forged one counts
 /// against the client's address, and an address with no attempts left is refused unread.
-async fn check_token(state: &AppState, parts: &mut Parts, ip: IpAddr) -> Result<(), Response> {
-    let suffix = state.cookie_suffix();
-    let Some(token) = token_from_parts(parts, suffix.as_deref()) else {
+async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response> {
+    let Some(token) = token_from_parts(parts, state.cookie_suffix()) else {
         return Ok(());
     };
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| Extension(*c));
+    let ip = client_of(state, &peer, &parts.headers);
     if let Some(retry) = state.limiter.blocked(ip) {
         return Err(too_many(retry));
     }
@@ -188,11 +184,7 @@ async fn check_token(state: &AppState, parts: &mut Parts, ip: IpAddr) -> Result<
             state.limiter.count(ip);
         }
     }
-    let verified = VerifiedToken {
-        token: token.into(),
-        result,
-    };
-    parts.extensions.insert(verified);
+    parts.extensions.insert(VerifiedToken(result));
     Ok(())
 }
 

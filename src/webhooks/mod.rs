@@ -14,7 +14,7 @@ use axum::{
     extract::State,
     http::{HeaderMap, StatusCode},
     response::{IntoResponse, Response},
-    Extension, Json,
+    Json,
 };
 use serde_json::{json, Value};
 use tracing::warn;
@@ -22,7 +22,7 @@ use tracing::warn;
 use crate::{
     db::now_ms,
     error::ApiError,
-    security::{too_many, ClientIp},
+    security::{client_of, too_many, Peer},
     state::AppState,
 };
 
@@ -46,14 +46,13 @@ pub fn manage_url(clerk: Option<&crate::config::ClerkConfig>, app_url: &str) -> 
 
 pub async fn receive(
     State(state): State<AppState>,
-    ip: Option<Extension<ClientIp>>,
+    peer: Peer,
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), Response> {
     // Failed signature checks are limited per address: past the limit a failure is answered
     // 429 rather than 400. A valid delivery is always applied (an HMAC check costs next to
     // nothing, and Clerk's deliveries must never wait on someone else's failures).
-    let ip = ip.map(|Extension(ClientIp(ip))| ip);
     let svix_id = match state.webhook.verify(&headers, &body) {
         Ok(id) => id,
         Err(rejection) => {
@@ -63,12 +62,11 @@ pub async fn receive(
                 rejected_total = n,
                 "webhook rejected"
             );
-            if let Some(ip) = ip {
-                if let Some(retry) = state.limiter.blocked(ip) {
-                    return Err(too_many(retry));
-                }
-                state.limiter.count(ip);
+            let ip = client_of(&state, &peer, &headers);
+            if let Some(retry) = state.limiter.blocked(ip) {
+                return Err(too_many(retry));
             }
+            state.limiter.count(ip);
             return Err(
                 ApiError::bad_request("invalid_signature", rejection.message()).into_response(),
             );
