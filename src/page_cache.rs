@@ -11,10 +11,8 @@
 //! share a nonce, and the CSP header the guard sets names the one in the body.
 
 use std::{
-    collections::{HashMap, VecDeque},
-    pin::Pin,
+    collections::HashMap,
     sync::{Arc, RwLock},
-    task::{Context, Poll},
     time::{Duration, Instant},
 };
 
@@ -69,51 +67,22 @@ fn cut(body: Bytes, nonce: Option<&str>) -> Vec<Bytes> {
     pieces
 }
 
-/// A body of chunks sent as they are (the cached pieces are shared, never copied), with its
-/// exact length so the response keeps its `Content-Length`.
-struct Chunks {
-    chunks: VecDeque<Bytes>,
-    len: u64,
-}
-
-/// The pieces with `nonce` between them.
-fn join(pieces: &[Bytes], nonce: &str) -> Chunks {
-    let nonce = Bytes::copy_from_slice(nonce.as_bytes());
-    let mut chunks = VecDeque::with_capacity(pieces.len() * 2);
+/// The pieces joined with `nonce` between them: one buffer, so the response leaves in one
+/// write (a body of many small chunks meets Nagle's algorithm and delayed ACKs: measured
+/// 44 ms per response on a kept-alive connection).
+fn join(pieces: &[Bytes], nonce: &str) -> Bytes {
+    if let [only] = pieces {
+        return only.clone();
+    }
+    let len = pieces.iter().map(Bytes::len).sum::<usize>() + nonce.len() * (pieces.len() - 1);
+    let mut out = Vec::with_capacity(len);
     for (i, p) in pieces.iter().enumerate() {
         if i > 0 {
-            chunks.push_back(nonce.clone());
+            out.extend_from_slice(nonce.as_bytes());
         }
-        if !p.is_empty() {
-            chunks.push_back(p.clone());
-        }
+        out.extend_from_slice(p);
     }
-    let len = chunks.iter().map(|c| c.len() as u64).sum();
-    Chunks { chunks, len }
-}
-
-impl http_body::Body for Chunks {
-    type Data = Bytes;
-    type Error = std::convert::Infallible;
-
-    fn poll_frame(
-        mut self: Pin<&mut Self>,
-        _: &mut Context<'_>,
-    ) -> Poll<Option<Result<http_body::Frame<Bytes>, Self::Error>>> {
-        let next = self.chunks.pop_front();
-        if let Some(c) = &next {
-            self.len -= c.len() as u64;
-        }
-        Poll::Ready(next.map(|c| Ok(http_body::Frame::data(c))))
-    }
-
-    fn is_end_stream(&self) -> bool {
-        self.chunks.is_empty()
-    }
-
-    fn size_hint(&self) -> http_body::SizeHint {
-        http_body::SizeHint::with_exact(self.len)
-    }
+    out.into()
 }
 
 impl PageCache {
@@ -124,7 +93,7 @@ impl PageCache {
         let nonce = nonce.or(e.nonce.as_deref()).unwrap_or_default();
         Some(Response::from_parts(
             e.parts.clone(),
-            Body::new(join(&e.pieces, nonce)),
+            Body::from(join(&e.pieces, nonce)),
         ))
     }
 
@@ -181,9 +150,8 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
 mod tests {
     use super::*;
 
-    fn bytes(c: Chunks) -> Vec<u8> {
-        assert_eq!(c.len, c.chunks.iter().map(|b| b.len() as u64).sum::<u64>());
-        c.chunks.into_iter().flatten().collect()
+    fn bytes(b: Bytes) -> Vec<u8> {
+        b.to_vec()
     }
 
     #[test]
