@@ -20,15 +20,6 @@ fn pro(user: &str) -> Value {
     c
 }
 
-fn with(mut c: Value, k: &str, v: Value) -> Value {
-    if v.is_null() {
-        c.as_object_mut().unwrap().remove(k);
-    } else {
-        c[k] = v;
-    }
-    c
-}
-
 async fn check_matrix(app: &TestApp) {
     let key = &keys().0;
     let ok = sign_token(key, &pro("user_a"));

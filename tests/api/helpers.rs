@@ -52,6 +52,16 @@ pub fn claims(user: &str) -> Value {
     })
 }
 
+/// `c` with claim `k` set to `v` (removed when `v` is null).
+pub fn with(mut c: Value, k: &str, v: Value) -> Value {
+    if v.is_null() {
+        c.as_object_mut().unwrap().remove(k);
+    } else {
+        c[k] = v;
+    }
+    c
+}
+
 pub fn sign_token(key: &TestKey, claims: &Value) -> String {
     key.sign(claims).unwrap()
 }

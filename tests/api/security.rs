@@ -23,11 +23,7 @@ fn item_event(kind: &str, status: &str, item: &str, user: &str, updated_at: Valu
 }
 
 async fn premium_status(app: &TestApp, user: &str) -> u16 {
-    let token = sign_token(&keys().0, &claims(user));
-    app.get_with_token("/api/premium-feature", &token)
-        .await
-        .status()
-        .as_u16()
+    premium_status_token(app, &sign_token(&keys().0, &claims(user))).await
 }
 
 async fn stored_payload(app: &TestApp, id: &str) -> String {
@@ -184,10 +180,7 @@ async fn a_signing_key_withdrawn_from_the_jwks_is_refused_after_one_refetch() {
         ..Default::default()
     })
     .await;
-    let old = sign_token(
-        &keys().0,
-        &with_claim(claims("user_w"), "jti", json!("seen")),
-    );
+    let old = sign_token(&keys().0, &with(claims("user_w"), "jti", json!("seen")));
     assert_eq!(
         premium_status_token(&app, &old).await,
         403,
@@ -221,10 +214,7 @@ async fn a_signing_key_withdrawn_from_the_jwks_is_refused_after_one_refetch() {
         401,
         "cached token of the withdrawn key"
     );
-    let fresh = sign_token(
-        &keys().0,
-        &with_claim(claims("user_w"), "jti", json!("new")),
-    );
+    let fresh = sign_token(&keys().0, &with(claims("user_w"), "jti", json!("new")));
     assert_eq!(premium_status_token(&app, &fresh).await, 401);
     let current = sign_token(&keys().1, &claims("user_w"));
     assert_eq!(
@@ -232,11 +222,6 @@ async fn a_signing_key_withdrawn_from_the_jwks_is_refused_after_one_refetch() {
         403,
         "the remaining key verifies"
     );
-}
-
-fn with_claim(mut c: Value, k: &str, v: Value) -> Value {
-    c[k] = v;
-    c
 }
 
 async fn premium_status_token(app: &TestApp, token: &str) -> u16 {
@@ -418,7 +403,7 @@ async fn failed_attempts_are_rate_limited_per_address_and_valid_traffic_never_is
     // Expired tokens are Clerk's own, only old: not counted either.
     let expired = sign_token(
         &keys().0,
-        &with_claim(claims("user_valid"), "exp", json!(now() - 120)),
+        &with(claims("user_valid"), "exp", json!(now() - 120)),
     );
     for _ in 0..5 {
         assert_eq!(premium_status_token(&app, &expired).await, 401);
