@@ -215,4 +215,165 @@ mod tests {
         assert_eq!(Status::parse("past_due"), Status::PastDue);
         assert_eq!(Status::PastDue.as_str(), "past_due");
     }
+
+    const ALL: [Status; 8] = [
+        Status::Upcoming,
+        Status::Incomplete,
+        Status::Active,
+        Status::PastDue,
+        Status::Canceled,
+        Status::Abandoned,
+        Status::Ended,
+        Status::Unknown,
+    ];
+
+    #[test]
+    fn every_status_reads_back_as_itself() {
+        for s in ALL {
+            assert_eq!(Status::parse(s.as_str()), s, "{s:?}");
+        }
+        assert_eq!(Status::Unknown.as_str(), "unknown");
+        assert_eq!(
+            Status::parse("Active"),
+            Status::Unknown,
+            "exact spelling only"
+        );
+    }
+
+    #[test]
+    fn within_one_millisecond_the_later_lifecycle_state_wins() {
+        let lifecycle = [
+            Status::Unknown,
+            Status::Upcoming,
+            Status::Incomplete,
+            Status::Active,
+            Status::PastDue,
+            Status::Canceled,
+            Status::Abandoned,
+            Status::Ended,
+        ];
+        for (i, a) in lifecycle.iter().enumerate() {
+            for b in &lifecycle[i + 1..] {
+                assert!(
+                    OrderKey::for_item(5, *a, "m") < OrderKey::for_item(5, *b, "m"),
+                    "{a:?} < {b:?}"
+                );
+            }
+        }
+        assert!(
+            OrderKey::for_item(5, Status::Active, "msg_a")
+                < OrderKey::for_item(5, Status::Active, "msg_b"),
+            "then the delivery id"
+        );
+    }
+
+    #[test]
+    fn keys_store_and_read_back_and_negative_times_count_as_zero() {
+        let k = OrderKey::for_item(1_716_883_200_000, Status::Active, "msg_1");
+        assert_eq!(OrderKey::from_stored(k.as_str().to_string()), k);
+        assert_eq!(k.as_str(), "0001716883200000:3:msg_1");
+        assert_eq!(
+            OrderKey::for_item(-5, Status::Active, "m"),
+            OrderKey::for_item(0, Status::Active, "m")
+        );
+        // An update stamped at the very end of time still ranks below a deletion.
+        let late = OrderKey::for_user(MAX_EVENT_AT + 5, false, "z");
+        assert!(late < OrderKey::for_user(0, true, "a"));
+        assert!(late > OrderKey::for_user(MAX_EVENT_AT - 2, false, "z"));
+        assert!(OrderKey::for_user(0, true, "a") < OrderKey::for_user(0, true, "b"));
+    }
+
+    #[test]
+    fn payer_kinds_read_back_and_anything_else_is_a_user() {
+        for k in [PayerKind::User, PayerKind::Org] {
+            assert_eq!(PayerKind::parse(k.as_str()), k);
+        }
+        assert_eq!(PayerKind::Org.as_str(), "org");
+        assert_eq!(PayerKind::User.as_str(), "user");
+        assert_eq!(PayerKind::parse("organization"), PayerKind::User);
+    }
+
+    fn item(id: &str, status: Status, event_at: i64, period_end: Option<i64>) -> ItemState {
+        ItemState {
+            id: id.into(),
+            subscription_id: None,
+            payer: Payer {
+                kind: PayerKind::User,
+                id: "user_1".into(),
+                user_id: None,
+                email: None,
+            },
+            plan_slug: "pro".into(),
+            plan_name: None,
+            status,
+            period_start: None,
+            period_end,
+            is_free_trial: false,
+            canceled_at: None,
+            past_due_at: None,
+            event_at,
+        }
+    }
+
+    #[test]
+    fn a_payment_failure_is_news_only_when_the_item_was_not_past_due_already() {
+        let due = item("i", Status::PastDue, 2, None);
+        assert!(due.starts_past_due_episode(None));
+        assert!(due.starts_past_due_episode(Some(&item("i", Status::Active, 1, None))));
+        assert!(!due.starts_past_due_episode(Some(&item("i", Status::PastDue, 1, None))));
+        let active = item("i", Status::Active, 2, None);
+        assert!(!active.starts_past_due_episode(None));
+        assert!(!active.starts_past_due_episode(Some(&due)));
+    }
+
+    #[test]
+    fn the_current_item_is_the_newest_that_can_grant_access_else_the_newest_settled_one() {
+        let now = 1_000;
+        let id = |items: &[ItemState]| current_item(items, now).map(|i| i.id.clone());
+        assert_eq!(id(&[]), None);
+        // A live item beats a newer ended one; among live ones the newest wins.
+        let items = [
+            item("old_active", Status::Active, 10, None),
+            item("new_active", Status::Active, 20, None),
+            item("newest_ended", Status::Ended, 30, None),
+        ];
+        assert_eq!(id(&items).as_deref(), Some("new_active"));
+        let items = [
+            item("due", Status::PastDue, 10, None),
+            item("ended", Status::Ended, 30, None),
+        ];
+        assert_eq!(id(&items).as_deref(), Some("due"));
+        // Canceled is live only inside its period.
+        let items = [
+            item("canceled_in", Status::Canceled, 10, Some(now + 1)),
+            item("ended", Status::Ended, 30, None),
+        ];
+        assert_eq!(id(&items).as_deref(), Some("canceled_in"));
+        let items = [
+            item("canceled_out", Status::Canceled, 40, Some(now)),
+            item("ended", Status::Ended, 30, None),
+        ];
+        assert_eq!(
+            id(&items).as_deref(),
+            Some("canceled_out"),
+            "newest settled"
+        );
+        let items = [
+            item("canceled_none", Status::Canceled, 10, None),
+            item("ended", Status::Ended, 30, None),
+        ];
+        assert_eq!(id(&items).as_deref(), Some("ended"));
+        // Nothing live: the newest that is not upcoming, before any upcoming one.
+        let items = [
+            item("ended", Status::Ended, 10, None),
+            item("abandoned", Status::Abandoned, 20, None),
+            item("upcoming", Status::Upcoming, 30, None),
+        ];
+        assert_eq!(id(&items).as_deref(), Some("abandoned"));
+        let items = [
+            item("up_old", Status::Upcoming, 10, None),
+            item("up_new", Status::Upcoming, 30, None),
+        ];
+        assert_eq!(id(&items).as_deref(), Some("up_new"));
+    }
 }

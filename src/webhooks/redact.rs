@@ -94,8 +94,21 @@ fn is_separator(c: char) -> bool {
         )
 }
 
+/// Whether `s` holds 13 digits at all: no card number hides in fewer (most strings, ids
+/// included, stop here after one pass).
+fn enough_digits(s: &str) -> bool {
+    if s.is_ascii() {
+        s.bytes().filter(u8::is_ascii_digit).count() >= MIN_PAN
+    } else {
+        s.chars().filter(|c| digit_value(*c).is_some()).count() >= MIN_PAN
+    }
+}
+
 /// Masks every digit run that holds a card number; `None` when nothing was masked.
 fn redact_runs(s: &str) -> Option<String> {
+    if !enough_digits(s) {
+        return None;
+    }
     let mut out: Option<String> = None;
     // Byte offset up to which `s` has been copied into `out`.
     let mut copied = 0;
@@ -178,29 +191,59 @@ fn normalize_key(key: &str) -> String {
         .collect()
 }
 
+/// `f` of the normalised key; short ASCII keys (all of Clerk's) without an allocation.
+fn with_normalized<R>(key: &str, f: impl FnOnce(&str) -> R) -> R {
+    let mut buf = [0u8; 64];
+    if key.is_ascii() && key.len() <= buf.len() {
+        let mut n = 0;
+        for b in key
+            .bytes()
+            .filter(|b| !matches!(b, b'_' | b'-' | b'.' | b' '))
+        {
+            buf[n] = b.to_ascii_lowercase();
+            n += 1;
+        }
+        f(std::str::from_utf8(&buf[..n]).unwrap_or_default())
+    } else {
+        f(&normalize_key(key))
+    }
+}
+
 /// Whether a field under this key holds a card number, CVC or expiry.
 pub fn is_card_key(key: &str) -> bool {
-    let k = normalize_key(key);
-    CARD_KEYS.contains(&k.as_str()) || CARD_KEY_PARTS.iter().any(|p| k.contains(p))
+    with_normalized(key, |k| {
+        CARD_KEYS.contains(&k) || CARD_KEY_PARTS.iter().any(|p| k.contains(p))
+    })
 }
 
 /// Keys holding times: their 13-digit millisecond numbers are never card numbers.
 fn is_time_key(key: &str) -> bool {
-    let k = normalize_key(key);
     key.ends_with("_at")
         || key.ends_with("At")
-        || k.ends_with("date")
-        || k.contains("timestamp")
-        || k.starts_with("period")
+        || with_normalized(key, |k| {
+            k.ends_with("date") || k.contains("timestamp") || k.starts_with("period")
+        })
+}
+
+/// How many digits an integer has; `None` for other numbers.
+fn integer_digits(n: &serde_json::Number) -> Option<usize> {
+    let magnitude = n.as_u64().or_else(|| n.as_i64().map(i64::unsigned_abs))?;
+    Some(magnitude.checked_ilog10().map_or(1, |l| l as usize + 1))
 }
 
 fn redact_in(value: &mut Value, key: Option<&str>) {
     match value {
         Value::String(s) => redact_in_place(s),
         Value::Number(n) => {
+            match integer_digits(n) {
+                Some(d) if d < MIN_PAN => return,
+                Some(d) if d == MIN_PAN && key.is_some_and(is_time_key) => return,
+                _ => {}
+            }
             let text = n.to_string();
-            let digits = text.bytes().filter(u8::is_ascii_digit).count();
-            if digits <= MIN_PAN && key.is_some_and(is_time_key) {
+            if text.bytes().filter(u8::is_ascii_digit).count() <= MIN_PAN
+                && key.is_some_and(is_time_key)
+            {
                 return;
             }
             if redact_runs(&text).is_some() {
@@ -342,6 +385,34 @@ mod tests {
             event_at: 1,
         });
         assert!(!format!("{user:?}").contains("4242"), "{user:?}");
+    }
+
+    #[test]
+    fn numbers_are_judged_by_their_digits() {
+        let n = |v: Value| match v {
+            Value::Number(n) => n,
+            _ => unreachable!(),
+        };
+        assert_eq!(integer_digits(&n(json!(0))), Some(1));
+        assert_eq!(integer_digits(&n(json!(9))), Some(1));
+        assert_eq!(integer_digits(&n(json!(10))), Some(2));
+        assert_eq!(integer_digits(&n(json!(-4242424242424242i64))), Some(16));
+        assert_eq!(integer_digits(&n(json!(u64::MAX))), Some(20));
+        assert_eq!(integer_digits(&n(json!(1.5))), None);
+        // A negative card number and a float that spells one are masked too.
+        assert_eq!(
+            redact(json!({"n": -4242424242424242i64})),
+            json!({"n": MASK})
+        );
+        assert_eq!(redact(json!({"n": 4242424242424242.0})), json!({"n": MASK}));
+        assert!(!enough_digits("123456789012"));
+        assert!(enough_digits("1234567890123"));
+        assert!(enough_digits("１２３４５６７８９０１２３"));
+        assert!(!enough_digits("１２３４５６７８９０１２"));
+        // Long keys and non-ASCII keys are normalised the slow way, to the same answer.
+        assert!(is_card_key(&format!("{}_card_number", "x".repeat(80))));
+        assert!(is_card_key("Kártya_cardNumber"));
+        assert!(!is_card_key(&"x".repeat(80)));
     }
 
     #[test]
