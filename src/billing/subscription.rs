@@ -92,7 +92,8 @@ impl OrderKey {
         if deleted {
             Self::new(MAX_EVENT_AT, 1, delivery_id)
         } else {
-            Self::new(event_at_ms.min(MAX_EVENT_AT - 1), 0, delivery_id)
+            // At the same time, rank 1 over 0 keeps the deletion ahead.
+            Self::new(event_at_ms.min(MAX_EVENT_AT), 0, delivery_id)
         }
     }
 

@@ -28,6 +28,9 @@ const CARD_KEYS: &[&str] = &[
     "expires",
 ];
 
+/// Every fragment below contains one of these: most keys are dismissed after five searches.
+const CARD_KEY_STEMS: &[&str] = &["cv", "card", "exp", "securitycode", "accountnumber"];
+
 /// Fragments that make any normalised key a card field.
 const CARD_KEY_PARTS: &[&str] = &[
     "cvv",
@@ -212,7 +215,9 @@ fn with_normalized<R>(key: &str, f: impl FnOnce(&str) -> R) -> R {
 /// Whether a field under this key holds a card number, CVC or expiry.
 pub fn is_card_key(key: &str) -> bool {
     with_normalized(key, |k| {
-        CARD_KEYS.contains(&k) || CARD_KEY_PARTS.iter().any(|p| k.contains(p))
+        CARD_KEYS.contains(&k)
+            || (CARD_KEY_STEMS.iter().any(|s| k.contains(s))
+                && CARD_KEY_PARTS.iter().any(|p| k.contains(p)))
     })
 }
 
@@ -385,6 +390,13 @@ mod tests {
             event_at: 1,
         });
         assert!(!format!("{user:?}").contains("4242"), "{user:?}");
+    }
+
+    #[test]
+    fn every_card_key_fragment_has_a_stem() {
+        for p in CARD_KEY_PARTS {
+            assert!(CARD_KEY_STEMS.iter().any(|s| p.contains(s)), "{p}");
+        }
     }
 
     #[test]
