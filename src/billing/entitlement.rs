@@ -576,6 +576,29 @@ mod tests {
     }
 
     #[test]
+    fn the_grace_past_the_period_is_three_days() {
+        let pro = item("pro", Status::Active, 1);
+        let ev = Evidence {
+            user_item: Some(&pro),
+            ..Default::default()
+        };
+        let end = pro.period_end.unwrap();
+        assert!(run(&ev, end + 2 * 86_400_000, 0).allowed, "two days late");
+        assert!(run(&ev, end + 3 * 86_400_000 - 1, 0).allowed);
+        assert!(
+            !run(&ev, end + 3 * 86_400_000, 0).allowed,
+            "three days late"
+        );
+    }
+
+    #[test]
+    fn sources_have_the_names_the_api_shows() {
+        assert_eq!(Source::Database.as_str(), "database");
+        assert_eq!(Source::Token.as_str(), "token");
+        assert_eq!(Source::None.as_str(), "none");
+    }
+
+    #[test]
     fn a_token_minted_after_the_stale_state_still_vouches_for_the_plan() {
         let end = 10_000;
         let now = end + ACTIVE_PAST_PERIOD_GRACE_MS + 1;
