@@ -48,18 +48,23 @@ const CARD_KEY_PARTS: &[&str] = &[
     "cardexp",
 ];
 
+/// What a digit in a doubled position adds to the Luhn sum (2·d, its digits summed).
+const DOUBLED: [u32; 10] = [0, 2, 4, 6, 8, 1, 3, 5, 7, 9];
+
+/// Luhn's check over digit values (0–9).
 pub fn luhn(digits: &[u8]) -> bool {
-    let mut sum = 0u32;
-    for (i, d) in digits.iter().rev().enumerate() {
-        let mut v = u32::from(*d);
-        if i % 2 == 1 {
-            v *= 2;
-            if v > 9 {
-                v -= 9;
+    let sum: u32 = digits
+        .iter()
+        .rev()
+        .enumerate()
+        .map(|(i, d)| {
+            if i % 2 == 1 {
+                DOUBLED[usize::from(*d)]
+            } else {
+                u32::from(*d)
             }
-        }
-        sum += v;
-    }
+        })
+        .sum();
     sum.is_multiple_of(10)
 }
 
@@ -120,7 +125,7 @@ fn redact_runs(s: &str) -> Option<String> {
         let Some(d) = digit_value(c) else { continue };
         // One run: digits, and separator sequences that are followed by a digit.
         let mut digits = vec![d];
-        let mut end = start + c.len_utf8();
+        let mut last = (start, c);
         let mut lookahead = chars.clone();
         loop {
             while lookahead.next_if(|&(_, c)| is_separator(c)).is_some() {}
@@ -132,10 +137,11 @@ fn redact_runs(s: &str) -> Option<String> {
             };
             lookahead.next();
             digits.push(d);
-            end = i + c.len_utf8();
+            last = (i, c);
             chars = lookahead.clone();
         }
         if digits.len() >= MIN_PAN && contains_pan(&digits) {
+            let end = last.0 + last.1.len_utf8();
             let o = out.get_or_insert_with(|| String::with_capacity(s.len()));
             o.push_str(&s[copied..start]);
             o.push_str(MASK);
@@ -240,18 +246,14 @@ fn redact_in(value: &mut Value, key: Option<&str>) {
     match value {
         Value::String(s) => redact_in_place(s),
         Value::Number(n) => {
-            match integer_digits(n) {
-                Some(d) if d < MIN_PAN => return,
-                Some(d) if d == MIN_PAN && key.is_some_and(is_time_key) => return,
-                _ => {}
+            // An integer says its length without a string; a time (13 digits or fewer under
+            // a key that names a time) stays.
+            if let Some(d) = integer_digits(n) {
+                if d < MIN_PAN || (d == MIN_PAN && key.is_some_and(is_time_key)) {
+                    return;
+                }
             }
-            let text = n.to_string();
-            if text.bytes().filter(u8::is_ascii_digit).count() <= MIN_PAN
-                && key.is_some_and(is_time_key)
-            {
-                return;
-            }
-            if redact_runs(&text).is_some() {
+            if redact_runs(&n.to_string()).is_some() {
                 *value = Value::String(MASK.into());
             }
         }
@@ -390,6 +392,60 @@ mod tests {
             event_at: 1,
         });
         assert!(!format!("{user:?}").contains("4242"), "{user:?}");
+    }
+
+    #[test]
+    fn luhn_agrees_with_known_numbers() {
+        let d = |s: &str| s.bytes().map(|b| b - b'0').collect::<Vec<u8>>();
+        for valid in [
+            "4242424242424242",
+            "79927398713",
+            "378282246310005",
+            "0",
+            "18",
+            "59",
+        ] {
+            assert!(luhn(&d(valid)), "{valid}");
+        }
+        for invalid in ["4242424242424241", "79927398710", "1", "19", "58"] {
+            assert!(!luhn(&d(invalid)), "{invalid}");
+        }
+    }
+
+    #[test]
+    fn thirteen_digit_times_survive_under_every_spelling_of_a_time_key() {
+        // 4222222222222 passes Luhn: outside a time key it is masked.
+        for key in [
+            "created_at",
+            "updatedAt",
+            "billing_date",
+            "NextPaymentDate",
+            "timestamp",
+            "event_timestamp_ms",
+            "period_end",
+            "periodStart",
+        ] {
+            let v = json!({ key: 4222222222222u64 });
+            assert_eq!(redact(v.clone()), v, "{key}");
+        }
+        for key in ["n", "created", "at", "amount", "date_of"] {
+            assert_eq!(
+                redact(json!({ key: 4222222222222u64 })),
+                json!({ key: MASK }),
+                "{key}"
+            );
+        }
+        // Longer numbers are never times, whatever the key.
+        assert_eq!(
+            redact(json!({"created_at": 42222222222222u64 * 10 + 4})),
+            json!({"created_at": MASK})
+        );
+        // A card number's last digit is masked too (the run ends at its last digit).
+        assert_eq!(redact_text("x 4242424242424242"), "x [redacted]");
+        assert_eq!(
+            redact_text("x ４２４２４２４２４２４２４２４２!"),
+            "x [redacted]!"
+        );
     }
 
     #[test]
