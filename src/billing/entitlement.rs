@@ -624,16 +624,7 @@ mod tests {
     /// (unless a feature opens it), and never allows a denying status.
     #[test]
     fn property_decisions_respect_the_gate_and_the_status_policy() {
-        let statuses = [
-            Status::Upcoming,
-            Status::Incomplete,
-            Status::Active,
-            Status::PastDue,
-            Status::Canceled,
-            Status::Abandoned,
-            Status::Ended,
-            Status::Unknown,
-        ];
+        let statuses = Status::ALL;
         let plans = ["free_user", "pro", "max", "team", "other"];
         let mut seed: u64 = 0x9e37_79b9_7f4a_7c15;
         let mut next = |n: u64| {

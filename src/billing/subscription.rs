@@ -22,6 +22,18 @@ pub enum Status {
 }
 
 impl Status {
+    /// Every status, in declaration order.
+    pub const ALL: [Status; 8] = [
+        Status::Upcoming,
+        Status::Incomplete,
+        Status::Active,
+        Status::PastDue,
+        Status::Canceled,
+        Status::Abandoned,
+        Status::Ended,
+        Status::Unknown,
+    ];
+
     pub fn parse(s: &str) -> Status {
         match s {
             "upcoming" => Status::Upcoming,
@@ -217,20 +229,9 @@ mod tests {
         assert_eq!(Status::PastDue.as_str(), "past_due");
     }
 
-    const ALL: [Status; 8] = [
-        Status::Upcoming,
-        Status::Incomplete,
-        Status::Active,
-        Status::PastDue,
-        Status::Canceled,
-        Status::Abandoned,
-        Status::Ended,
-        Status::Unknown,
-    ];
-
     #[test]
     fn every_status_reads_back_as_itself() {
-        for s in ALL {
+        for s in Status::ALL {
             assert_eq!(Status::parse(s.as_str()), s, "{s:?}");
         }
         assert_eq!(Status::Unknown.as_str(), "unknown");
