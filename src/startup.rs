@@ -237,7 +237,7 @@ pub fn router(state: AppState) -> Router {
     let leptos_options = state.leptos_options.clone();
 
     let webhook = Router::new()
-        .route("/api/webhooks/clerk", post(webhooks::receive))
+        .route(crate::security::WEBHOOK_PATH, post(webhooks::receive))
         .layer(DefaultBodyLimit::disable())
         .layer(RequestBodyLimitLayer::new(webhooks::BODY_LIMIT));
 

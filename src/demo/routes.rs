@@ -114,10 +114,7 @@ pub async fn sign_in(
     let d = demo(&state).map_err(IntoResponse::into_response)?;
     // Every sign-in counts against the address: each one creates a user and sends a webhook.
     let ip = client_of(&state, &peer, &headers);
-    if let Some(retry) = state.limiter.blocked(ip) {
-        return Err(too_many(retry));
-    }
-    state.limiter.count(ip);
+    state.limiter.charge(ip).map_err(too_many)?;
     sign_in_as(&state, d, &form)
         .await
         .map_err(IntoResponse::into_response)

@@ -176,6 +176,16 @@ impl RateLimiter {
         (tokens < 1.0).then(|| ((1.0 - tokens) / self.rate - 1e-6).ceil().max(1.0) as u64)
     }
 
+    /// One more attempt from `ip`: refused with the seconds to wait when it has none left,
+    /// else counted.
+    pub fn charge(&self, ip: IpAddr) -> Result<(), u64> {
+        if let Some(retry) = self.blocked(ip) {
+            return Err(retry);
+        }
+        self.count(ip);
+        Ok(())
+    }
+
     /// Counts one failed attempt (or one demo sign-in) against `ip`.
     pub fn count(&self, ip: IpAddr) {
         self.count_at(ip, Instant::now())

@@ -63,10 +63,7 @@ pub async fn receive(
                 "webhook rejected"
             );
             let ip = client_of(&state, &peer, &headers);
-            if let Some(retry) = state.limiter.blocked(ip) {
-                return Err(too_many(retry));
-            }
-            state.limiter.count(ip);
+            state.limiter.charge(ip).map_err(too_many)?;
             return Err(
                 ApiError::bad_request("invalid_signature", rejection.message()).into_response(),
             );
