@@ -8,6 +8,7 @@ use std::{io::Write, time::Instant};
 
 use base64::Engine;
 use plangate::demo::{
+    delivery::svix_headers,
     events::{build, Spec, DAY_MS},
     SigningKey,
 };
@@ -45,7 +46,6 @@ fn keys(dir: &str) {
 }
 
 fn webhooks(file: &str, n: usize, secret: &str) {
-    let hook = svix::webhooks::Webhook::new(secret).unwrap();
     let mut out = std::io::BufWriter::new(std::fs::File::create(file).unwrap());
     let t = now();
     let start = t * 1000;
@@ -69,7 +69,7 @@ fn webhooks(file: &str, n: usize, secret: &str) {
         };
         let body = build("subscriptionItem.active", &spec).unwrap().to_string();
         let id = format!("msg_bench_{t}_{i}");
-        let sig = hook.sign(&id, t, body.as_bytes()).unwrap();
+        let [_, _, (_, sig)] = svix_headers(secret, &id, t, body.as_bytes()).unwrap();
         writeln!(out, "{id}\t{t}\t{sig}\t{body}").unwrap();
     }
 }

@@ -1,4 +1,4 @@
-//! Typed configuration from the environment (DESIGN §1), validated once at start-up.
+//! Typed configuration from the environment, validated once at start-up.
 //!
 //! Everything is read through a lookup function so tests can build a `Config` without touching
 //! the process environment. Every error names the variable at fault.
@@ -7,6 +7,8 @@ use std::{net::SocketAddr, path::PathBuf, time::Duration};
 
 use base64::Engine;
 use secrecy::{ExposeSecret, SecretString};
+
+use crate::security::TrustedProxies;
 
 #[derive(Debug, thiserror::Error)]
 #[error("invalid configuration: {var}: {reason}")]
@@ -65,7 +67,7 @@ pub struct Config {
     pub json_logs: bool,
     /// Failed attempts allowed per client address per minute; 0 disables the limit.
     pub rate_limit_per_minute: u32,
-    pub trusted_proxies: crate::security::TrustedProxies,
+    pub trusted_proxies: TrustedProxies,
 }
 
 impl Config {
@@ -78,183 +80,24 @@ impl Config {
     }
 
     pub fn from_lookup(get: impl Fn(&str) -> Option<String>) -> Result<Self, ConfigError> {
-        // Empty values count as unset: `.env.example` ships with blank secrets.
-        let var = |k: &str| {
-            get(k)
-                .map(|v| v.trim().to_string())
-                .filter(|v| !v.is_empty())
-        };
-
-        let app_env = match var("APP_ENV").as_deref() {
-            None | Some("development") | Some("dev") => AppEnv::Development,
-            Some("production") | Some("prod") => AppEnv::Production,
-            Some(other) => {
-                return Err(err(
-                    "APP_ENV",
-                    format!("expected `development` or `production`, got `{other}`"),
-                ))
-            }
-        };
+        let env = Vars(&get);
+        let app_env = app_env(&env)?;
         let production = app_env == AppEnv::Production;
-
-        let data_dir = PathBuf::from(var("DATA_DIR").unwrap_or_else(|| "data".into()));
-
-        let database_url = var("DATABASE_URL")
-            .unwrap_or_else(|| format!("sqlite://{}/plangate.db", data_dir.display()));
-        if !(database_url.starts_with("sqlite:")
-            || database_url.starts_with("postgres://")
-            || database_url.starts_with("postgresql://"))
-        {
-            let scheme = database_url.split(':').next().unwrap_or_default();
-            return Err(err(
-                "DATABASE_URL",
-                format!("unsupported scheme `{scheme}`: use sqlite://… or postgres://…"),
-            ));
-        }
-
-        let listen_addr: SocketAddr = var("LEPTOS_SITE_ADDR")
-            .unwrap_or_else(|| "127.0.0.1:3000".into())
-            .parse()
-            .map_err(|_| {
-                err(
-                    "LEPTOS_SITE_ADDR",
-                    "expected host:port, e.g. 127.0.0.1:3000",
-                )
-            })?;
-
-        let app_url = var("APP_URL")
-            .unwrap_or_else(|| format!("http://localhost:{}", listen_addr.port()))
-            .trim_end_matches('/')
-            .to_string();
-        if !(app_url.starts_with("http://") || app_url.starts_with("https://")) {
-            return Err(err(
-                "APP_URL",
-                "expected an origin such as http://localhost:3000",
-            ));
-        }
-
-        let allow_test_keys = var("ALLOW_TEST_KEYS").as_deref() == Some("1");
-        let publishable = var("CLERK_PUBLISHABLE_KEY");
-        let secret_key = var("CLERK_SECRET_KEY");
-        if let Some(sk) = &secret_key {
-            if !(sk.starts_with("sk_test_") || sk.starts_with("sk_live_")) {
-                return Err(err("CLERK_SECRET_KEY", "expected sk_test_… or sk_live_…"));
-            }
-            if production && sk.starts_with("sk_test_") && !allow_test_keys {
-                return Err(err(
-                    "CLERK_SECRET_KEY",
-                    "a test key in production (set ALLOW_TEST_KEYS=1 to allow it)",
-                ));
-            }
-        }
-        let api_url = var("CLERK_API_URL")
-            .unwrap_or_else(|| "https://api.clerk.com".into())
-            .trim_end_matches('/')
-            .to_string();
-        if production && !api_url.starts_with("https://") {
-            return Err(err(
-                "CLERK_API_URL",
-                "must be https:// in production (the secret key is sent to it)",
-            ));
-        }
-
-        let clerk = match publishable {
-            Some(pk) => {
-                let host = frontend_api_host(&pk).ok_or_else(|| {
-                    err("CLERK_PUBLISHABLE_KEY", "not a valid Clerk publishable key")
-                })?;
-                if production && pk.starts_with("pk_test_") && !allow_test_keys {
-                    return Err(err(
-                        "CLERK_PUBLISHABLE_KEY",
-                        "a test key in production (set ALLOW_TEST_KEYS=1 to allow it)",
-                    ));
-                }
-                Some(ClerkConfig {
-                    publishable_key: pk,
-                    frontend_api_host: host,
-                    secret_key: secret_key.map(SecretString::from),
-                    api_url,
-                })
-            }
-            None if secret_key.is_some() => {
-                return Err(err(
-                    "CLERK_PUBLISHABLE_KEY",
-                    "required when CLERK_SECRET_KEY is set",
-                ))
-            }
-            None if production => {
-                return Err(err(
-                    "CLERK_PUBLISHABLE_KEY",
-                    "required in production (demo mode is refused)",
-                ))
-            }
-            None => None,
-        };
-
-        let (secrets_var, secrets_raw) = match (
-            var("CLERK_WEBHOOK_SECRET"),
-            var("CLERK_WEBHOOK_SIGNING_SECRET"),
-        ) {
-            (None, Some(v)) => ("CLERK_WEBHOOK_SIGNING_SECRET", Some(v)),
-            (v, _) => ("CLERK_WEBHOOK_SECRET", v),
-        };
-        let mut webhook_secrets = Vec::new();
-        for s in secrets_raw
-            .iter()
-            .flat_map(|v| v.split([',', ' ']))
-            .map(str::trim)
-            .filter(|s| !s.is_empty())
-        {
-            webhook_secrets.push(SecretString::from(webhook_secret(s, secrets_var)?));
-        }
-        if production && webhook_secrets.is_empty() {
-            return Err(err(secrets_var, "required in production"));
-        }
-
-        let jwt_key_pem = var("CLERK_JWT_KEY").map(|k| k.replace("\\n", "\n"));
-        if let Some(pem) = &jwt_key_pem {
-            jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
-                .map_err(|_| err("CLERK_JWT_KEY", "not a PEM-encoded RSA public key"))?;
-        }
-        let jwks_url = var("CLERK_JWKS_URL");
-        if let Some(u) = &jwks_url {
-            reqwest::Url::parse(u).map_err(|_| err("CLERK_JWKS_URL", "not a URL"))?;
-        }
-        let jwks_cooldown = Duration::from_secs(parse_num(
-            var("JWKS_REFETCH_COOLDOWN_SECS"),
-            "JWKS_REFETCH_COOLDOWN_SECS",
-            60,
-        )? as u64);
-
-        let authorized_parties = match var("CLERK_AUTHORIZED_PARTIES") {
+        let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| "data".into()));
+        let database_url = database_url(&env, &data_dir)?;
+        let (listen_addr, app_url) = addresses(&env)?;
+        let clerk = clerk(&env, production)?;
+        let webhook_secrets = webhook_secrets(&env, production)?;
+        let (jwt_key_pem, jwks_url, jwks_cooldown) = token_keys(&env)?;
+        let authorized_parties = match env.get("CLERK_AUTHORIZED_PARTIES") {
             Some(v) => authorized_parties(&v)?,
             None => vec![app_url.clone()],
         };
-
-        let smtp_url = var("SMTP_URL");
-        if let Some(u) = &smtp_url {
-            if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
-                return Err(err(
-                    "SMTP_URL",
-                    "expected smtp://host:port or smtps://user:pass@host",
-                ));
-            }
-        }
-        let mail_from = var("MAIL_FROM").unwrap_or_else(|| "plangate <billing@localhost>".into());
-        if mail_from.parse::<lettre::message::Mailbox>().is_err() {
-            return Err(err(
-                "MAIL_FROM",
-                "not a mail address, e.g. Billing <billing@example.com>",
-            ));
-        }
-
-        let past_due_grace_days = parse_num(var("PAST_DUE_GRACE_DAYS"), "PAST_DUE_GRACE_DAYS", 0)?;
-
-        let rate_limit_per_minute =
-            parse_num(var("RATE_LIMIT_PER_MINUTE"), "RATE_LIMIT_PER_MINUTE", 120)?.min(1_000_000)
-                as u32;
-        let trusted_proxies = match var("TRUSTED_PROXIES") {
-            Some(v) => crate::security::TrustedProxies::parse(&v).map_err(|bad| {
+        let (smtp_url, mail_from) = mail(&env)?;
+        let past_due_grace_days = env.num("PAST_DUE_GRACE_DAYS", 0)?;
+        let rate_limit_per_minute = env.num("RATE_LIMIT_PER_MINUTE", 120)?.min(1_000_000) as u32;
+        let trusted_proxies = match env.get("TRUSTED_PROXIES") {
+            Some(v) => TrustedProxies::parse(&v).map_err(|bad| {
                 err(
                     "TRUSTED_PROXIES",
                     format!("`{bad}` is not an IP address or a CIDR range"),
@@ -262,12 +105,10 @@ impl Config {
             })?,
             None => Default::default(),
         };
-
         if production && !app_url.starts_with("https://") {
             return Err(err("APP_URL", "must be https:// in production"));
         }
-
-        let json_logs = match var("LOG_FORMAT").as_deref() {
+        let json_logs = match env.get("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => false,
             Some("json") => true,
             Some(_) => return Err(err("LOG_FORMAT", "expected `text` or `json`")),
@@ -284,8 +125,8 @@ impl Config {
             jwks_url,
             jwks_cooldown,
             authorized_parties,
-            plans_file: PathBuf::from(var("PLANS_FILE").unwrap_or_else(|| "plans.toml".into())),
-            smtp_url: smtp_url.map(SecretString::from),
+            plans_file: PathBuf::from(env.get("PLANS_FILE").unwrap_or_else(|| "plans.toml".into())),
+            smtp_url,
             mail_from,
             data_dir,
             past_due_grace_days,
@@ -293,6 +134,22 @@ impl Config {
             rate_limit_per_minute,
             trusted_proxies,
         })
+    }
+
+    /// Where a payer fixes their card: Clerk's hosted account page, or the demo dashboard.
+    pub fn manage_url(&self) -> String {
+        match &self.clerk {
+            Some(c) => {
+                let host = &c.frontend_api_host;
+                let accounts = if let Some(rest) = host.strip_prefix("clerk.") {
+                    format!("accounts.{rest}")
+                } else {
+                    host.replace(".clerk.accounts.dev", ".accounts.dev")
+                };
+                format!("https://{accounts}/user")
+            }
+            None => format!("{}/dashboard", self.app_url),
+        }
     }
 
     /// The issuer that session tokens must carry.
@@ -306,6 +163,193 @@ impl Config {
     pub fn smtp_url_exposed(&self) -> Option<&str> {
         self.smtp_url.as_ref().map(|s| s.expose_secret())
     }
+}
+
+/// The settings as read: empty values count as unset (`.env.example` ships blank secrets).
+struct Vars<'a>(&'a dyn Fn(&str) -> Option<String>);
+
+impl Vars<'_> {
+    fn get(&self, k: &str) -> Option<String> {
+        (self.0)(k)
+            .map(|v| v.trim().to_string())
+            .filter(|v| !v.is_empty())
+    }
+
+    fn num(&self, var: &'static str, default: i64) -> Result<i64, ConfigError> {
+        parse_num(self.get(var), var, default)
+    }
+}
+
+fn app_env(env: &Vars) -> Result<AppEnv, ConfigError> {
+    match env.get("APP_ENV").as_deref() {
+        None | Some("development") | Some("dev") => Ok(AppEnv::Development),
+        Some("production") | Some("prod") => Ok(AppEnv::Production),
+        Some(other) => Err(err(
+            "APP_ENV",
+            format!("expected `development` or `production`, got `{other}`"),
+        )),
+    }
+}
+
+fn database_url(env: &Vars, data_dir: &std::path::Path) -> Result<String, ConfigError> {
+    let database_url = env
+        .get("DATABASE_URL")
+        .unwrap_or_else(|| format!("sqlite://{}/plangate.db", data_dir.display()));
+    if !(database_url.starts_with("sqlite:")
+        || database_url.starts_with("postgres://")
+        || database_url.starts_with("postgresql://"))
+    {
+        let scheme = database_url.split(':').next().unwrap_or_default();
+        return Err(err(
+            "DATABASE_URL",
+            format!("unsupported scheme `{scheme}`: use sqlite://… or postgres://…"),
+        ));
+    }
+    Ok(database_url)
+}
+
+/// The listening address and the public origin (`APP_URL`, by default localhost on that port).
+fn addresses(env: &Vars) -> Result<(SocketAddr, String), ConfigError> {
+    let listen_addr: SocketAddr = env
+        .get("LEPTOS_SITE_ADDR")
+        .unwrap_or_else(|| "127.0.0.1:3000".into())
+        .parse()
+        .map_err(|_| {
+            err(
+                "LEPTOS_SITE_ADDR",
+                "expected host:port, e.g. 127.0.0.1:3000",
+            )
+        })?;
+    let app_url = env
+        .get("APP_URL")
+        .unwrap_or_else(|| format!("http://localhost:{}", listen_addr.port()))
+        .trim_end_matches('/')
+        .to_string();
+    if !(app_url.starts_with("http://") || app_url.starts_with("https://")) {
+        return Err(err(
+            "APP_URL",
+            "expected an origin such as http://localhost:3000",
+        ));
+    }
+    Ok((listen_addr, app_url))
+}
+
+/// The Clerk instance, from its keys; `None` (demo mode) only in development.
+fn clerk(env: &Vars, production: bool) -> Result<Option<ClerkConfig>, ConfigError> {
+    let allow_test_keys = env.get("ALLOW_TEST_KEYS").as_deref() == Some("1");
+    let test_key_in_production = |var| {
+        err(
+            var,
+            "a test key in production (set ALLOW_TEST_KEYS=1 to allow it)",
+        )
+    };
+    let publishable = env.get("CLERK_PUBLISHABLE_KEY");
+    let secret_key = env.get("CLERK_SECRET_KEY");
+    if let Some(sk) = &secret_key {
+        if !(sk.starts_with("sk_test_") || sk.starts_with("sk_live_")) {
+            return Err(err("CLERK_SECRET_KEY", "expected sk_test_… or sk_live_…"));
+        }
+        if production && sk.starts_with("sk_test_") && !allow_test_keys {
+            return Err(test_key_in_production("CLERK_SECRET_KEY"));
+        }
+    }
+    let api_url = env
+        .get("CLERK_API_URL")
+        .unwrap_or_else(|| "https://api.clerk.com".into())
+        .trim_end_matches('/')
+        .to_string();
+    if production && !api_url.starts_with("https://") {
+        return Err(err(
+            "CLERK_API_URL",
+            "must be https:// in production (the secret key is sent to it)",
+        ));
+    }
+    match publishable {
+        Some(pk) => {
+            let host = frontend_api_host(&pk)
+                .ok_or_else(|| err("CLERK_PUBLISHABLE_KEY", "not a valid Clerk publishable key"))?;
+            if production && pk.starts_with("pk_test_") && !allow_test_keys {
+                return Err(test_key_in_production("CLERK_PUBLISHABLE_KEY"));
+            }
+            Ok(Some(ClerkConfig {
+                publishable_key: pk,
+                frontend_api_host: host,
+                secret_key: secret_key.map(SecretString::from),
+                api_url,
+            }))
+        }
+        None if secret_key.is_some() => Err(err(
+            "CLERK_PUBLISHABLE_KEY",
+            "required when CLERK_SECRET_KEY is set",
+        )),
+        None if production => Err(err(
+            "CLERK_PUBLISHABLE_KEY",
+            "required in production (demo mode is refused)",
+        )),
+        None => Ok(None),
+    }
+}
+
+/// `CLERK_WEBHOOK_SECRET` (or Clerk's newer name `CLERK_WEBHOOK_SIGNING_SECRET`): one or more
+/// `whsec_` secrets, separated by commas or spaces while rotating.
+fn webhook_secrets(env: &Vars, production: bool) -> Result<Vec<SecretString>, ConfigError> {
+    let (secrets_var, secrets_raw) = match (
+        env.get("CLERK_WEBHOOK_SECRET"),
+        env.get("CLERK_WEBHOOK_SIGNING_SECRET"),
+    ) {
+        (None, Some(v)) => ("CLERK_WEBHOOK_SIGNING_SECRET", Some(v)),
+        (v, _) => ("CLERK_WEBHOOK_SECRET", v),
+    };
+    let mut webhook_secrets = Vec::new();
+    for s in secrets_raw
+        .iter()
+        .flat_map(|v| v.split([',', ' ']))
+        .map(str::trim)
+        .filter(|s| !s.is_empty())
+    {
+        webhook_secrets.push(SecretString::from(webhook_secret(s, secrets_var)?));
+    }
+    if production && webhook_secrets.is_empty() {
+        return Err(err(secrets_var, "required in production"));
+    }
+    Ok(webhook_secrets)
+}
+
+/// Where session-token keys come from: a PEM key, a JWKS URL, and the refetch cooldown.
+fn token_keys(env: &Vars) -> Result<(Option<String>, Option<String>, Duration), ConfigError> {
+    let jwt_key_pem = env.get("CLERK_JWT_KEY").map(|k| k.replace("\\n", "\n"));
+    if let Some(pem) = &jwt_key_pem {
+        jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
+            .map_err(|_| err("CLERK_JWT_KEY", "not a PEM-encoded RSA public key"))?;
+    }
+    let jwks_url = env.get("CLERK_JWKS_URL");
+    if let Some(u) = &jwks_url {
+        reqwest::Url::parse(u).map_err(|_| err("CLERK_JWKS_URL", "not a URL"))?;
+    }
+    let cooldown = Duration::from_secs(env.num("JWKS_REFETCH_COOLDOWN_SECS", 60)? as u64);
+    Ok((jwt_key_pem, jwks_url, cooldown))
+}
+
+fn mail(env: &Vars) -> Result<(Option<SecretString>, String), ConfigError> {
+    let smtp_url = env.get("SMTP_URL");
+    if let Some(u) = &smtp_url {
+        if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
+            return Err(err(
+                "SMTP_URL",
+                "expected smtp://host:port or smtps://user:pass@host",
+            ));
+        }
+    }
+    let mail_from = env
+        .get("MAIL_FROM")
+        .unwrap_or_else(|| "plangate <billing@localhost>".into());
+    if mail_from.parse::<lettre::message::Mailbox>().is_err() {
+        return Err(err(
+            "MAIL_FROM",
+            "not a mail address, e.g. Billing <billing@example.com>",
+        ));
+    }
+    Ok((smtp_url.map(SecretString::from), mail_from))
 }
 
 fn parse_num(v: Option<String>, var: &'static str, default: i64) -> Result<i64, ConfigError> {

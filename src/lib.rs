@@ -1,21 +1,18 @@
 //! plangate: subscriptions through Clerk Billing, gated on the server.
 //!
-//! Pure domain in `billing`; edges (`webhooks`, `auth`, `pages`, `api`) call it and `db`.
+//! Layers, each using only those below it (a unit test checks there is no cycle):
+//! `billing` (pure domain) · `db` (SQL) · `auth` (session tokens) · `webhooks` (Clerk's
+//! deliveries) · `mail`, `demo`, `security` · `services` (`Gate`, `Inbox`) · `state` · the
+//! pages (`app`, `pages`, `components`, `views`) · `http` (every route) · `startup`.
 
 pub mod app;
+pub mod billing;
 pub mod components;
-pub mod error;
 pub mod pages;
 pub mod views;
 
 #[cfg(feature = "ssr")]
-pub mod access;
-#[cfg(feature = "ssr")]
-pub mod api;
-#[cfg(feature = "ssr")]
 pub mod auth;
-#[cfg(feature = "ssr")]
-pub mod billing;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
@@ -23,15 +20,15 @@ pub mod db;
 #[cfg(feature = "ssr")]
 pub mod demo;
 #[cfg(feature = "ssr")]
-pub mod mail;
+pub mod http;
 #[cfg(feature = "ssr")]
-pub mod page_cache;
+pub mod mail;
 #[cfg(feature = "ssr")]
 pub mod private_files;
 #[cfg(feature = "ssr")]
 pub mod security;
 #[cfg(feature = "ssr")]
-pub mod server;
+pub mod services;
 #[cfg(feature = "ssr")]
 pub mod startup;
 #[cfg(feature = "ssr")]

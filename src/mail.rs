@@ -1,4 +1,4 @@
-//! Outgoing mail: the payment-failed message, and the worker that drains the outbox through
+//! Outgoing mail: the worker that drains the outbox through
 //! SMTP (`SMTP_URL`) or, in development, into `.eml` files under `data/mail/`.
 //!
 //! A message leaves the outbox only once the transport accepted it; failures retry with
@@ -13,67 +13,7 @@ use lettre::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::{
-    billing::ItemState,
-    db::{self, now_ms, Db},
-    webhooks::events::ClerkEvent,
-};
-
-pub struct Composed {
-    pub subject: String,
-    pub body: String,
-}
-
-fn date(ms: i64) -> String {
-    // Civil date from days since the epoch (Howard Hinnant's algorithm); avoids a date crate.
-    let days = ms.div_euclid(86_400_000);
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}")
-}
-
-pub fn format_date(ms: i64) -> String {
-    date(ms)
-}
-
-pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) -> Composed {
-    let plan = item
-        .plan_name
-        .clone()
-        .unwrap_or_else(|| item.plan_slug.clone());
-    let amount = event
-        .amount_formatted()
-        .map(|a| format!(" of {a}"))
-        .unwrap_or_default();
-    let reason = event
-        .failure_reason()
-        .map(|r| format!("\nThe card issuer said: {r}\n"))
-        .unwrap_or_default();
-    let period = item
-        .period_end
-        .map(|e| format!(" for the period ending {}", date(e)))
-        .unwrap_or_default();
-    // Free text from the payload (plan names, the issuer's reason) is in it: whatever looks like
-    // a card number is masked before the mail is queued, as in everything stored.
-    let redact = |s: String| crate::webhooks::redact::redact_text(&s);
-    Composed {
-        subject: redact(format!("Payment failed for your {plan} subscription")),
-        body: redact(format!(
-            "Hello,\n\nWe could not collect the payment{amount} for your {plan} subscription{period}.\n\
-             {reason}\nYour subscription is now past due. Stripe will retry the charge automatically \
-             over the next days; you do not need to do anything if the card is fine.\n\n\
-             To update your card, open your account page:\n{manage_url}\n\n\
-             plangate billing\n"
-        )),
-    }
-}
+use crate::db::{self, now_ms, Db};
 
 #[derive(Clone)]
 pub enum Transport {
@@ -188,8 +128,8 @@ pub async fn worker(db: Db, transport: Transport, from: Mailbox, notify: Arc<Not
 mod tests {
     #[test]
     fn dates_are_civil_dates() {
-        assert_eq!(super::date(0), "1970-01-01");
-        assert_eq!(super::date(1_719_561_600_000), "2024-06-28");
+        assert_eq!(crate::views::format_date(0), "1970-01-01");
+        assert_eq!(crate::views::format_date(1_719_561_600_000), "2024-06-28");
     }
 
     #[test]

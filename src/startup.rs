@@ -1,39 +1,25 @@
 //! `Application::build` wires config, database, keys and routes, and binds the listener (port 0
 //! allowed, for tests); `run_until_stopped` serves until SIGINT/SIGTERM.
 
-use std::{
-    net::SocketAddr,
-    sync::{atomic::AtomicU64, Arc, OnceLock},
-    time::Duration,
-};
+use std::{net::SocketAddr, sync::Arc, time::Duration};
 
 use anyhow::Context;
-use axum::{
-    extract::DefaultBodyLimit,
-    http::{header, HeaderValue, Request},
-    middleware,
-    routing::{get, post},
-    Router,
-};
-use leptos::prelude::*;
-use leptos_axum::{generate_route_list, LeptosRoutes};
+use axum::Router;
+use leptos::config::LeptosOptions;
 use tokio::{net::TcpListener, sync::Notify};
-use tower_http::{
-    limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
-};
 use tracing::info;
 
 use crate::{
-    api,
-    app::{shell, App},
-    auth::{KeyStore, TokenVerifier},
-    billing::Catalog,
-    config::Config,
+    auth::{cookie_suffix, KeyStore, TokenVerifier},
+    billing::{Catalog, Policy},
+    config::{AppEnv, Config},
     db::Db,
-    demo::{self, DemoIssuer},
+    demo::DemoIssuer,
     mail,
-    state::{AppState, Shared},
-    webhooks::{self, verify::Verifier},
+    security::{csp::Csp, RateLimiter},
+    services::{Gate, Inbox},
+    state::{AppState, Wiring},
+    webhooks::{verify::Verifier, writer::Writer},
 };
 
 pub struct Application {
@@ -136,52 +122,52 @@ impl Application {
         let transport = mail::Transport::from_config(config.smtp_url_exposed(), &config.data_dir)?;
         let from: lettre::message::Mailbox = config.mail_from.parse().context("MAIL_FROM")?;
 
-        let manage_url = webhooks::manage_url(config.clerk.as_ref(), &config.app_url);
-        let payers = Arc::new(crate::access::PayerCache::default());
-        let writer = webhooks::writer::Writer::start(
+        let catalog = Arc::new(catalog);
+        let gate = Arc::new(Gate::new(
             db.clone(),
-            manage_url,
+            tokens,
+            catalog,
+            Policy::with_grace_days(config.past_due_grace_days),
+            config
+                .clerk
+                .as_ref()
+                .map(|c| cookie_suffix(&c.publishable_key)),
+        ));
+        let writer = Writer::start(
+            db.clone(),
+            config.manage_url(),
             mail_notify.clone(),
-            payers.clone(),
+            Box::new({
+                let gate = gate.clone();
+                move || gate.invalidate()
+            }),
         );
         let leptos_options = leptos_options(addr)?;
         // cargo-leptos' live-reload socket, when `cargo leptos watch` runs this process.
-        let reload_port = (config.app_env == crate::config::AppEnv::Development
+        let reload_port = (config.app_env == AppEnv::Development
             && std::env::var_os("LEPTOS_WATCH").is_some())
         .then(|| u16::try_from(leptos_options.reload_port).ok())
         .flatten();
-        let csp = crate::security::csp::Csp::new(
+        let csp = Csp::new(
             config.clerk.as_ref().map(|c| c.frontend_api_host.as_str()),
             reload_port,
             config.app_url.starts_with("https://"),
         );
-        let limiter = crate::security::RateLimiter::new(config.rate_limit_per_minute);
-        let cookie_suffix = config
-            .clerk
-            .as_ref()
-            .map(|c| crate::auth::extract::cookie_suffix(&c.publishable_key));
-        let state = AppState::new(Shared {
+        let state = AppState::new(Wiring {
             leptos_options,
             db: db.clone(),
-            tokens,
-            webhook: Verifier::new(&secrets),
-            writer,
-            payers,
+            gate,
+            inbox: Inbox::new(Verifier::new(&secrets), writer),
+            limiter: RateLimiter::new(config.rate_limit_per_minute),
             config: Arc::new(config),
-            catalog: Arc::new(catalog),
-            mail_notify: mail_notify.clone(),
             demo,
             http,
             self_url,
-            rejected_webhooks: Arc::new(AtomicU64::new(0)),
-            pages: Default::default(),
-            limiter,
             csp,
-            cookie_suffix,
         });
         tokio::spawn(mail::worker(db, transport, from, mail_notify));
 
-        let router = router(state.clone());
+        let router = crate::http::router(state.clone());
         Ok(Application {
             listener,
             router,
@@ -194,7 +180,7 @@ impl Application {
     }
 
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
-        info!(addr = %self.listener.local_addr()?, demo = self.state.demo.is_some(), "plangate listening");
+        info!(addr = %self.listener.local_addr()?, demo = self.state.demo().is_some(), "plangate listening");
         // The peer address is the client address (unless TRUSTED_PROXIES says otherwise).
         axum::serve(
             self.listener,
@@ -221,108 +207,4 @@ async fn shutdown_signal() {
     #[cfg(not(unix))]
     let term = std::future::pending::<()>();
     tokio::select! { _ = ctrl_c => {}, _ = term => {} }
-}
-
-/// The app's route list, generated once per process. Generating it sets a process-global flag
-/// that makes any resource first polled meanwhile wait forever (leptos issue #4773); generating
-/// it again while another `Application` in the process serves pages (tests run many) hung
-/// those pages. Once, before anything serves, it cannot overlap a render.
-fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
-    static ROUTES: OnceLock<Vec<leptos_axum::AxumRouteListing>> = OnceLock::new();
-    ROUTES.get_or_init(|| generate_route_list(App)).clone()
-}
-
-pub fn router(state: AppState) -> Router {
-    let routes = route_list();
-    let leptos_options = state.leptos_options.clone();
-
-    let webhook = Router::new()
-        .route(crate::security::WEBHOOK_PATH, post(webhooks::receive))
-        .layer(DefaultBodyLimit::disable())
-        .layer(RequestBodyLimitLayer::new(webhooks::BODY_LIMIT));
-
-    let mut app = Router::new()
-        .route("/healthz", get(api::healthz))
-        .route("/readyz", get(api::readyz))
-        .route("/api/me", get(api::me))
-        .route("/api/premium-feature", get(api::premium_feature))
-        .merge(webhook);
-
-    if state.demo.is_some() {
-        app = app
-            .route("/.well-known/jwks.json", get(demo::routes::jwks))
-            .route("/demo/sign-in", post(demo::routes::sign_in))
-            .route("/demo/sign-out", post(demo::routes::sign_out))
-            .route("/demo/refresh", post(demo::routes::refresh))
-            .route("/demo/action", post(demo::routes::action));
-    }
-
-    let ctx_state = state.clone();
-    let mut app = app
-        .route(
-            "/api/{*rest}",
-            get(api::api_not_found).post(api::api_not_found),
-        )
-        .leptos_routes_with_context(
-            &state,
-            routes,
-            move || {
-                provide_context(ctx_state.clone());
-                crate::security::provide_request_nonce();
-            },
-            {
-                // Behind an Arc: axum clones a route's handler for every request, and with it
-                // whatever this closure holds (the options were ~3.5% of a cached page's CPU).
-                let leptos_options = Arc::new(leptos_options.clone());
-                move || shell(LeptosOptions::clone(&leptos_options))
-            },
-        )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(
-            {
-                let s = state.clone();
-                move || {
-                    provide_context(s.clone());
-                    crate::security::provide_request_nonce();
-                }
-            },
-            shell,
-        ));
-    // Inside the demo refresh below, so a refreshed session is seen as one.
-    app = app.layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::page_cache::middleware,
-    ));
-    // Demo only: the session refresh that Clerk's handshake does in production.
-    if state.demo.is_some() {
-        app = app.layer(middleware::from_fn_with_state(
-            state.clone(),
-            demo::routes::refresh_middleware,
-        ));
-    }
-    // Outside the demo refresh and the page cache: the client address, the origin check, the
-    // token verdict and the nonce are in place before either runs.
-    app = app.layer(middleware::from_fn_with_state(
-        state.clone(),
-        crate::security::guard,
-    ));
-    app.layer(SetResponseHeaderLayer::if_not_present(
-            header::X_CONTENT_TYPE_OPTIONS,
-            HeaderValue::from_static("nosniff"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::REFERRER_POLICY,
-            HeaderValue::from_static("strict-origin-when-cross-origin"),
-        ))
-        .layer(SetResponseHeaderLayer::if_not_present(
-            header::X_FRAME_OPTIONS,
-            HeaderValue::from_static("DENY"),
-        ))
-        // Method and path only: never headers (tokens) or bodies.
-        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
-            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
-        }))
-        .with_state(state)
 }

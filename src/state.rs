@@ -1,65 +1,80 @@
-//! Shared application state, handed to axum routes and to Leptos server functions.
+//! The application's wiring: what `startup` built, handed to axum routes and to Leptos server
+//! functions. Its parts are reached through accessors; only `startup` puts them together.
 
-use std::sync::{atomic::AtomicU64, Arc};
+use std::sync::Arc;
 
 use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
-use tokio::sync::Notify;
 
 use crate::{
-    auth::TokenVerifier, billing::Catalog, config::Config, db::Db, demo::DemoIssuer,
-    webhooks::verify::Verifier,
+    config::Config,
+    db::Db,
+    demo::DemoIssuer,
+    security::{csp::Csp, RateLimiter},
+    services::{Gate, Inbox},
 };
 
 /// Handed to every request (axum clones the state per request), so it is a single `Arc`.
 #[derive(Clone)]
-pub struct AppState(Arc<Shared>);
+pub struct AppState(Arc<Wiring>);
 
-impl AppState {
-    pub fn new(shared: Shared) -> AppState {
-        AppState(Arc::new(shared))
-    }
+/// What `startup` builds.
+pub struct Wiring {
+    pub leptos_options: LeptosOptions,
+    pub db: Db,
+    pub gate: Arc<Gate>,
+    pub inbox: Inbox,
+    pub config: Arc<Config>,
+    /// Present only in demo mode.
+    pub demo: Option<Arc<DemoIssuer>>,
+    pub http: reqwest::Client,
+    /// The address this process listens on, e.g. `http://127.0.0.1:3000` (demo self-calls).
+    pub self_url: String,
+    /// Failed attempts per client address.
+    pub limiter: RateLimiter,
+    /// The Content-Security-Policy of HTML responses.
+    pub csp: Csp,
 }
 
-impl std::ops::Deref for AppState {
-    type Target = Shared;
-    fn deref(&self) -> &Shared {
-        &self.0
+impl AppState {
+    pub fn new(wiring: Wiring) -> AppState {
+        AppState(Arc::new(wiring))
+    }
+    pub fn leptos_options(&self) -> &LeptosOptions {
+        &self.0.leptos_options
+    }
+    pub fn db(&self) -> &Db {
+        &self.0.db
+    }
+    pub fn gate(&self) -> &Gate {
+        &self.0.gate
+    }
+    pub fn inbox(&self) -> &Inbox {
+        &self.0.inbox
+    }
+    pub fn config(&self) -> &Config {
+        &self.0.config
+    }
+    pub fn demo(&self) -> Option<&DemoIssuer> {
+        self.0.demo.as_deref()
+    }
+    pub fn http(&self) -> &reqwest::Client {
+        &self.0.http
+    }
+    pub fn self_url(&self) -> &str {
+        &self.0.self_url
+    }
+    pub fn limiter(&self) -> &RateLimiter {
+        &self.0.limiter
+    }
+    pub fn csp(&self) -> &Csp {
+        &self.0.csp
     }
 }
 
 /// Leptos' handlers take their options from the state.
 impl FromRef<AppState> for LeptosOptions {
     fn from_ref(state: &AppState) -> LeptosOptions {
-        state.leptos_options.clone()
+        state.0.leptos_options.clone()
     }
-}
-
-pub struct Shared {
-    pub leptos_options: LeptosOptions,
-    pub db: Db,
-    pub tokens: Arc<TokenVerifier>,
-    pub webhook: Verifier,
-    /// Group-committing writer for webhook deliveries.
-    pub writer: crate::webhooks::writer::Writer,
-    /// Short-lived cache of payer state for the gate; cleared by the writer on commit.
-    pub payers: Arc<crate::access::PayerCache>,
-    pub config: Arc<Config>,
-    pub catalog: Arc<Catalog>,
-    pub mail_notify: Arc<Notify>,
-    /// Present only in demo mode.
-    pub demo: Option<Arc<DemoIssuer>>,
-    pub http: reqwest::Client,
-    /// The address this process listens on, e.g. `http://127.0.0.1:3000` (demo self-calls).
-    pub self_url: String,
-    /// Webhook deliveries rejected before anything was stored.
-    pub rejected_webhooks: Arc<AtomicU64>,
-    /// Signed-out renders of the public pages.
-    pub pages: Arc<crate::page_cache::PageCache>,
-    /// Failed attempts per client address.
-    pub limiter: crate::security::RateLimiter,
-    /// The Content-Security-Policy of HTML responses.
-    pub csp: crate::security::csp::Csp,
-    /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
-    pub cookie_suffix: Option<String>,
 }

@@ -4,7 +4,10 @@
 
 use anyhow::{bail, Context};
 
-use crate::demo::events::{self, Spec, DAY_MS};
+use crate::demo::{
+    delivery,
+    events::{self, Spec, DAY_MS},
+};
 
 pub struct Args {
     pub event_type: Option<String>,
@@ -144,7 +147,7 @@ pub async fn run(args: &[String], configured_secret: Option<String>) -> anyhow::
         // One delivery id per event: repeats are retries of the same delivery.
         let id = events::new_id("msg");
         for n in 0..a.repeat.max(1) {
-            let (status, text) = send(&http, &a.url, &secret, &id, &body).await?;
+            let (status, text) = delivery::post(&http, &a.url, &secret, &id, &body).await?;
             println!("{t} #{} {id} → {status} {text}", n + 1);
             if !(200..300).contains(&status) {
                 refused += 1;
@@ -155,31 +158,4 @@ pub async fn run(args: &[String], configured_secret: Option<String>) -> anyhow::
         bail!("{refused} delivery attempt(s) refused");
     }
     Ok(())
-}
-
-async fn send(
-    http: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    id: &str,
-    body: &str,
-) -> anyhow::Result<(u16, String)> {
-    let hook = svix::webhooks::Webhook::new(secret)
-        .map_err(|_| anyhow::anyhow!("--secret is not a whsec_ secret"))?;
-    let ts = crate::db::now_ms() / 1000;
-    let sig = hook
-        .sign(id, ts, body.as_bytes())
-        .map_err(|e| anyhow::anyhow!("signing: {e}"))?;
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("svix-id", id)
-        .header("svix-timestamp", ts.to_string())
-        .header("svix-signature", sig)
-        .body(body.to_string())
-        .send()
-        .await
-        .with_context(|| format!("POST {url}"))?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.text().await.unwrap_or_default()))
 }

@@ -2,6 +2,8 @@
 
 use serde::{Deserialize, Serialize};
 
+use crate::billing::Status;
+
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct Site {
     pub demo: bool,
@@ -26,7 +28,7 @@ pub struct AccountView {
     pub org_id: Option<String>,
     pub plan: Option<String>,
     pub plan_name: Option<String>,
-    pub status: Option<String>,
+    pub status: Option<Status>,
     pub entitled: bool,
     pub reason: String,
     pub source: String,
@@ -66,7 +68,7 @@ pub struct PricingView {
     pub for_org: bool,
     pub signed_in: bool,
     pub current_plan: Option<String>,
-    pub current_status: Option<String>,
+    pub current_status: Option<Status>,
     pub plans: Vec<PlanView>,
 }
 
@@ -84,4 +86,20 @@ pub struct EventView {
     pub event_type: String,
     pub received: String,
     pub outcome: String,
+}
+
+/// `YYYY-MM-DD` (UTC) of a Unix time in milliseconds.
+pub fn format_date(ms: i64) -> String {
+    // Civil date from days since the epoch (Howard Hinnant's algorithm); avoids a date crate.
+    let days = ms.div_euclid(86_400_000);
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}")
 }

@@ -40,7 +40,6 @@ pub struct KeyStore {
     last_fetch: Mutex<Option<Instant>>,
     cooldown: Duration,
     http: reqwest::Client,
-    fetches: AtomicU64,
     /// Bumped whenever the set is replaced, so tokens verified under the old set are checked
     /// again (a withdrawn key's tokens must not live on in the verified-token cache).
     generation: AtomicU64,
@@ -92,14 +91,8 @@ impl KeyStore {
             last_fetch: Mutex::new(None),
             cooldown,
             http,
-            fetches: AtomicU64::new(0),
             generation: AtomicU64::new(0),
         }
-    }
-
-    /// How many JWKS fetches were attempted (for tests and metrics).
-    pub fn fetch_count(&self) -> u64 {
-        self.fetches.load(Ordering::Relaxed)
     }
 
     /// Changes whenever the key set is replaced.
@@ -133,7 +126,6 @@ impl KeyStore {
             return None;
         }
         *last = Some(Instant::now());
-        self.fetches.fetch_add(1, Ordering::Relaxed);
         match self.fetch(urls).await {
             Some(fresh) if !fresh.is_empty() => {
                 info!(keys = fresh.len(), "JWKS refreshed");

@@ -1,4 +1,4 @@
-//! Session token verification with Clerk's rules (DESIGN §3). Any failure is "unauthenticated";
+//! Session token verification with Clerk's rules. Any failure is "unauthenticated";
 //! the precise reason is logged at debug level and never shown.
 
 use std::{collections::HashMap, sync::Mutex};

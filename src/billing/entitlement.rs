@@ -9,8 +9,9 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
-    plans::{parse_scoped, Catalog, Gate, Scope},
-    subscription::{ItemState, Status},
+    kinds::{PayerKind, Status},
+    plans::{parse_scoped, Catalog, Gate},
+    subscription::ItemState,
 };
 
 const DAY_MS: i64 = 86_400_000;
@@ -51,7 +52,7 @@ impl Policy {
 /// The plan a verified token claims (`pla`), with its scope.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TokenPlan {
-    pub scope: Scope,
+    pub scope: PayerKind,
     pub slug: String,
 }
 
@@ -110,14 +111,14 @@ pub struct Decision {
     pub source: Source,
     /// When access (or the period shown) ends, in ms; `None` when open-ended or unknown.
     pub until: Option<i64>,
-    pub scope: Option<Scope>,
+    pub scope: Option<PayerKind>,
     pub is_free_trial: bool,
     pub period_end: Option<i64>,
     pub past_due_at: Option<i64>,
 }
 
 struct View<'a> {
-    scope: Scope,
+    scope: PayerKind,
     source: Source,
     plan: String,
     status: Status,
@@ -125,7 +126,7 @@ struct View<'a> {
 }
 
 fn choose<'a>(
-    scope: Scope,
+    scope: PayerKind,
     db: Option<&'a ItemState>,
     ev: &Evidence<'_>,
     now_ms: i64,
@@ -249,9 +250,9 @@ pub fn decide(
 ) -> Decision {
     let mut views = Vec::with_capacity(2);
     if ev.active_org {
-        views.extend(choose(Scope::Org, ev.org_item, ev, now_ms, policy));
+        views.extend(choose(PayerKind::Org, ev.org_item, ev, now_ms, policy));
     }
-    views.extend(choose(Scope::User, ev.user_item, ev, now_ms, policy));
+    views.extend(choose(PayerKind::User, ev.user_item, ev, now_ms, policy));
 
     let mut first_denial: Option<Decision> = None;
     for view in &views {
@@ -643,9 +644,9 @@ mod tests {
             i.past_due_at = Some(next(10_000) as i64);
             let token = (next(2) == 0).then(|| TokenPlan {
                 scope: if next(2) == 0 {
-                    Scope::User
+                    PayerKind::User
                 } else {
-                    Scope::Org
+                    PayerKind::Org
                 },
                 slug: plans[next(5) as usize].into(),
             });
@@ -663,8 +664,8 @@ mod tests {
                 let scope = d.scope.unwrap();
                 let named = matches!(
                     (scope, plan.as_str()),
-                    (Scope::User, "pro") | (Scope::Org, "team")
-                ) || (scope == Scope::User && plan == "max");
+                    (PayerKind::User, "pro") | (PayerKind::Org, "team")
+                ) || (scope == PayerKind::User && plan == "max");
                 assert!(named, "{d:?}");
                 let status = d.status.unwrap();
                 assert!(matches!(status, Status::Active | Status::Canceled), "{d:?}");

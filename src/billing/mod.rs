@@ -1,11 +1,22 @@
 //! Pure billing domain: plans and gates, the subscription status machine, and the one
 //! entitlement decision. Nothing here touches the network, the database or the clock: callers
-//! pass `now` in, which keeps every rule unit-testable.
+//! pass `now` in, which keeps every rule unit-testable. `kinds` compiles for both halves of
+//! the app; the rest is server-only.
 
+pub mod kinds;
+
+#[cfg(feature = "ssr")]
 pub mod entitlement;
+#[cfg(feature = "ssr")]
 pub mod plans;
+#[cfg(feature = "ssr")]
 pub mod subscription;
 
+pub use kinds::{PayerKind, Status};
+
+#[cfg(feature = "ssr")]
 pub use entitlement::{decide, Decision, Evidence, Policy, Source, TokenPlan};
-pub use plans::{Catalog, Gate, Plan, PlansError, Scope};
-pub use subscription::{ItemState, OrderKey, Status};
+#[cfg(feature = "ssr")]
+pub use plans::{Catalog, Gate, Plan, PlansError};
+#[cfg(feature = "ssr")]
+pub use subscription::{current_item, current_plan, ItemState, OrderKey};

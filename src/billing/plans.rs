@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::kinds::PayerKind;
+
 #[derive(Debug, thiserror::Error)]
 pub enum PlansError {
     #[error("plans file is not valid TOML: {0}")]
@@ -13,33 +15,16 @@ pub enum PlansError {
     Invalid(String),
 }
 
-/// Clerk's claim scopes: `u` user, `o` organization, `ou`/`uo` both.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Scope {
-    User,
-    Org,
-}
-
-impl Scope {
-    pub fn prefix(self) -> &'static str {
-        match self {
-            Scope::User => "u",
-            Scope::Org => "o",
-        }
-    }
-}
-
 /// Splits `u:pro` / `ou:reports` into the scopes it covers and the name.
-pub fn parse_scoped(entry: &str) -> Option<(Vec<Scope>, &str)> {
+pub fn parse_scoped(entry: &str) -> Option<(Vec<PayerKind>, &str)> {
     let (scope, name) = entry.trim().split_once(':')?;
     if name.is_empty() {
         return None;
     }
     let scopes = match scope {
-        "u" => vec![Scope::User],
-        "o" => vec![Scope::Org],
-        "ou" | "uo" => vec![Scope::User, Scope::Org],
+        "u" => vec![PayerKind::User],
+        "o" => vec![PayerKind::Org],
+        "ou" | "uo" => vec![PayerKind::User, PayerKind::Org],
         _ => return None,
     };
     Some((scopes, name))
@@ -68,15 +53,23 @@ fn default_for() -> String {
 }
 
 impl Plan {
-    pub fn scope(&self) -> Scope {
+    pub fn scope(&self) -> PayerKind {
         if self.payer == "organization" {
-            Scope::Org
+            PayerKind::Org
         } else {
-            Scope::User
+            PayerKind::User
         }
     }
     pub fn is_free(&self) -> bool {
         self.monthly_cents == 0 && self.annual_cents == 0
+    }
+    /// The price of one billing period, in cents.
+    pub fn price_cents(&self, annual: bool) -> u32 {
+        if annual {
+            self.annual_cents
+        } else {
+            self.monthly_cents
+        }
     }
 }
 
@@ -89,7 +82,7 @@ pub struct Gate {
 }
 
 impl Gate {
-    pub fn allows_plan(&self, scope: Scope, slug: &str) -> bool {
+    pub fn allows_plan(&self, scope: PayerKind, slug: &str) -> bool {
         self.plans.iter().any(|entry| {
             parse_scoped(entry)
                 .is_some_and(|(scopes, name)| scopes.contains(&scope) && name == slug)
@@ -99,7 +92,7 @@ impl Gate {
     /// `features` are bare names as they appear in a plan's `features` or the token's `fea`.
     pub fn allows_any_feature<'a>(
         &self,
-        scope: Scope,
+        scope: PayerKind,
         mut features: impl Iterator<Item = &'a str>,
     ) -> bool {
         features.any(|f| {
@@ -173,7 +166,7 @@ impl Catalog {
         self.gates.get(name)
     }
 
-    pub fn plans_for(&self, scope: Scope) -> impl Iterator<Item = &Plan> {
+    pub fn plans_for(&self, scope: PayerKind) -> impl Iterator<Item = &Plan> {
         self.plans.iter().filter(move |p| p.scope() == scope)
     }
 }
@@ -206,15 +199,15 @@ mod tests {
     fn gates_allow_only_the_scoped_plans_they_name() {
         let c = Catalog::from_toml(SAMPLE).unwrap();
         let g = c.gate("premium").unwrap();
-        assert!(g.allows_plan(Scope::User, "pro"));
-        assert!(!g.allows_plan(Scope::Org, "pro"), "o:pro is not u:pro");
-        assert!(g.allows_plan(Scope::Org, "team"));
-        assert!(!g.allows_plan(Scope::User, "free_user"));
+        assert!(g.allows_plan(PayerKind::User, "pro"));
+        assert!(!g.allows_plan(PayerKind::Org, "pro"), "o:pro is not u:pro");
+        assert!(g.allows_plan(PayerKind::Org, "team"));
+        assert!(!g.allows_plan(PayerKind::User, "free_user"));
         assert!(
-            !g.allows_plan(Scope::User, "enterprise"),
+            !g.allows_plan(PayerKind::User, "enterprise"),
             "unlisted paid plan"
         );
-        assert!(g.allows_any_feature(Scope::Org, ["reports"].into_iter()));
+        assert!(g.allows_any_feature(PayerKind::Org, ["reports"].into_iter()));
     }
 
     #[test]

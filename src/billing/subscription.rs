@@ -7,74 +7,7 @@
 
 use serde::{Deserialize, Serialize};
 
-/// Clerk's subscription item statuses, plus `Unknown` for anything newer than this code.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum Status {
-    Upcoming,
-    Incomplete,
-    Active,
-    PastDue,
-    Canceled,
-    Abandoned,
-    Ended,
-    Unknown,
-}
-
-impl Status {
-    /// Every status, in declaration order.
-    pub const ALL: [Status; 8] = [
-        Status::Upcoming,
-        Status::Incomplete,
-        Status::Active,
-        Status::PastDue,
-        Status::Canceled,
-        Status::Abandoned,
-        Status::Ended,
-        Status::Unknown,
-    ];
-
-    pub fn parse(s: &str) -> Status {
-        match s {
-            "upcoming" => Status::Upcoming,
-            "incomplete" => Status::Incomplete,
-            "active" => Status::Active,
-            "past_due" => Status::PastDue,
-            "canceled" => Status::Canceled,
-            "abandoned" => Status::Abandoned,
-            "ended" => Status::Ended,
-            _ => Status::Unknown,
-        }
-    }
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Status::Upcoming => "upcoming",
-            Status::Incomplete => "incomplete",
-            Status::Active => "active",
-            Status::PastDue => "past_due",
-            Status::Canceled => "canceled",
-            Status::Abandoned => "abandoned",
-            Status::Ended => "ended",
-            Status::Unknown => "unknown",
-        }
-    }
-
-    /// Tie-break for two events stamped with the same millisecond: the state further along
-    /// the lifecycle wins, so equal timestamps still give one answer in every order.
-    fn rank(self) -> u8 {
-        match self {
-            Status::Unknown => 0,
-            Status::Upcoming => 1,
-            Status::Incomplete => 2,
-            Status::Active => 3,
-            Status::PastDue => 4,
-            Status::Canceled => 5,
-            Status::Abandoned => 6,
-            Status::Ended => 7,
-        }
-    }
-}
+pub use super::kinds::{PayerKind, Status};
 
 /// Total order over the evidence behind a stored state. Serialised as a fixed-width string so
 /// the database can compare keys atomically inside its upsert (`where old.key < new.key`).
@@ -129,29 +62,6 @@ pub struct Payer {
     pub email: Option<String>,
 }
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, Serialize, Deserialize)]
-#[serde(rename_all = "snake_case")]
-pub enum PayerKind {
-    User,
-    Org,
-}
-
-impl PayerKind {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            PayerKind::User => "user",
-            PayerKind::Org => "org",
-        }
-    }
-    pub fn parse(s: &str) -> PayerKind {
-        if s == "org" {
-            PayerKind::Org
-        } else {
-            PayerKind::User
-        }
-    }
-}
-
 /// The state of one subscription item as the webhooks last described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemState {
@@ -171,6 +81,15 @@ pub struct ItemState {
 }
 
 impl ItemState {
+    /// Whether this state can grant access: active, past due, or canceled with time left.
+    pub fn is_live(&self, now_ms: i64) -> bool {
+        match self.status {
+            Status::Active | Status::PastDue => true,
+            Status::Canceled => self.period_end.is_some_and(|end| end > now_ms),
+            _ => false,
+        }
+    }
+
     /// Whether moving from `previous` to this state is a payment failure the payer should hear
     /// about (once: later past-due evidence for the same episode is not a new transition).
     pub fn starts_past_due_episode(&self, previous: Option<&ItemState>) -> bool {
@@ -178,17 +97,18 @@ impl ItemState {
     }
 }
 
+/// The payer's plan now: the current item, when it is one that can grant access. What the
+/// pricing page marks as "your plan" and what the demo issuer puts in a token's `pla`.
+pub fn current_plan(items: &[ItemState], now_ms: i64) -> Option<&ItemState> {
+    current_item(items, now_ms).filter(|i| i.is_live(now_ms))
+}
+
 /// Picks the item that describes a payer now: one that can grant access (active, past due,
 /// canceled but still in period) before anything else, newest evidence first.
 pub fn current_item(items: &[ItemState], now_ms: i64) -> Option<&ItemState> {
-    let live = |i: &&ItemState| match i.status {
-        Status::Active | Status::PastDue => true,
-        Status::Canceled => i.period_end.is_some_and(|end| end > now_ms),
-        _ => false,
-    };
     items
         .iter()
-        .filter(live)
+        .filter(|i| i.is_live(now_ms))
         .max_by_key(|i| i.event_at)
         .or_else(|| {
             items

@@ -3,12 +3,12 @@
 
 use leptos::prelude::*;
 
-use crate::views::PricingView;
+use crate::{billing::Status, views::PricingView};
 
 #[component]
 pub fn LocalPricingTable(view_data: PricingView) -> impl IntoView {
     let current = view_data.current_plan.clone();
-    let status = view_data.current_status.clone().unwrap_or_default();
+    let status = view_data.current_status;
     let signed_in = view_data.signed_in;
     let has_paid = view_data
         .plans
@@ -27,7 +27,7 @@ pub fn LocalPricingTable(view_data: PricingView) -> impl IntoView {
             } else if p.free {
                 view! { <span class="muted">{if is_current { "Your plan" } else { "Included" }}</span> }.into_any()
             } else if is_current {
-                let canceled = status == "canceled";
+                let canceled = status == Some(Status::Canceled);
                 view! {
                     <span class="badge">{if canceled { "Canceled — active until period end" } else { "Current plan" }}</span>
                     {(!canceled).then(|| view! {

@@ -116,7 +116,7 @@ pub async fn payload(conn: &mut AnyConnection, svix_id: &str) -> Result<Option<S
             .bind(svix_id)
             .fetch_optional(conn)
             .await?
-            .map(|r| r.get(0)),
+            .map(|r| r.get("payload")),
     )
 }
 
@@ -144,12 +144,12 @@ pub async fn recent_for(
         .fetch_all(&mut *conn)
         .await?;
         out.extend(rows.iter().map(|r| EventRow {
-            svix_id: r.get(0),
-            event_type: r.get(1),
-            event_at: r.get(2),
-            received_at: r.get(3),
-            outcome: r.get(4),
-            duplicates: r.get(5),
+            svix_id: r.get("svix_id"),
+            event_type: r.get("event_type"),
+            event_at: r.get("event_at"),
+            received_at: r.get("received_at"),
+            outcome: r.get("outcome"),
+            duplicates: r.get("duplicates"),
         }));
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.received_at));

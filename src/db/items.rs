@@ -5,10 +5,7 @@ use sqlx::{any::AnyRow, AnyConnection, Row};
 use std::collections::HashSet;
 
 use super::{now_ms, placeholders, DbError, MAX_ROWS};
-use crate::billing::{
-    subscription::{Payer, PayerKind},
-    ItemState, OrderKey, Status,
-};
+use crate::billing::{subscription::Payer, ItemState, OrderKey, PayerKind, Status};
 
 const COLUMNS: &str = "id, subscription_id, payer_kind, payer_id, payer_user_id, payer_email, \
     plan_slug, plan_name, status, period_start, period_end, is_free_trial, canceled_at, \
@@ -16,23 +13,23 @@ const COLUMNS: &str = "id, subscription_id, payer_kind, payer_id, payer_user_id,
 
 fn from_row(r: &AnyRow) -> ItemState {
     ItemState {
-        id: r.get(0),
-        subscription_id: r.get(1),
+        id: r.get("id"),
+        subscription_id: r.get("subscription_id"),
         payer: Payer {
-            kind: PayerKind::parse(&r.get::<String, _>(2)),
-            id: r.get(3),
-            user_id: r.get(4),
-            email: r.get(5),
+            kind: PayerKind::parse(&r.get::<String, _>("payer_kind")),
+            id: r.get("payer_id"),
+            user_id: r.get("payer_user_id"),
+            email: r.get("payer_email"),
         },
-        plan_slug: r.get(6),
-        plan_name: r.get(7),
-        status: Status::parse(&r.get::<String, _>(8)),
-        period_start: r.get(9),
-        period_end: r.get(10),
-        is_free_trial: r.get::<i64, _>(11) != 0,
-        canceled_at: r.get(12),
-        past_due_at: r.get(13),
-        event_at: r.get(14),
+        plan_slug: r.get("plan_slug"),
+        plan_name: r.get("plan_name"),
+        status: Status::parse(&r.get::<String, _>("status")),
+        period_start: r.get("period_start"),
+        period_end: r.get("period_end"),
+        is_free_trial: r.get::<i64, _>("is_free_trial") != 0,
+        canceled_at: r.get("canceled_at"),
+        past_due_at: r.get("past_due_at"),
+        event_at: r.get("event_at"),
     }
 }
 

@@ -25,8 +25,6 @@ use sqlx::{
     AnyConnection, AnyPool, Connection, Executor,
 };
 
-pub type Tx = sqlx::Transaction<'static, sqlx::Any>;
-
 #[derive(Debug, thiserror::Error)]
 pub enum DbError {
     #[error("database error: {0}")]
@@ -189,10 +187,6 @@ impl Db {
 
     pub async fn conn(&self) -> Result<sqlx::pool::PoolConnection<sqlx::Any>, DbError> {
         Ok(self.pool.acquire().await?)
-    }
-
-    pub async fn begin(&self) -> Result<Tx, DbError> {
-        Ok(self.pool.begin().await?)
     }
 }
 

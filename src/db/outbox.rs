@@ -49,12 +49,12 @@ pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<Mail>, DbEr
     Ok(rows
         .iter()
         .map(|r| Mail {
-            id: r.get(0),
-            recipient: r.get(1),
-            subject: r.get(2),
-            body: r.get(3),
-            attempts: r.get(4),
-            next_attempt_at: r.get(5),
+            id: r.get("id"),
+            recipient: r.get("recipient"),
+            subject: r.get("subject"),
+            body: r.get("body"),
+            attempts: r.get("attempts"),
+            next_attempt_at: r.get("next_attempt_at"),
         })
         .collect())
 }

@@ -47,9 +47,9 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<UserRow>, 
         .fetch_optional(conn)
         .await?;
     Ok(row.map(|r| UserRow {
-        id: r.get(0),
-        email: r.get(1),
-        deleted: r.get::<i64, _>(2) != 0,
-        event_at: r.get(3),
+        id: r.get("id"),
+        email: r.get("email"),
+        deleted: r.get::<i64, _>("deleted") != 0,
+        event_at: r.get("event_at"),
     }))
 }

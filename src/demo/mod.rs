@@ -1,10 +1,10 @@
-//! Demo mode (DESIGN §5): the app acts as its own Clerk. A local RSA key signs Clerk-shaped v2
+//! Demo mode: the app acts as its own Clerk. A local RSA key signs Clerk-shaped v2
 //! session tokens; the pricing buttons send Svix-signed Clerk-shaped webhooks over HTTP to the
 //! app's own `/api/webhooks/clerk`, so demo traffic takes exactly the production path.
 //! Never active in production (config refuses it).
 
+pub mod delivery;
 pub mod events;
-pub mod routes;
 
 use std::{collections::HashMap, path::Path};
 
@@ -195,32 +195,4 @@ impl DemoIssuer {
     pub fn secret(&self) -> &str {
         self.webhook_secret.expose_secret()
     }
-}
-
-/// Signs `body` like Svix and POSTs it; returns the status and the response body.
-pub async fn send_webhook(
-    http: &reqwest::Client,
-    url: &str,
-    secret: &str,
-    body: &str,
-) -> anyhow::Result<(u16, String)> {
-    let hook =
-        svix::webhooks::Webhook::new(secret).map_err(|e| anyhow::anyhow!("bad secret: {e}"))?;
-    let id = events::new_id("msg");
-    let ts = crate::db::now_ms() / 1000;
-    let sig = hook
-        .sign(&id, ts, body.as_bytes())
-        .map_err(|e| anyhow::anyhow!("signing failed: {e}"))?;
-    let resp = http
-        .post(url)
-        .header("content-type", "application/json")
-        .header("svix-id", &id)
-        .header("svix-timestamp", ts.to_string())
-        .header("svix-signature", sig)
-        .body(body.to_string())
-        .send()
-        .await
-        .context("sending the webhook")?;
-    let status = resp.status().as_u16();
-    Ok((status, resp.text().await.unwrap_or_default()))
 }

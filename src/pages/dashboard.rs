@@ -4,25 +4,27 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::{components::clerk::InlineScript, views::AccountView};
+use crate::{billing::Status, components::clerk::InlineScript, views::AccountView};
 
 #[server]
 pub async fn get_account() -> Result<AccountView, ServerFnError> {
-    let state = crate::server::state()?;
-    let demo = state.demo.is_some();
-    let Some(session) = crate::server::session(&state).await else {
+    let state = crate::pages::server::state()?;
+    let demo = state.demo().is_some();
+    let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(AccountView {
             demo,
             ..Default::default()
         });
     };
-    let access = crate::access::check(&state, &session, "premium")
+    let d = state
+        .gate()
+        .check(&session, "premium")
         .await
-        .map_err(crate::server::internal)?;
-    let d = access.decision;
+        .map_err(crate::pages::server::internal)?;
     let plan_name = d.plan.as_deref().map(|slug| {
         state
-            .catalog
+            .gate()
+            .catalog()
             .plan(slug)
             .map(|p| p.name.clone())
             .unwrap_or_else(|| slug.to_string())
@@ -30,7 +32,7 @@ pub async fn get_account() -> Result<AccountView, ServerFnError> {
     let paid = d
         .plan
         .as_deref()
-        .and_then(|slug| state.catalog.plan(slug))
+        .and_then(|slug| state.gate().catalog().plan(slug))
         .is_some_and(|p| !p.is_free());
     Ok(AccountView {
         signed_in: true,
@@ -39,19 +41,19 @@ pub async fn get_account() -> Result<AccountView, ServerFnError> {
         org_id: session.org_id,
         plan: d.plan,
         plan_name,
-        status: d.status.map(|s| s.as_str().to_string()),
+        status: d.status,
         entitled: d.allowed,
         reason: d.reason.to_string(),
         source: d.source.as_str().to_string(),
-        period_end: d.period_end.map(crate::mail::format_date),
-        access_until: d.until.map(crate::mail::format_date),
+        period_end: d.period_end.map(crate::views::format_date),
+        access_until: d.until.map(crate::views::format_date),
         is_free_trial: d.is_free_trial,
         paid,
     })
 }
 
 #[component]
-fn DemoControls(status: String) -> impl IntoView {
+fn DemoControls(status: Option<Status>) -> impl IntoView {
     let button = |action: &'static str, label: &'static str, testid: &'static str| {
         view! {
             <form method="post" action="/demo/action" class="inline">
@@ -64,10 +66,10 @@ fn DemoControls(status: String) -> impl IntoView {
         <div class="card demo-controls">
             <h3>"Demo billing"</h3>
             <p class="muted small">"Each button sends the signed Clerk webhooks of that step to this app."</p>
-            {(status == "active").then(|| button("fail_payment", "Simulate failed payment", "fail-payment"))}
-            {(status == "past_due").then(|| button("recover", "Simulate recovery", "recover"))}
-            {matches!(status.as_str(), "active" | "past_due").then(|| button("cancel", "Cancel subscription", "cancel"))}
-            {(status == "canceled").then(|| view! {
+            {(status == Some(Status::Active)).then(|| button("fail_payment", "Simulate failed payment", "fail-payment"))}
+            {(status == Some(Status::PastDue)).then(|| button("recover", "Simulate recovery", "recover"))}
+            {matches!(status, Some(Status::Active | Status::PastDue)).then(|| button("cancel", "Cancel subscription", "cancel"))}
+            {(status == Some(Status::Canceled)).then(|| view! {
                 <p>"Canceled: access continues until the period ends. "<a href="/pricing" rel="external">"Resubscribe on the pricing page"</a></p>
             })}
         </div>
@@ -89,7 +91,7 @@ pub fn Dashboard() -> impl IntoView {
                         <p>"You are signed out. "<a href="/sign-in" rel="external">"Sign in"</a>" to see your plan."</p>
                     }.into_any(),
                     Ok(a) => {
-                        let status = a.status.clone().unwrap_or_else(|| "none".into());
+                        let status = a.status;
                         let activating = after_checkout() && !a.paid;
                         view! {
                             {activating.then(|| view! {
@@ -99,7 +101,7 @@ pub fn Dashboard() -> impl IntoView {
                                 // Refresh the session token through clerk-js (the new plan shows in `pla`), then re-check.
                                 <InlineScript code="setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { location.reload(); }); }, 2500);"/>
                             })}
-                            {(status == "past_due").then(|| view! {
+                            {(status == Some(Status::PastDue)).then(|| view! {
                                 <div class="banner warn" data-testid="past-due-banner">
                                     "Your last payment failed. Stripe will retry it; please update your card. "
                                     {match (a.entitled, a.access_until.clone()) {
@@ -108,7 +110,7 @@ pub fn Dashboard() -> impl IntoView {
                                     }}
                                 </div>
                             })}
-                            {(status == "canceled").then(|| view! {
+                            {(status == Some(Status::Canceled)).then(|| view! {
                                 <div class="banner info" data-testid="canceled-banner">
                                     {format!("Your subscription is canceled and ends on {}.", a.period_end.clone().unwrap_or_else(|| "the end of the period".into()))}
                                 </div>
@@ -117,7 +119,7 @@ pub fn Dashboard() -> impl IntoView {
                                 <dl>
                                     <dt>"Signed in as"</dt><dd data-testid="user-id">{a.user_id.clone()}</dd>
                                     <dt>"Plan"</dt><dd data-testid="plan">{a.plan_name.clone().unwrap_or_else(|| "Free".into())}</dd>
-                                    <dt>"Status"</dt><dd data-testid="status">{status.clone()}</dd>
+                                    <dt>"Status"</dt><dd data-testid="status">{status.map_or("none", Status::as_str)}</dd>
                                     <dt>"Period ends"</dt><dd data-testid="period-end">{a.period_end.clone().unwrap_or_else(|| "—".into())}</dd>
                                     <dt>"Premium access"</dt>
                                     <dd data-testid="entitled">{if a.entitled { "yes" } else { "no" }}</dd>
@@ -128,7 +130,7 @@ pub fn Dashboard() -> impl IntoView {
                                 <a href="/dashboard/payment-gated" rel="external" class="button primary">"Open premium"</a>
                                 <a class="button" href="/pricing" rel="external">"Change plan"</a>
                             </p>
-                            {(a.demo && a.paid).then(|| view! { <DemoControls status=status.clone()/> })}
+                            {(a.demo && a.paid).then(|| view! { <DemoControls status=status/> })}
                         }.into_any()
                     }
                 })}

@@ -7,11 +7,11 @@ use crate::views::{EventView, MailView};
 
 #[server]
 pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
-    let state = crate::server::state()?;
-    if state.demo.is_none() {
+    let state = crate::pages::server::state()?;
+    if state.demo().is_none() {
         return Err(ServerFnError::new("not found"));
     }
-    let dir = state.config.data_dir.join("mail");
+    let dir = state.config().data_dir.join("mail");
     let mut out = Vec::new();
     let mut entries = match tokio::fs::read_dir(&dir).await {
         Ok(e) => e,
@@ -45,23 +45,27 @@ pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
 
 #[server]
 pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
-    let state = crate::server::state()?;
-    if state.demo.is_none() {
+    let state = crate::pages::server::state()?;
+    if state.demo().is_none() {
         return Err(ServerFnError::new("not found"));
     }
-    let Some(session) = crate::server::session(&state).await else {
+    let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(Vec::new());
     };
-    let mut conn = state.db.conn().await.map_err(crate::server::internal)?;
+    let mut conn = state
+        .db()
+        .conn()
+        .await
+        .map_err(crate::pages::server::internal)?;
     let rows = crate::db::inbox::recent_for(&mut conn, &[session.user_id.as_str()], 50)
         .await
-        .map_err(crate::server::internal)?;
+        .map_err(crate::pages::server::internal)?;
     Ok(rows
         .into_iter()
         .map(|r| EventView {
             svix_id: r.svix_id,
             event_type: r.event_type,
-            received: crate::mail::format_date(r.received_at)
+            received: crate::views::format_date(r.received_at)
                 + &format!(" +{}ms", r.received_at % 86_400_000),
             outcome: match r.duplicates {
                 0 => r.outcome,

@@ -8,14 +8,15 @@ use crate::views::Gated;
 
 #[server]
 pub async fn get_gated() -> Result<Gated, ServerFnError> {
-    let state = crate::server::state()?;
-    let Some(session) = crate::server::session(&state).await else {
+    let state = crate::pages::server::state()?;
+    let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(Gated::SignedOut);
     };
-    let access = crate::access::check(&state, &session, "premium")
+    let d = state
+        .gate()
+        .check(&session, "premium")
         .await
-        .map_err(crate::server::internal)?;
-    let d = access.decision;
+        .map_err(crate::pages::server::internal)?;
     if !d.allowed {
         return Ok(Gated::Upgrade {
             plan: d.plan,

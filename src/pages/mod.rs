@@ -6,6 +6,8 @@ pub mod gated;
 pub mod home;
 pub mod not_found;
 pub mod pricing;
+#[cfg(feature = "ssr")]
+pub mod server;
 pub mod sign_in;
 
 use leptos::prelude::*;
@@ -15,14 +17,14 @@ use crate::views::Site;
 /// Who is looking, and whether this is demo mode (for the layout).
 #[server]
 pub async fn site_info() -> Result<Site, ServerFnError> {
-    let state = crate::server::state()?;
-    let session = crate::server::session(&state).await;
+    let state = crate::pages::server::state()?;
+    let session = crate::pages::server::session(&state).await;
     Ok(Site {
-        demo: state.demo.is_some(),
+        demo: state.demo().is_some(),
         signed_in: session.is_some(),
         user_id: session.map(|s| s.user_id),
         clerk: state
-            .config
+            .config()
             .clerk
             .as_ref()
             .map(|c| crate::views::ClerkScripts {

@@ -11,14 +11,18 @@ use crate::{
 
 #[server]
 pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
-    use crate::billing::{subscription::current_item, subscription::PayerKind, Scope};
-    use crate::views::PlanView;
+    use crate::{billing::PayerKind, views::PlanView};
 
-    let state = crate::server::state()?;
-    let session = crate::server::session(&state).await;
-    let scope = if for_org { Scope::Org } else { Scope::User };
+    let state = crate::pages::server::state()?;
+    let session = crate::pages::server::session(&state).await;
+    let scope = if for_org {
+        PayerKind::Org
+    } else {
+        PayerKind::User
+    };
     let plans = state
-        .catalog
+        .gate()
+        .catalog()
         .plans_for(scope)
         .map(|p| PlanView {
             slug: p.slug.clone(),
@@ -32,21 +36,18 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
         .collect();
     let (mut current_plan, mut current_status) = (None, None);
     if let Some(s) = &session {
-        let mut conn = state.db.conn().await.map_err(crate::server::internal)?;
-        let items = crate::db::items::for_payer(&mut conn, PayerKind::User, &s.user_id)
+        let plan = state
+            .gate()
+            .current_plan(PayerKind::User, &s.user_id)
             .await
-            .map_err(crate::server::internal)?;
-        if let Some(i) = current_item(&items, crate::db::now_ms()).filter(|i| {
-            matches!(i.status.as_str(), "active" | "past_due")
-                || (i.status.as_str() == "canceled"
-                    && i.period_end.is_some_and(|e| e > crate::db::now_ms()))
-        }) {
-            current_plan = Some(i.plan_slug.clone());
-            current_status = Some(i.status.as_str().to_string());
+            .map_err(crate::pages::server::internal)?;
+        if let Some(i) = plan {
+            current_plan = Some(i.plan_slug);
+            current_status = Some(i.status);
         }
     }
     Ok(PricingView {
-        demo: state.demo.is_some(),
+        demo: state.demo().is_some(),
         for_org,
         signed_in: session.is_some(),
         current_plan,

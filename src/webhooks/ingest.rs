@@ -9,7 +9,6 @@ use super::events::{Change, ClerkEvent};
 use crate::{
     billing::{ItemState, OrderKey, Status},
     db::{self, DbError},
-    mail,
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -247,7 +246,7 @@ async fn queue_payment_failed(
         tracing::warn!(item = %item.id, "past due but no address to mail");
         return Ok(0);
     };
-    let m = mail::payment_failed(item, &d.event, ctx.manage_url);
+    let m = super::notify::payment_failed(item, &d.event, ctx.manage_url);
     let id = format!("{}:payment_failed:{}", d.svix_id, item.id);
     Ok(db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? as usize)
 }

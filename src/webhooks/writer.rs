@@ -23,10 +23,11 @@ use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{error, info, warn};
 
 use super::ingest::{apply, apply_changes, ApplyContext, Delivery, Outcome};
-use crate::{
-    access::PayerCache,
-    db::{self, Db, DbError},
-};
+use crate::db::{self, Db, DbError};
+
+/// Called after every commit that changed subscription state, before any of its deliveries
+/// is acknowledged (the gate empties its payer cache).
+pub type OnCommit = Box<dyn Fn() + Send + Sync>;
 
 /// The most deliveries one transaction takes.
 const MAX_BATCH: usize = 256;
@@ -45,7 +46,7 @@ impl Writer {
         db: Db,
         manage_url: String,
         mail_notify: Arc<Notify>,
-        payers: Arc<PayerCache>,
+        on_commit: OnCommit,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
         let answer = match db.wal_file() {
@@ -70,7 +71,7 @@ impl Writer {
                     .enable_all()
                     .build()
                     .expect("webhook writer runtime");
-                rt.block_on(run(db, manage_url, answer, payers, rx));
+                rt.block_on(run(db, manage_url, answer, on_commit, rx));
             })
             .expect("webhook writer thread");
         Writer { tx }
@@ -143,7 +144,7 @@ async fn run(
     db: Db,
     manage_url: String,
     answer: Answer,
-    payers: Arc<PayerCache>,
+    on_commit: OnCommit,
     mut rx: mpsc::Receiver<(Delivery, Reply)>,
 ) {
     let ctx = ApplyContext {
@@ -172,7 +173,7 @@ async fn run(
             .iter()
             .any(|r| matches!(r, Ok((Outcome::Applied, _))))
         {
-            payers.clear();
+            on_commit();
         }
         let mails: usize = results
             .iter()

@@ -181,7 +181,7 @@ async fn the_session_cookie_and_its_suffixed_form_are_read() {
         "__session".to_string(),
         format!(
             "__session_{}",
-            plangate::auth::extract::cookie_suffix(&publishable_key())
+            plangate::auth::cookie_suffix(&publishable_key())
         ),
     ] {
         let resp = app

@@ -81,18 +81,11 @@ async fn every_acknowledged_webhook_survives_a_sigkill_mid_burst() {
                 let id = format!("msg_kill_{i}");
                 let body = event(i);
                 let ts = now();
-                let sig = svix::webhooks::Webhook::new(SECRET_A)
-                    .unwrap()
-                    .sign(&id, ts, body.as_bytes())
-                    .unwrap();
-                let resp = client
-                    .post(format!("{base}/api/webhooks/clerk"))
-                    .header("svix-id", &id)
-                    .header("svix-timestamp", ts.to_string())
-                    .header("svix-signature", sig)
-                    .body(body)
-                    .send()
-                    .await;
+                let mut request = client.post(format!("{base}/api/webhooks/clerk"));
+                for (name, value) in svix_headers(SECRET_A, &id, ts, body.as_bytes()).unwrap() {
+                    request = request.header(name, value);
+                }
+                let resp = request.body(body).send().await;
                 match resp {
                     Ok(r) if r.status().is_success() => acked.lock().unwrap().push(id),
                     Ok(_) => {}

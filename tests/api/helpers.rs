@@ -11,6 +11,7 @@ use std::{
 
 use axum::{routing::get, Json, Router};
 use base64::Engine;
+pub use plangate::demo::delivery::svix_headers;
 use plangate::{config::Config, db::Db, startup::Application, state::AppState};
 use serde_json::{json, Value};
 use tokio::io::{AsyncBufReadExt, AsyncWriteExt, BufReader};
@@ -228,7 +229,7 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             .unwrap();
     let app = Application::build(config).await.expect("app builds");
     let addr: SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
-    let db = app.state.db.clone();
+    let db = app.state.db().clone();
     let state = app.state.clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
@@ -256,20 +257,15 @@ impl TestApp {
         body: &str,
         secret: &str,
     ) -> reqwest::Response {
-        let sig = svix::webhooks::Webhook::new(secret)
-            .unwrap()
-            .sign(id, ts, body.as_bytes())
-            .unwrap();
-        self.client
+        let mut request = self
+            .client
             .post(self.url("/api/webhooks/clerk"))
-            .header("svix-id", id)
-            .header("svix-timestamp", ts.to_string())
-            .header("svix-signature", sig)
             .header("content-type", "application/json")
-            .body(body.to_string())
-            .send()
-            .await
-            .unwrap()
+            .body(body.to_string());
+        for (name, value) in svix_headers(secret, id, ts, body.as_bytes()).unwrap() {
+            request = request.header(name, value);
+        }
+        request.send().await.unwrap()
     }
 
     pub async fn deliver(&self, id: &str, body: &Value) -> reqwest::Response {

@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod durability;
 mod helpers;
+mod module_graph;
 mod pages;
 mod security;
 mod webhooks;

@@ -3,31 +3,33 @@
 
 use axum::{
     extract::{Request, State},
-    http::{header, HeaderMap, HeaderValue, StatusCode},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     middleware::Next,
     response::{IntoResponse, Redirect, Response},
     Form, Json,
 };
 use serde::Deserialize;
 
-use super::{events, send_webhook, DemoIssuer, CLIENT_COOKIE, CLIENT_TTL_SECS, SESSION_TTL_SECS};
+use super::{
+    error::{too_many, ApiError},
+    guard::{client_of, Peer},
+    WEBHOOK_PATH,
+};
 use crate::{
-    auth::{
-        extract::{cookie, now_secs},
-        Session,
-    },
-    billing::{
-        subscription::{current_item, PayerKind},
-        Status,
-    },
+    auth::{cookie, now_secs, Session},
+    billing::{ItemState, PayerKind, Plan},
     db::{self, now_ms},
-    error::ApiError,
-    security::{client_of, too_many, Peer},
+    demo::{
+        delivery,
+        events::{self, Spec, DAY_MS},
+        DemoIssuer, CLIENT_COOKIE, CLIENT_TTL_SECS, SESSION_TTL_SECS,
+    },
+    services::VerifiedToken,
     state::AppState,
 };
 
 fn demo(state: &AppState) -> Result<&DemoIssuer, ApiError> {
-    state.demo.as_deref().ok_or_else(ApiError::not_found)
+    state.demo().ok_or_else(ApiError::not_found)
 }
 
 fn session_cookie(token: &str) -> String {
@@ -39,20 +41,13 @@ fn session_cookie(token: &str) -> String {
 
 /// What Clerk would put in `pla`/`fea` for this user right now.
 async fn plan_claims(state: &AppState, user_id: &str) -> Result<(String, String), ApiError> {
-    let mut conn = state.db.conn().await?;
-    let items = db::items::for_payer(&mut conn, PayerKind::User, user_id).await?;
-    let now = now_ms();
-    let slug = current_item(&items, now)
-        .filter(|i| {
-            matches!(
-                i.status,
-                Status::Active | Status::PastDue | Status::Canceled
-            )
-        })
-        .map(|i| i.plan_slug.clone())
-        .unwrap_or_else(|| "free_user".into());
-    let fea = state
-        .catalog
+    let gate = state.gate();
+    let slug = gate
+        .current_plan(PayerKind::User, user_id)
+        .await?
+        .map_or_else(|| "free_user".into(), |i| i.plan_slug);
+    let fea = gate
+        .catalog()
         .plan(&slug)
         .map(|p| {
             p.features
@@ -90,9 +85,10 @@ fn sanitize(name: &str) -> Option<String> {
 
 async fn post_events(state: &AppState, bodies: Vec<serde_json::Value>) -> Result<(), ApiError> {
     let d = demo(state)?;
-    let url = format!("{}/api/webhooks/clerk", state.self_url);
+    let url = format!("{}{WEBHOOK_PATH}", state.self_url());
     for body in bodies {
-        let (status, text) = send_webhook(&state.http, &url, d.secret(), &body.to_string())
+        let id = events::new_id("msg");
+        let (status, text) = delivery::post(state.http(), &url, d.secret(), &id, &body.to_string())
             .await
             .map_err(|e| ApiError::internal("sending a demo webhook", e))?;
         if !(200..300).contains(&status) {
@@ -114,7 +110,7 @@ pub async fn sign_in(
     let d = demo(&state).map_err(IntoResponse::into_response)?;
     // Every sign-in counts against the address: each one creates a user and sends a webhook.
     let ip = client_of(&state, &peer, &headers);
-    state.limiter.charge(ip).map_err(too_many)?;
+    state.limiter().charge(ip).map_err(too_many)?;
     sign_in_as(&state, d, &form)
         .await
         .map_err(IntoResponse::into_response)
@@ -133,8 +129,7 @@ async fn sign_in_as(
     };
     let user_id = format!("user_demo_{name}");
     let email = format!("{name}@demo.plangate.test");
-    let now = now_ms();
-    let spec = spec_for(&user_id, &email, now);
+    let spec = spec_for(&user_id, &email, now_ms());
     post_events(
         state,
         vec![events::build("user.created", &spec).expect("user event")],
@@ -195,18 +190,13 @@ pub async fn refresh_middleware(
     mut req: Request,
     next: Next,
 ) -> Response {
-    let Some(d) = state.demo.clone() else {
+    let Some(d) = state.demo() else {
         return next.run(req).await;
     };
     let (mut parts, body) = req.into_parts();
     let needs = parts.method == axum::http::Method::GET
         && !parts.uri.path().starts_with("/pkg")
-        && state
-            .session_from_parts(&parts)
-            .await
-            .ok()
-            .flatten()
-            .is_none()
+        && state.gate().session(&parts).await.ok().flatten().is_none()
         && parts.headers.get(header::AUTHORIZATION).is_none();
     let client = if needs {
         cookie(&parts, CLIENT_COOKIE).and_then(|c| d.verify_client(c))
@@ -217,7 +207,7 @@ pub async fn refresh_middleware(
     if let Some((user_id, _)) = client {
         if let Ok(token) = fresh_session(&state, &user_id).await {
             // Replace the request's cookies so the handlers see the fresh token.
-            let others: Vec<String> = parts
+            let mut all: Vec<String> = parts
                 .headers
                 .get_all(header::COOKIE)
                 .iter()
@@ -227,14 +217,11 @@ pub async fn refresh_middleware(
                 .filter(|p| !p.starts_with("__session="))
                 .map(str::to_string)
                 .collect();
-            let mut all = others;
             all.push(format!("__session={token}"));
             parts.headers.remove(header::COOKIE);
             parts.headers.insert(header::COOKIE, hv(&all.join("; ")));
             // The guard's verdict was on the old token.
-            parts
-                .extensions
-                .remove::<crate::auth::extract::VerifiedToken>();
+            parts.extensions.remove::<VerifiedToken>();
             set_cookie = Some(session_cookie(&token));
         }
     }
@@ -250,8 +237,8 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Json<serde_json::Valu
     Ok(Json(demo(&state)?.jwks.clone()))
 }
 
-fn spec_for(user_id: &str, email: &str, now: i64) -> events::Spec {
-    events::Spec {
+fn spec_for(user_id: &str, email: &str, now: i64) -> Spec {
+    Spec {
         user_id: user_id.into(),
         email: email.into(),
         org_id: None,
@@ -279,16 +266,152 @@ pub struct ActionForm {
     pub period: Option<String>,
 }
 
-async fn signed_in(state: &AppState, headers: HeaderMap) -> Result<(Session, String), ApiError> {
-    let (mut parts, _) = Request::new(()).into_parts();
-    parts.headers = headers;
+/// A demo billing button.
+enum Action {
+    Subscribe { plan: Plan, annual: bool },
+    Cancel,
+    FailPayment,
+    Recover,
+}
+
+impl Action {
+    fn parse(form: &ActionForm, state: &AppState) -> Result<Action, ApiError> {
+        Ok(match form.action.as_str() {
+            "subscribe" => {
+                let plan = state
+                    .gate()
+                    .catalog()
+                    .plan(form.plan.as_deref().unwrap_or_default())
+                    .filter(|p| !p.is_free())
+                    .ok_or_else(|| ApiError::bad_request("unknown_plan", "no such paid plan"))?
+                    .clone();
+                let annual = form.period.as_deref() == Some("annual") && plan.annual_cents > 0;
+                Action::Subscribe { plan, annual }
+            }
+            "cancel" => Action::Cancel,
+            "fail_payment" => Action::FailPayment,
+            "recover" => Action::Recover,
+            _ => {
+                return Err(ApiError::bad_request(
+                    "unknown_action",
+                    "unknown demo action",
+                ))
+            }
+        })
+    }
+}
+
+/// The Clerk events of one demo step, each one millisecond after the previous, so their
+/// order is unambiguous.
+struct Steps {
+    now: i64,
+    bodies: Vec<serde_json::Value>,
+}
+
+impl Steps {
+    fn push(&mut self, event_type: &str, spec: &mut Spec) {
+        spec.at = self.now + self.bodies.len() as i64;
+        if let Some(b) = events::build(event_type, spec) {
+            self.bodies.push(b);
+        }
+    }
+}
+
+/// `spec` describing the stored item `cur`.
+fn continue_item(spec: &mut Spec, cur: &ItemState, state: &AppState, now: i64) {
+    spec.item_id = cur.id.clone();
+    spec.subscription_id = cur
+        .subscription_id
+        .clone()
+        .unwrap_or_else(|| events::new_id("csub"));
+    spec.plan_slug = cur.plan_slug.clone();
+    spec.plan_name = cur
+        .plan_name
+        .clone()
+        .unwrap_or_else(|| cur.plan_slug.clone());
+    spec.period_start = cur.period_start.unwrap_or(now);
+    spec.period_end = cur.period_end;
+    spec.annual = cur
+        .period_end
+        .zip(cur.period_start)
+        .is_some_and(|(e, s)| e - s > 40 * DAY_MS);
+    spec.amount_cents = state
+        .gate()
+        .catalog()
+        .plan(&cur.plan_slug)
+        .map_or(0, |p| p.price_cents(spec.annual));
+}
+
+fn subscribe(
+    steps: &mut Steps,
+    base: &Spec,
+    current: Option<&ItemState>,
+    plan: &Plan,
+    annual: bool,
+    state: &AppState,
+) {
+    let now = steps.now;
+    if let Some(cur) = current.filter(|c| c.plan_slug != plan.slug) {
+        // Switching: the old item ends as the new one starts.
+        let mut old = base.clone();
+        continue_item(&mut old, cur, state, now);
+        old.status = "ended".into();
+        steps.push("subscriptionItem.ended", &mut old);
+    }
+    let mut spec = base.clone();
+    spec.plan_slug = plan.slug.clone();
+    spec.plan_name = plan.name.clone();
+    spec.annual = annual;
+    spec.amount_cents = plan.price_cents(annual);
+    spec.period_end = Some(now + if annual { 365 } else { 30 } * DAY_MS);
+    if let Some(cur) = current.filter(|c| c.plan_slug == plan.slug) {
+        spec.item_id = cur.id.clone();
+    }
+    for t in [
+        "paymentAttempt.created",
+        "paymentAttempt.updated",
+        "subscription.created",
+        "subscriptionItem.active",
+    ] {
+        steps.push(t, &mut spec);
+    }
+}
+
+fn change_paid(steps: &mut Steps, spec: &mut Spec, action: &Action) {
+    match action {
+        Action::Cancel => {
+            spec.status = "canceled".into();
+            spec.canceled_at = Some(steps.now);
+            steps.push("subscriptionItem.canceled", spec);
+            steps.push("subscription.updated", spec);
+        }
+        Action::FailPayment => {
+            spec.status = "failed".into();
+            spec.past_due_at = Some(steps.now);
+            steps.push("paymentAttempt.updated", spec);
+            spec.status = "past_due".into();
+            steps.push("subscriptionItem.pastDue", spec);
+            steps.push("subscription.pastDue", spec);
+        }
+        Action::Recover => {
+            spec.status = "active".into();
+            steps.push("paymentAttempt.updated", spec);
+            steps.push("subscriptionItem.active", spec);
+            steps.push("subscription.active", spec);
+        }
+        Action::Subscribe { .. } => {}
+    }
+}
+
+async fn signed_in(state: &AppState, parts: &Parts) -> Result<(Session, String), ApiError> {
     let session = state
-        .session_from_parts(&parts)
+        .gate()
+        .session(parts)
         .await
         .ok()
         .flatten()
         .ok_or_else(ApiError::unauthorized)?;
-    let mut conn = state.db.conn().await?;
+    let mut conn = state.db().conn().await?;
     let email = db::users::get(&mut conn, &session.user_id)
         .await?
         .and_then(|u| u.email)
@@ -300,144 +423,44 @@ async fn signed_in(state: &AppState, headers: HeaderMap) -> Result<(Session, Str
 /// them, signed, to our own webhook endpoint.
 pub async fn action(
     State(state): State<AppState>,
-    headers: HeaderMap,
+    parts: Parts,
     Form(form): Form<ActionForm>,
 ) -> Result<Response, ApiError> {
     demo(&state)?;
-    let (session, email) = signed_in(&state, headers).await?;
+    let (session, email) = signed_in(&state, &parts).await?;
     let now = now_ms();
-    let mut conn = state.db.conn().await?;
-    let items = db::items::for_payer(&mut conn, PayerKind::User, &session.user_id).await?;
-    drop(conn);
-    let current = current_item(&items, now)
-        .filter(|i| {
-            matches!(
-                i.status,
-                Status::Active | Status::PastDue | Status::Canceled
-            )
-        })
-        .cloned();
-
-    let mut spec = spec_for(&session.user_id, &email, now);
-    let mut bodies = Vec::new();
-    let from_current = |spec: &mut events::Spec, cur: &crate::billing::ItemState| {
-        spec.item_id = cur.id.clone();
-        spec.subscription_id = cur
-            .subscription_id
-            .clone()
-            .unwrap_or_else(|| events::new_id("csub"));
-        spec.plan_slug = cur.plan_slug.clone();
-        spec.plan_name = cur
-            .plan_name
-            .clone()
-            .unwrap_or_else(|| cur.plan_slug.clone());
-        spec.period_start = cur.period_start.unwrap_or(now);
-        spec.period_end = cur.period_end;
-        spec.annual = cur
-            .period_end
-            .zip(cur.period_start)
-            .is_some_and(|(e, s)| e - s > 40 * events::DAY_MS);
-        spec.amount_cents = state
-            .catalog
-            .plan(&cur.plan_slug)
-            .map(|p| {
-                if spec.annual {
-                    p.annual_cents
-                } else {
-                    p.monthly_cents
-                }
-            })
-            .unwrap_or(0);
+    let current = state
+        .gate()
+        .current_plan(PayerKind::User, &session.user_id)
+        .await?;
+    let base = spec_for(&session.user_id, &email, now);
+    let mut steps = Steps {
+        now,
+        bodies: Vec::new(),
     };
-    // Each event one millisecond after the previous, so their order is unambiguous.
-    let mut tick = 0;
-    let mut push = |t: &str, spec: &mut events::Spec, bodies: &mut Vec<serde_json::Value>| {
-        spec.at = now + tick;
-        tick += 1;
-        if let Some(b) = events::build(t, spec) {
-            bodies.push(b);
+    match Action::parse(&form, &state)? {
+        Action::Subscribe { plan, annual } => {
+            subscribe(&mut steps, &base, current.as_ref(), &plan, annual, &state)
         }
-    };
-    match form.action.as_str() {
-        "subscribe" => {
-            let slug = form.plan.clone().unwrap_or_default();
-            let plan = state
-                .catalog
-                .plan(&slug)
-                .filter(|p| !p.is_free())
-                .ok_or_else(|| ApiError::bad_request("unknown_plan", "no such paid plan"))?
-                .clone();
-            let annual = form.period.as_deref() == Some("annual") && plan.annual_cents > 0;
-            if let Some(cur) = &current {
-                if cur.plan_slug != slug {
-                    // Switching: the old item ends as the new one starts.
-                    from_current(&mut spec, cur);
-                    spec.status = "ended".into();
-                    push("subscriptionItem.ended", &mut spec, &mut bodies);
-                }
-            }
-            spec = spec_for(&session.user_id, &email, now);
-            spec.plan_slug = plan.slug.clone();
-            spec.plan_name = plan.name.clone();
-            spec.annual = annual;
-            spec.amount_cents = if annual {
-                plan.annual_cents
-            } else {
-                plan.monthly_cents
-            };
-            spec.period_end = Some(now + if annual { 365 } else { 30 } * events::DAY_MS);
-            if let Some(cur) = current.as_ref().filter(|c| c.plan_slug == slug) {
-                spec.item_id = cur.id.clone();
-            }
-            push("paymentAttempt.created", &mut spec, &mut bodies);
-            push("paymentAttempt.updated", &mut spec, &mut bodies);
-            push("subscription.created", &mut spec, &mut bodies);
-            push("subscriptionItem.active", &mut spec, &mut bodies);
-        }
-        "cancel" | "fail_payment" | "recover" => {
+        action => {
             let cur = current
                 .as_ref()
                 .filter(|c| {
                     state
-                        .catalog
+                        .gate()
+                        .catalog()
                         .plan(&c.plan_slug)
                         .is_some_and(|p| !p.is_free())
                 })
                 .ok_or_else(|| {
                     ApiError::bad_request("no_subscription", "no paid subscription to change")
                 })?;
-            from_current(&mut spec, cur);
-            match form.action.as_str() {
-                "cancel" => {
-                    spec.status = "canceled".into();
-                    spec.canceled_at = Some(now);
-                    push("subscriptionItem.canceled", &mut spec, &mut bodies);
-                    push("subscription.updated", &mut spec, &mut bodies);
-                }
-                "fail_payment" => {
-                    spec.status = "failed".into();
-                    spec.past_due_at = Some(now);
-                    push("paymentAttempt.updated", &mut spec, &mut bodies);
-                    spec.status = "past_due".into();
-                    push("subscriptionItem.pastDue", &mut spec, &mut bodies);
-                    push("subscription.pastDue", &mut spec, &mut bodies);
-                }
-                _ => {
-                    spec.status = "active".into();
-                    push("paymentAttempt.updated", &mut spec, &mut bodies);
-                    push("subscriptionItem.active", &mut spec, &mut bodies);
-                    push("subscription.active", &mut spec, &mut bodies);
-                }
-            }
-        }
-        _ => {
-            return Err(ApiError::bad_request(
-                "unknown_action",
-                "unknown demo action",
-            ))
+            let mut spec = base;
+            continue_item(&mut spec, cur, &state, now);
+            change_paid(&mut steps, &mut spec, &action);
         }
     }
-    post_events(&state, bodies).await?;
+    post_events(&state, steps.bodies).await?;
     // The plan changed: mint a token that says so, as Clerk would on its next refresh.
     let token = fresh_session(&state, &session.user_id).await?;
     let mut resp = Redirect::to("/dashboard").into_response();

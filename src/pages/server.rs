@@ -1,4 +1,4 @@
-//! Server-side helpers for server functions: the app state and the caller's session.
+//! Server-side helpers of the server functions: the app state and the caller's session.
 
 use leptos::prelude::*;
 
@@ -12,7 +12,7 @@ pub fn state() -> Result<AppState, ServerFnError> {
 /// show the signed-out state; the JSON API is stricter and answers 401).
 pub async fn session(state: &AppState) -> Option<Session> {
     let parts = use_context::<axum::http::request::Parts>()?;
-    state.session_from_parts(&parts).await.ok().flatten()
+    state.gate().session(&parts).await.ok().flatten()
 }
 
 pub fn internal(e: impl std::fmt::Display) -> ServerFnError {

@@ -1,16 +1,16 @@
-//! JSON API routes (DESIGN §2): `/api/me`, `/api/premium-feature`, health checks.
+//! The JSON API: `/api/me`, `/api/premium-feature`, and the health checks.
 
 use axum::{extract::State, http::StatusCode, Json};
 use serde_json::{json, Value};
 
-use crate::{access, auth::AuthUser, error::ApiError, state::AppState};
+use super::{error::ApiError, extract::AuthUser};
+use crate::state::AppState;
 
 pub async fn me(
     State(state): State<AppState>,
     AuthUser(session): AuthUser,
 ) -> Result<Json<Value>, ApiError> {
-    let a = access::check(&state, &session, "premium").await?;
-    let d = a.decision;
+    let d = state.gate().check(&session, "premium").await?;
     Ok(Json(json!({
         "user_id": session.user_id,
         "org_id": session.org_id,
@@ -26,13 +26,13 @@ pub async fn premium_feature(
     State(state): State<AppState>,
     AuthUser(session): AuthUser,
 ) -> Result<Json<Value>, ApiError> {
-    let a = access::check(&state, &session, "premium").await?;
-    if !a.decision.allowed {
-        return Err(ApiError::forbidden(a.decision.reason));
+    let d = state.gate().check(&session, "premium").await?;
+    if !d.allowed {
+        return Err(ApiError::forbidden(d.reason));
     }
     Ok(Json(json!({
         "message": "Premium feature unlocked: here is your advanced report.",
-        "plan": a.decision.plan,
+        "plan": d.plan,
     })))
 }
 
@@ -41,10 +41,10 @@ pub async fn healthz() -> Json<Value> {
 }
 
 pub async fn readyz(State(state): State<AppState>) -> (StatusCode, Json<Value>) {
-    match state.db.ping().await {
+    match state.db().ping().await {
         Ok(()) => (
             StatusCode::OK,
-            Json(json!({"status": "ready", "database": state.db.engine.as_str()})),
+            Json(json!({"status": "ready", "database": state.db().engine.as_str()})),
         ),
         Err(e) => {
             tracing::warn!(error = %e, "readiness check failed");

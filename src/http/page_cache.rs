@@ -24,7 +24,8 @@ use axum::{
     response::{IntoResponse, Response},
 };
 
-use crate::{auth::extract::token_from_parts, security::CspNonce, state::AppState};
+use super::guard::CspNonce;
+use crate::state::AppState;
 
 /// Pages whose signed-out render depends on nothing in the request but its query.
 const PUBLIC_PAGES: [&str; 2] = ["/", "/pricing"];
@@ -116,17 +117,24 @@ impl PageCache {
     }
 }
 
-pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
+/// The middleware's state: the app's (for the session cookie names) and the cache it keeps.
+pub type CacheState = (AppState, Arc<PageCache>);
+
+pub async fn middleware(
+    State((state, pages)): State<CacheState>,
+    req: Request,
+    next: Next,
+) -> Response {
     if req.method() != Method::GET || !PUBLIC_PAGES.contains(&req.uri().path()) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    if token_from_parts(&parts, state.cookie_suffix()).is_some() {
+    if state.gate().token(&parts).is_some() {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let key = parts.uri.to_string();
     let nonce = parts.extensions.get::<CspNonce>().map(|n| n.0.clone());
-    if let Some(hit) = state.pages.get(&key, nonce.as_deref()) {
+    if let Some(hit) = pages.get(&key, nonce.as_deref()) {
         return hit;
     }
     let response = next.run(Request::from_parts(parts, body)).await;
@@ -136,7 +144,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     let (parts, body) = response.into_parts();
     match to_bytes(body, MAX_BODY).await {
         Ok(bytes) => {
-            state.pages.put(key, parts.clone(), bytes.clone(), nonce);
+            pages.put(key, parts.clone(), bytes.clone(), nonce);
             Response::from_parts(parts, Body::from(bytes))
         }
         Err(e) => {

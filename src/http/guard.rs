@@ -1,0 +1,226 @@
+//! The request guard every route passes through: who the client is, whether a state-changing
+//! request comes from the app's own pages, the session token checked once (and limited when
+//! forged), and the security headers of the response (CSP with this response's nonce, HSTS).
+
+use std::{
+    net::{IpAddr, SocketAddr},
+    sync::Arc,
+};
+
+use axum::{
+    extract::{ConnectInfo, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
+    middleware::Next,
+    response::{IntoResponse, Response},
+    Extension,
+};
+
+use super::{
+    error::{too_many, ApiError},
+    WEBHOOK_PATH,
+};
+use crate::{
+    security::{client_ip, csp, is_forgery},
+    services::VerifiedToken,
+    state::AppState,
+};
+
+/// The nonce of this response's inline scripts.
+#[derive(Debug, Clone)]
+pub struct CspNonce(pub Arc<str>);
+
+pub const HSTS: HeaderValue = HeaderValue::from_static("max-age=31536000; includeSubDomains");
+
+/// The socket's peer address, as axum's `ConnectInfo` recorded it.
+pub type Peer = Option<Extension<ConnectInfo<SocketAddr>>>;
+
+/// The client address of a request: its peer, or what a trusted proxy forwarded.
+pub fn client_of(state: &AppState, peer: &Peer, headers: &HeaderMap) -> IpAddr {
+    let peer = peer
+        .as_ref()
+        .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |p| p.0 .0.ip());
+    client_ip(peer, headers, &state.config().trusted_proxies)
+}
+
+/// The host (with port, lowercased) an origin names, e.g. `app.example.com:8443`.
+fn origin_host(origin: &str) -> Option<String> {
+    let rest = origin
+        .strip_prefix("https://")
+        .or_else(|| origin.strip_prefix("http://"))?;
+    (!rest.is_empty() && !rest.contains(['/', '?', '#', '@'])).then(|| rest.to_ascii_lowercase())
+}
+
+/// Whether a state-changing request comes from the app's own pages: its `Origin` is the app's
+/// (`APP_URL`'s, or the host the request was sent to, as a browser sets both itself), or, from
+/// a browser that sends no `Origin`, `Sec-Fetch-Site` does not say another site. Requests from
+/// outside browsers (curl, servers) carry neither and pass: they hold no victim's cookies.
+pub fn same_origin(headers: &HeaderMap, app_origin: &str) -> bool {
+    let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    match get(header::ORIGIN) {
+        Some(origin) => {
+            origin.eq_ignore_ascii_case(app_origin)
+                || origin_host(origin).is_some_and(|h| {
+                    get(header::HOST).is_some_and(|host| host.eq_ignore_ascii_case(&h))
+                })
+        }
+        None => !matches!(
+            get(header::HeaderName::from_static("sec-fetch-site")),
+            Some("cross-site" | "same-site")
+        ),
+    }
+}
+
+fn is_safe(method: &Method) -> bool {
+    matches!(
+        *method,
+        Method::GET | Method::HEAD | Method::OPTIONS | Method::TRACE
+    )
+}
+
+/// Paths that never render a page or read a session: static files and health checks.
+fn is_static(path: &str) -> bool {
+    path.starts_with("/pkg/")
+        || path == "/favicon.ico"
+        || path == "/healthz"
+        || path == "/readyz"
+        || path == WEBHOOK_PATH
+}
+
+pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+
+    let path = parts.uri.path();
+    let (static_path, api_path) = (is_static(path), path.starts_with("/api/"));
+    if !is_safe(&parts.method)
+        && path != WEBHOOK_PATH
+        && !same_origin(&parts.headers, &state.config().app_url)
+    {
+        tracing::warn!(path, "cross-origin state-changing request refused");
+        return ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_origin",
+            "this request must come from the app's own pages",
+        )
+        .into_response();
+    }
+
+    if !static_path {
+        if let Err(resp) = check_token(&state, &mut parts).await {
+            return resp;
+        }
+    }
+    let nonce = (!static_path && !api_path).then(|| CspNonce(csp::new_nonce().into()));
+    if let Some(n) = &nonce {
+        parts.extensions.insert(n.clone());
+    }
+
+    let mut resp = next.run(Request::from_parts(parts, body)).await;
+    let headers = resp.headers_mut();
+    let html = headers
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|ct| ct.starts_with("text/html"));
+    if html {
+        headers.insert(
+            header::CONTENT_SECURITY_POLICY,
+            state.csp().header(nonce.as_ref().map(|n| &*n.0)),
+        );
+    }
+    if state.config().app_url.starts_with("https://") {
+        headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
+    }
+    resp
+}
+
+/// Verifies the request's session token once, for everything downstream; a forged one counts
+/// against the client's address, and an address with no attempts left is refused unread.
+async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response> {
+    let Some(token) = state.gate().token(parts) else {
+        return Ok(());
+    };
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| Extension(*c));
+    let ip = client_of(state, &peer, &parts.headers);
+    if let Some(retry) = state.limiter().blocked(ip) {
+        return Err(too_many(retry));
+    }
+    let result = state.gate().verify(token).await;
+    if let Err(e) = result {
+        if is_forgery(e) {
+            state.limiter().count(ip);
+        }
+    }
+    parts.extensions.insert(VerifiedToken(result));
+    Ok(())
+}
+
+/// Inside a Leptos render: use the nonce the guard chose, so the response's CSP names it.
+pub fn provide_request_nonce() {
+    use leptos::prelude::{provide_context, use_context};
+    if let Some(n) = use_context::<Parts>()
+        .as_ref()
+        .and_then(|p| p.extensions.get::<CspNonce>())
+    {
+        provide_context(leptos::nonce::Nonce::from_value(n.0.clone()));
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn headers(pairs: &[(&'static str, &'static str)]) -> HeaderMap {
+        let mut h = HeaderMap::new();
+        for (k, v) in pairs {
+            h.insert(*k, HeaderValue::from_static(v));
+        }
+        h
+    }
+
+    const APP: &str = "https://app.example.com";
+
+    #[test]
+    fn the_apps_own_origin_passes_and_every_other_is_refused() {
+        let ok = [
+            vec![("origin", "https://app.example.com")],
+            vec![("origin", "HTTPS://APP.EXAMPLE.COM")],
+            vec![
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000"),
+            ],
+            vec![("sec-fetch-site", "same-origin")],
+            vec![("sec-fetch-site", "none")],
+            vec![],
+        ];
+        for h in ok {
+            assert!(same_origin(&headers(&h), APP), "{h:?}");
+        }
+        let refused = [
+            vec![("origin", "https://evil.example")],
+            vec![
+                ("origin", "https://evil.example"),
+                ("host", "app.example.com"),
+            ],
+            vec![("origin", "https://app.example.com.evil.example")],
+            vec![("origin", "https://app.example.com:444")],
+            vec![("origin", "http://app.example.com")],
+            vec![("origin", "null")],
+            vec![("origin", "")],
+            vec![
+                ("origin", "https://app.example.com@evil.example"),
+                ("host", "evil.example"),
+            ],
+            vec![("sec-fetch-site", "cross-site")],
+            vec![("sec-fetch-site", "same-site")],
+            vec![
+                ("origin", "https://evil.example"),
+                ("sec-fetch-site", "same-origin"),
+            ],
+        ];
+        for h in refused {
+            assert!(!same_origin(&headers(&h), APP), "{h:?}");
+        }
+    }
+}

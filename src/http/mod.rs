@@ -1,0 +1,134 @@
+//! The HTTP edges, all in this folder: the JSON API, the webhook endpoint, the demo routes,
+//! the Leptos pages, the request guard and the signed-out page cache, with one error type.
+//! Handlers are thin: they call the `Gate` and the `Inbox` and map the result.
+
+pub mod api;
+pub mod demo;
+pub mod error;
+pub mod extract;
+pub mod guard;
+pub mod page_cache;
+pub mod webhook;
+
+use std::sync::{Arc, OnceLock};
+
+use axum::{
+    extract::DefaultBodyLimit,
+    http::{header, HeaderValue, Request},
+    middleware,
+    routing::{get, post},
+    Router,
+};
+use leptos::prelude::*;
+use leptos_axum::{generate_route_list, LeptosRoutes};
+use tower_http::{
+    limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+};
+
+use crate::{
+    app::{shell, App},
+    state::AppState,
+};
+
+pub const WEBHOOK_PATH: &str = "/api/webhooks/clerk";
+
+/// The app's route list, generated once per process. Generating it sets a process-global flag
+/// that makes any resource first polled meanwhile wait forever (leptos issue #4773); generating
+/// it again while another `Application` in the process serves pages (tests run many) hung
+/// those pages. Once, before anything serves, it cannot overlap a render.
+fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
+    static ROUTES: OnceLock<Vec<leptos_axum::AxumRouteListing>> = OnceLock::new();
+    ROUTES.get_or_init(|| generate_route_list(App)).clone()
+}
+
+pub fn router(state: AppState) -> Router {
+    let routes = route_list();
+    let leptos_options = state.leptos_options().clone();
+
+    let webhook = Router::new()
+        .route(WEBHOOK_PATH, post(webhook::receive))
+        .layer(DefaultBodyLimit::disable())
+        .layer(RequestBodyLimitLayer::new(webhook::BODY_LIMIT));
+
+    let mut app = Router::new()
+        .route("/healthz", get(api::healthz))
+        .route("/readyz", get(api::readyz))
+        .route("/api/me", get(api::me))
+        .route("/api/premium-feature", get(api::premium_feature))
+        .merge(webhook);
+
+    if state.demo().is_some() {
+        app = app
+            .route("/.well-known/jwks.json", get(demo::jwks))
+            .route("/demo/sign-in", post(demo::sign_in))
+            .route("/demo/sign-out", post(demo::sign_out))
+            .route("/demo/refresh", post(demo::refresh))
+            .route("/demo/action", post(demo::action));
+    }
+
+    let ctx_state = state.clone();
+    let mut app = app
+        .route(
+            "/api/{*rest}",
+            get(api::api_not_found).post(api::api_not_found),
+        )
+        .leptos_routes_with_context(
+            &state,
+            routes,
+            move || {
+                provide_context(ctx_state.clone());
+                guard::provide_request_nonce();
+            },
+            {
+                // Behind an Arc: axum clones a route's handler for every request, and with it
+                // whatever this closure holds (the options were ~3.5% of a cached page's CPU).
+                let leptos_options = Arc::new(leptos_options.clone());
+                move || shell(LeptosOptions::clone(&leptos_options))
+            },
+        )
+        .fallback(leptos_axum::file_and_error_handler_with_context::<
+            AppState,
+            _,
+        >(
+            {
+                let s = state.clone();
+                move || {
+                    provide_context(s.clone());
+                    guard::provide_request_nonce();
+                }
+            },
+            shell,
+        ));
+    // Inside the demo refresh below, so a refreshed session is seen as one.
+    app = app.layer(middleware::from_fn_with_state(
+        (state.clone(), Arc::new(page_cache::PageCache::default())),
+        page_cache::middleware,
+    ));
+    // Demo only: the session refresh that Clerk's handshake does in production.
+    if state.demo().is_some() {
+        app = app.layer(middleware::from_fn_with_state(
+            state.clone(),
+            demo::refresh_middleware,
+        ));
+    }
+    // Outside the demo refresh and the page cache: the client address, the origin check, the
+    // token verdict and the nonce are in place before either runs.
+    app = app.layer(middleware::from_fn_with_state(state.clone(), guard::guard));
+    app.layer(SetResponseHeaderLayer::if_not_present(
+            header::X_CONTENT_TYPE_OPTIONS,
+            HeaderValue::from_static("nosniff"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::REFERRER_POLICY,
+            HeaderValue::from_static("strict-origin-when-cross-origin"),
+        ))
+        .layer(SetResponseHeaderLayer::if_not_present(
+            header::X_FRAME_OPTIONS,
+            HeaderValue::from_static("DENY"),
+        ))
+        // Method and path only: never headers (tokens) or bodies.
+        .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
+            tracing::info_span!("http", method = %req.method(), path = %req.uri().path())
+        }))
+        .with_state(state)
+}

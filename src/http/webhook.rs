@@ -1,0 +1,48 @@
+//! `POST /api/webhooks/clerk`: the raw bytes to the inbox, its verdict to HTTP. A delivery not
+//! signed by Clerk is `400` (past the address's limit of failures, `429`); one that cannot be
+//! read is `400`; a database that cannot take it is `503` (Svix retries).
+
+use axum::{
+    body::Bytes,
+    extract::State,
+    http::{HeaderMap, StatusCode},
+    response::{IntoResponse, Response},
+    Json,
+};
+use serde_json::{json, Value};
+
+use super::{
+    error::{too_many, ApiError},
+    guard::{client_of, Peer},
+};
+use crate::{services::InboxError, state::AppState};
+
+pub const BODY_LIMIT: usize = 256 * 1024;
+
+pub async fn receive(
+    State(state): State<AppState>,
+    peer: Peer,
+    headers: HeaderMap,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Value>), Response> {
+    match state.inbox().receive(&headers, &body).await {
+        Ok((svix_id, outcome)) => Ok((
+            StatusCode::OK,
+            Json(json!({"svix_id": svix_id, "outcome": outcome.as_str()})),
+        )),
+        // Failed signature checks are limited per address: past the limit a failure is
+        // answered 429 rather than 400. A valid delivery is always applied (an HMAC check
+        // costs next to nothing, and Clerk's deliveries must never wait on someone else's).
+        Err(InboxError::Signature(rejection)) => {
+            let ip = client_of(&state, &peer, &headers);
+            state.limiter().charge(ip).map_err(too_many)?;
+            Err(ApiError::bad_request("invalid_signature", rejection.message()).into_response())
+        }
+        Err(InboxError::Payload(e)) => {
+            Err(ApiError::bad_request("invalid_payload", e.to_string()).into_response())
+        }
+        Err(InboxError::Unavailable(e)) => {
+            Err(ApiError::unavailable("applying a webhook", e).into_response())
+        }
+    }
+}

@@ -1,0 +1,234 @@
+//! The gate: who is asking (the session token, verified once per request) and what they may
+//! open (the entitlement decision over the webhook-maintained state and the token's claims).
+//! Every gated surface (API, server functions, SSR pages, the demo issuer) asks through it.
+//!
+//! Payer state is read through a short-lived cache: the gate sits on every request and the
+//! state changes only when a webhook commits. The inbox's commit hook empties the cache before
+//! a delivery is acknowledged; another instance's commits show here within `PAYER_CACHE_TTL`.
+
+use std::{
+    collections::HashMap,
+    sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc, Mutex,
+    },
+    time::{Duration, Instant},
+};
+
+use axum::http::request::Parts;
+
+use crate::{
+    auth::{now_secs, token_from_parts, AuthError, Session, TokenVerifier},
+    billing::{
+        self, current_item, current_plan, Catalog, Decision, Evidence, ItemState, PayerKind, Policy,
+    },
+    db::{self, now_ms, Db, DbError},
+};
+
+pub const PAYER_CACHE_TTL: Duration = Duration::from_secs(1);
+
+/// The verdict on the request's session token, as the request guard reached it, so that
+/// handlers, pages and server functions do not verify it again. Whatever replaces the
+/// request's token afterwards (the demo refresh) removes it.
+#[derive(Clone)]
+pub struct VerifiedToken(pub Result<Session, AuthError>);
+
+pub struct Gate {
+    db: Db,
+    tokens: Arc<TokenVerifier>,
+    payers: PayerCache,
+    catalog: Arc<Catalog>,
+    policy: Policy,
+    /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
+    cookie_suffix: Option<String>,
+}
+
+impl Gate {
+    pub fn new(
+        db: Db,
+        tokens: Arc<TokenVerifier>,
+        catalog: Arc<Catalog>,
+        policy: Policy,
+        cookie_suffix: Option<String>,
+    ) -> Gate {
+        Gate {
+            db,
+            tokens,
+            payers: PayerCache::default(),
+            catalog,
+            policy,
+            cookie_suffix,
+        }
+    }
+
+    pub fn catalog(&self) -> &Catalog {
+        &self.catalog
+    }
+
+    /// The request's session token, if it carries one: `Authorization: Bearer` first, then
+    /// `__session_<suffix>`, then `__session`.
+    pub fn token<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
+        token_from_parts(parts, self.cookie_suffix.as_deref())
+    }
+
+    /// Verifies a session token now.
+    pub async fn verify(&self, token: &str) -> Result<Session, AuthError> {
+        let result = self.tokens.verify(token, now_secs()).await;
+        if let Err(e) = &result {
+            tracing::debug!(reason = %e, "session token rejected");
+        }
+        result
+    }
+
+    /// The request's session: the guard's verdict on its token, or a verification now.
+    /// `Ok(None)` when it carries no token.
+    pub async fn session(&self, parts: &Parts) -> Result<Option<Session>, AuthError> {
+        match self.token(parts) {
+            None => Ok(None),
+            Some(token) => match parts.extensions.get::<VerifiedToken>() {
+                Some(v) => v.0.clone().map(Some),
+                None => self.verify(token).await.map(Some),
+            },
+        }
+    }
+
+    /// May `session` open `gate_name`? An unknown gate opens for nobody.
+    pub async fn check(&self, session: &Session, gate_name: &str) -> Result<Decision, DbError> {
+        let now = now_ms();
+        let user_items = self.items(PayerKind::User, &session.user_id).await?;
+        let org_items = match &session.org_id {
+            Some(org) => self.items(PayerKind::Org, org).await?,
+            None => Arc::new(Vec::new()),
+        };
+        let ev = Evidence {
+            user_item: current_item(&user_items, now),
+            org_item: current_item(&org_items, now),
+            active_org: session.org_id.is_some(),
+            token_plan: session.token_plan.clone(),
+            token_features: session.features.clone(),
+            token_iat_ms: session.iat_ms,
+        };
+        let empty = billing::Gate::default();
+        let gate = self.catalog.gate(gate_name).unwrap_or(&empty);
+        Ok(billing::decide(&ev, &self.catalog, gate, now, self.policy))
+    }
+
+    /// The payer's plan now (see `billing::current_plan`).
+    pub async fn current_plan(
+        &self,
+        kind: PayerKind,
+        id: &str,
+    ) -> Result<Option<ItemState>, DbError> {
+        let items = self.items(kind, id).await?;
+        Ok(current_plan(&items, now_ms()).cloned())
+    }
+
+    async fn items(&self, kind: PayerKind, id: &str) -> Result<Items, DbError> {
+        self.payers.items(&self.db, kind, id).await
+    }
+
+    /// Drops every cached payer state: called when a commit changed subscription state.
+    pub fn invalidate(&self) {
+        self.payers.clear();
+    }
+}
+
+type Items = Arc<Vec<ItemState>>;
+
+#[derive(Default)]
+struct PayerCache {
+    map: Mutex<HashMap<(PayerKind, String), (Instant, Items)>>,
+    /// Bumped on every clear, so a read that raced a commit is not stored.
+    generation: AtomicU64,
+}
+
+impl PayerCache {
+    async fn items(&self, db: &Db, kind: PayerKind, id: &str) -> Result<Items, DbError> {
+        let key = (kind, id.to_string());
+        if let Some(items) = self.cached(&key, Instant::now()) {
+            return Ok(items);
+        }
+        let generation = self.generation.load(Ordering::Acquire);
+        let read = async {
+            let mut conn = db.conn().await?;
+            db::items::for_payer(&mut conn, kind, id).await
+        };
+        let items = match read.await {
+            Ok(items) => Arc::new(items),
+            Err(e) => {
+                // Let the next request try again rather than serve the old state longer.
+                if let Ok(mut m) = self.map.lock() {
+                    m.remove(&key);
+                }
+                return Err(e);
+            }
+        };
+        if let Ok(mut m) = self.map.lock() {
+            if self.generation.load(Ordering::Acquire) == generation {
+                if m.len() > 50_000 {
+                    m.clear();
+                }
+                m.insert(key, (Instant::now(), items.clone()));
+            }
+        }
+        Ok(items)
+    }
+
+    /// The stored items while fresh. The first caller to find them expired gets `None` and
+    /// reads the database; until it stores the result, the others keep getting the stored
+    /// items: one query per payer per TTL instead of one per request in flight at expiry.
+    fn cached(&self, key: &(PayerKind, String), now: Instant) -> Option<Items> {
+        let mut m = self.map.lock().ok()?;
+        let (at, items) = m.get_mut(key)?;
+        if now.saturating_duration_since(*at) < PAYER_CACHE_TTL {
+            return Some(items.clone());
+        }
+        *at = now;
+        None
+    }
+
+    fn clear(&self) {
+        if let Ok(mut m) = self.map.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            m.clear();
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn one_caller_refreshes_an_expired_payer_while_the_others_keep_the_stored_state() {
+        let cache = PayerCache::default();
+        let key = (PayerKind::User, "user_1".to_string());
+        let t0 = Instant::now();
+        assert!(cache.cached(&key, t0).is_none(), "nothing stored yet");
+        let stored: Items = Arc::new(Vec::new());
+        cache
+            .map
+            .lock()
+            .unwrap()
+            .insert(key.clone(), (t0, stored.clone()));
+        let fresh = cache.cached(&key, t0 + PAYER_CACHE_TTL / 2).unwrap();
+        assert!(Arc::ptr_eq(&fresh, &stored));
+
+        let expired = t0 + PAYER_CACHE_TTL + Duration::from_millis(1);
+        assert!(
+            cache.cached(&key, expired).is_none(),
+            "the first caller reads"
+        );
+        let meanwhile = cache.cached(&key, expired + Duration::from_millis(2));
+        assert!(
+            meanwhile.is_some_and(|i| Arc::ptr_eq(&i, &stored)),
+            "the others are answered from the stored state while it reads"
+        );
+
+        cache.clear();
+        assert!(
+            cache.cached(&key, expired).is_none(),
+            "a commit on this instance empties the cache"
+        );
+    }
+}

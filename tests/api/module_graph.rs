@@ -1,0 +1,162 @@
+//! The crate's top-level modules form layers: no module reaches, through any chain of
+//! `crate::` paths, back to itself; `billing` uses nothing of the crate and `db` nothing but
+//! `billing` (and `private_files`, a leaf of file-permission helpers). Test code (`#[cfg(test)]`
+//! modules at the end of a file) is not part of the graph.
+
+use std::{
+    collections::{BTreeMap, BTreeSet},
+    path::Path,
+};
+
+type Graph = BTreeMap<String, BTreeSet<String>>;
+
+/// Source without comments and without its trailing test module.
+fn code(src: &str) -> String {
+    let src = src.split("#[cfg(test)]").next().unwrap_or_default();
+    src.lines()
+        .map(|l| l.split("//").next().unwrap_or_default())
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+fn ident_at(s: &str) -> Option<&str> {
+    let end = s
+        .find(|c: char| !(c.is_ascii_alphanumeric() || c == '_'))
+        .unwrap_or(s.len());
+    (end > 0).then(|| &s[..end])
+}
+
+/// Every top-level module a piece of code names through `crate::`, including the first
+/// segment of each path in a `crate::{a, b::c}` group.
+fn uses(code: &str) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for (i, _) in code.match_indices("crate::") {
+        let rest = &code[i + "crate::".len()..];
+        if let Some(group) = rest.strip_prefix('{') {
+            let (mut depth, mut start) = (1, true);
+            let mut j = 0;
+            while depth > 0 && j < group.len() {
+                let c = group[j..].chars().next().unwrap();
+                match c {
+                    '{' => depth += 1,
+                    '}' => depth -= 1,
+                    ',' if depth == 1 => start = true,
+                    c if depth == 1 && start && (c.is_ascii_alphabetic() || c == '_') => {
+                        let name = ident_at(&group[j..]).unwrap();
+                        out.insert(name.to_string());
+                        start = false;
+                        j += name.len();
+                        continue;
+                    }
+                    _ => {}
+                }
+                j += c.len_utf8();
+            }
+        } else if let Some(name) = ident_at(rest) {
+            out.insert(name.to_string());
+        }
+    }
+    out
+}
+
+fn collect(dir: &Path, module: Option<&str>, graph: &mut Graph) {
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_stem().unwrap().to_str().unwrap().to_string();
+        let top = module.map_or(name.clone(), str::to_string);
+        if path.is_dir() {
+            collect(&path, Some(&top), graph);
+        } else if path.extension().is_some_and(|e| e == "rs") {
+            if module.is_none() && (name == "lib" || name == "main") {
+                continue;
+            }
+            let src = std::fs::read_to_string(&path).unwrap();
+            let mut deps = uses(&code(&src));
+            deps.remove(&top);
+            graph.entry(top).or_default().extend(deps);
+        }
+    }
+}
+
+fn graph(root: &Path) -> Graph {
+    let mut g = Graph::new();
+    collect(root, None, &mut g);
+    g
+}
+
+/// A chain of modules that leads from one back to itself, if there is one.
+fn cycle(g: &Graph) -> Option<Vec<String>> {
+    fn visit(
+        g: &Graph,
+        m: &str,
+        path: &mut Vec<String>,
+        done: &mut BTreeSet<String>,
+    ) -> Option<Vec<String>> {
+        if let Some(at) = path.iter().position(|p| p == m) {
+            let mut c = path[at..].to_vec();
+            c.push(m.to_string());
+            return Some(c);
+        }
+        if done.contains(m) {
+            return None;
+        }
+        path.push(m.to_string());
+        for d in g.get(m).into_iter().flatten() {
+            if let Some(c) = visit(g, d, path, done) {
+                return Some(c);
+            }
+        }
+        path.pop();
+        done.insert(m.to_string());
+        None
+    }
+    let mut done = BTreeSet::new();
+    g.keys()
+        .find_map(|m| visit(g, m, &mut Vec::new(), &mut done))
+}
+
+#[test]
+fn the_module_graph_has_no_cycle_and_keeps_its_bottom_layers_pure() {
+    let g = graph(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")));
+    assert!(
+        g.len() > 10 && g.contains_key("billing") && g.contains_key("http"),
+        "{g:?}"
+    );
+    if let Some(c) = cycle(&g) {
+        panic!("module cycle: {}", c.join(" → "));
+    }
+    let allowed = |m: &str| -> &[&str] {
+        match m {
+            "billing" | "private_files" | "telemetry" => &[],
+            "db" => &["billing", "private_files"],
+            _ => unreachable!(),
+        }
+    };
+    for m in ["billing", "db", "private_files", "telemetry"] {
+        let extra: Vec<_> = g[m]
+            .iter()
+            .filter(|d| !allowed(m).contains(&d.as_str()))
+            .collect();
+        assert!(extra.is_empty(), "{m} must not use {extra:?}");
+    }
+}
+
+#[test]
+fn the_check_finds_paths_in_groups_and_cycles() {
+    let names = uses(&code(
+        "use crate::{a::X, b, c::{d::E, f}};\nlet x = crate::g::h(); // crate::z\n#[cfg(test)]\nuse crate::t;",
+    ));
+    assert_eq!(
+        names.into_iter().collect::<Vec<_>>(),
+        ["a", "b", "c", "g"],
+        "inner paths, comments and test code are not top-level uses"
+    );
+    let g: Graph = [("a", "b"), ("b", "c"), ("c", "a"), ("d", "a")]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), BTreeSet::from([v.to_string()])))
+        .collect();
+    assert_eq!(cycle(&g).unwrap(), ["a", "b", "c", "a"]);
+    let mut acyclic = g.clone();
+    acyclic.remove("c");
+    assert_eq!(cycle(&acyclic), None);
+}
