@@ -22,21 +22,21 @@ pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
         if !name.ends_with(".eml") {
             continue;
         }
-        let text = tokio::fs::read_to_string(e.path())
-            .await
-            .unwrap_or_default();
-        let (head, body) = text.split_once("\r\n\r\n").unwrap_or((&text, ""));
-        let header = |k: &str| {
-            head.lines()
-                .find_map(|l| l.strip_prefix(k))
-                .map(|v| v.trim().to_string())
-                .unwrap_or_default()
+        let raw = tokio::fs::read(e.path()).await.unwrap_or_default();
+        let Some(mail) = mail_parser::MessageParser::default().parse(&raw) else {
+            continue;
         };
+        let to = mail
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string();
         out.push(MailView {
             file: name,
-            to: header("To:"),
-            subject: header("Subject:"),
-            body: body.replace("\r\n", "\n"),
+            to,
+            subject: mail.subject().unwrap_or_default().to_string(),
+            body: mail.body_text(0).unwrap_or_default().replace("\r\n", "\n"),
         });
     }
     out.sort_by(|a, b| a.file.cmp(&b.file));

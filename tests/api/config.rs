@@ -120,3 +120,25 @@ fn production_refuses_plain_http_for_the_app_and_the_backend_api() {
         assert!(err.contains(k) && err.contains("https"), "{err}");
     }
 }
+
+/// `.env.example` is copied to `.env`, which both the app and cargo-leptos read with a dotenv
+/// parser that stops at the first line it cannot parse: every line must parse, and the values
+/// must be a configuration that starts.
+#[test]
+fn every_line_of_the_example_environment_parses_and_starts() {
+    let path = concat!(env!("CARGO_MANIFEST_DIR"), "/.env.example");
+    let vars: Vec<(String, String)> = dotenvy::from_path_iter(path)
+        .unwrap()
+        .map(|item| item.unwrap_or_else(|e| panic!(".env.example: {e}")))
+        .collect();
+    let get = |k: &str| vars.iter().find(|(n, _)| n == k).map(|(_, v)| v.as_str());
+    assert_eq!(get("MAIL_FROM"), Some("plangate <billing@localhost>"));
+    // Run in a folder of its own: the plans file is the repository's.
+    let pairs: Vec<(&str, &str)> = vars
+        .iter()
+        .filter(|(k, _)| k != "PLANS_FILE")
+        .map(|(k, v)| (k.as_str(), v.as_str()))
+        .collect();
+    let (ok, stderr, _dir) = start(&pairs);
+    assert!(ok, "{stderr}");
+}

@@ -244,3 +244,43 @@ async fn a_signed_out_pricing_page_is_never_served_to_a_signed_in_visitor() {
     assert!(!still_anonymous.contains("Current plan"));
     assert!(still_anonymous.contains("Sign in to subscribe"));
 }
+
+/// The demo mailbox shows a mail as its recipient reads it: the payment-failed notice's long
+/// lines, sent quoted-printable (soft line breaks `=` at 76 columns), are decoded back.
+#[tokio::test]
+async fn the_demo_mailbox_shows_mail_decoded_as_its_recipient_reads_it() {
+    let app = spawn_with(Options {
+        demo: true,
+        ..Default::default()
+    })
+    .await;
+    let cookie = demo_sign_in(&app, "quinn").await.join("; ");
+    let resp = demo_subscribe_pro(&app, &cookie).await;
+    assert_eq!(resp.status(), 303);
+    let resp = app
+        .client
+        .post(app.url("/demo/action"))
+        .header("cookie", &cookie)
+        .form(&[("action", "fail_payment")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303, "{}", resp.text().await.unwrap());
+    let sentence = "Your subscription is now past due. Stripe will retry the charge \
+                    automatically over the next days; you do not need to do anything if the \
+                    card is fine.";
+    let mut html = String::new();
+    for _ in 0..100 {
+        html = page(&app, "/demo/mailbox", None).await.1;
+        if html.contains("Payment failed for your Pro subscription") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        html.contains("Payment failed for your Pro subscription"),
+        "{html}"
+    );
+    assert!(html.contains(sentence), "{html}");
+    assert!(!html.contains("=\n"), "soft line breaks shown: {html}");
+}
