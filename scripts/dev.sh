@@ -14,6 +14,11 @@ if cargo leptos --version >/dev/null 2>&1; then
   fi
   exec cargo leptos watch "$@"
 fi
-echo "cargo-leptos is not installed: building with plain cargo (no live reload)"
+cat >&2 <<'MSG'
+*** LIVE RELOAD IS OFF ***
+cargo-leptos is not installed (scripts/install-cargo-leptos.sh installs it), so the app is
+built with plain cargo + wasm-bindgen and run once: after an edit, stop it (Ctrl-C), run
+scripts/dev.sh again and reload the browser yourself.
+MSG
 scripts/build-site.sh
 exec cargo run --features ssr --bin plangate -- serve

@@ -81,7 +81,7 @@ pub fn router(state: AppState) -> Router {
             },
             {
                 // Behind an Arc: axum clones a route's handler for every request, and with it
-                // whatever this closure holds (the options were ~3.5% of a cached page's CPU).
+                // whatever this closure holds.
                 let leptos_options = Arc::new(leptos_options.clone());
                 move || shell(LeptosOptions::clone(&leptos_options))
             },

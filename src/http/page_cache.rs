@@ -1,7 +1,7 @@
 //! Signed-out renders of the public pages, kept for a few seconds.
 //!
 //! Without a session token `/` and `/pricing` render the same bytes for everyone (plans come
-//! from `PLANS_FILE`, read at start), and a full SSR pass costs ~200 µs. A request that carries
+//! from `PLANS_FILE`, read at start), so rendering them once per TTL is enough. A request that carries
 //! a token (cookie or `Authorization`), valid or not, is always rendered, as is any response
 //! that is not a plain 200 or that sets a cookie.
 //!
@@ -69,8 +69,8 @@ fn cut(body: Bytes, nonce: Option<&str>) -> Vec<Bytes> {
 }
 
 /// The pieces joined with `nonce` between them: one buffer, so the response leaves in one
-/// write (a body of many small chunks meets Nagle's algorithm and delayed ACKs: measured
-/// 44 ms per response on a kept-alive connection).
+/// write (a body of many small chunks meets Nagle's algorithm and delayed ACKs on a
+/// kept-alive connection).
 fn join(pieces: &[Bytes], nonce: &str) -> Bytes {
     if let [only] = pieces {
         return only.clone();

@@ -62,8 +62,8 @@ impl Writer {
             None => Answer::Now(mail_notify),
         };
         // A thread and a connection of its own: on the shared runtime every statement's reply
-        // waited behind the request handlers in the run queue, which made a batch take ~4 ms
-        // under load when its statements and its fsync need well under 1 ms.
+        // would wait behind the request handlers in the run queue, under load many times what
+        // the statements themselves take.
         std::thread::Builder::new()
             .name("webhook-writer".into())
             .spawn(move || {

@@ -1,4 +1,4 @@
-//! Session tokens and the gate, through the real API: 200 / 401 / 403 exactly as DESIGN §2 says.
+//! Session tokens and the gate, through the real API: 200 / 401 / 403 as the API promises.
 
 use std::sync::atomic::Ordering;
 
