@@ -22,6 +22,14 @@ use crate::{
     webhooks::{verify::Verifier, writer::Writer},
 };
 
+/// Where a test may put its own code into the app it builds.
+#[derive(Default)]
+pub struct Seams {
+    /// Runs in the webhook writer after each durable commit, before its deliveries are
+    /// answered (a test blocks here to see that nothing is acknowledged meanwhile).
+    pub after_commit: Option<Box<dyn Fn() + Send + Sync>>,
+}
+
 pub struct Application {
     listener: TcpListener,
     router: Router,
@@ -44,6 +52,11 @@ fn leptos_options(addr: SocketAddr) -> anyhow::Result<LeptosOptions> {
 
 impl Application {
     pub async fn build(config: Config) -> anyhow::Result<Application> {
+        Self::build_with(config, Seams::default()).await
+    }
+
+    /// `build`, with test doubles where `seams` names them.
+    pub async fn build_with(config: Config, seams: Seams) -> anyhow::Result<Application> {
         let catalog =
             Catalog::from_toml(&std::fs::read_to_string(&config.plans_file).with_context(
                 || format!("PLANS_FILE: cannot read {}", config.plans_file.display()),
@@ -139,7 +152,15 @@ impl Application {
             mail_notify.clone(),
             Box::new({
                 let gate = gate.clone();
-                move || gate.invalidate()
+                let after_commit = seams.after_commit;
+                move |changed| {
+                    if changed {
+                        gate.invalidate();
+                    }
+                    if let Some(hook) = &after_commit {
+                        hook();
+                    }
+                }
             }),
         );
         let leptos_options = leptos_options(addr)?;

@@ -7,15 +7,7 @@ pub mod items;
 pub mod outbox;
 pub mod users;
 
-use std::{
-    fs::File,
-    future::Future,
-    os::unix::fs::MetadataExt,
-    path::{Path, PathBuf},
-    pin::Pin,
-    str::FromStr,
-    time::Duration,
-};
+use std::{future::Future, path::Path, pin::Pin, str::FromStr, time::Duration};
 
 use anyhow::Context;
 use sqlx::{
@@ -29,8 +21,6 @@ use sqlx::{
 pub enum DbError {
     #[error("database error: {0}")]
     Sqlx(#[from] sqlx::Error),
-    #[error("syncing the write-ahead log: {0}")]
-    Sync(#[from] std::io::Error),
 }
 
 #[derive(Clone, Debug)]
@@ -38,8 +28,6 @@ pub struct Db {
     pub pool: AnyPool,
     pub engine: Engine,
     options: AnyConnectOptions,
-    /// SQLite's write-ahead log file (none on PostgreSQL or in memory).
-    wal: Option<PathBuf>,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -54,29 +42,6 @@ impl Engine {
             Engine::Sqlite => "sqlite",
             Engine::Postgres => "postgres",
         }
-    }
-}
-
-/// SQLite's `-wal` file, opened for `fdatasync`. A commit's frames are in that file once the
-/// COMMIT returns; syncing it afterwards makes them durable, which is what
-/// `synchronous = full` does inside the commit. Reopened when the file was replaced (SQLite
-/// deletes the log when its last connection closes, after checkpointing it into the database).
-#[derive(Debug)]
-pub struct WalFile {
-    path: PathBuf,
-    file: Option<(File, u64)>,
-}
-
-impl WalFile {
-    pub fn sync(&mut self) -> std::io::Result<()> {
-        let inode = std::fs::metadata(&self.path)?.ino();
-        let file = match self.file.take() {
-            Some((file, ino)) if ino == inode => file,
-            _ => File::open(&self.path)?,
-        };
-        let synced = file.sync_data();
-        self.file = Some((file, inode));
-        synced
     }
 }
 
@@ -118,7 +83,7 @@ impl Db {
         } else {
             Engine::Postgres
         };
-        let (url, wal) = match engine {
+        let url = match engine {
             Engine::Sqlite => {
                 let (url, file) = sqlite_url(url)?;
                 if let Some(f) = file {
@@ -131,9 +96,9 @@ impl Db {
                             .with_context(|| format!("making {f}{suffix} private"))?;
                     }
                 }
-                (url, file.map(|f| PathBuf::from(format!("{f}-wal"))))
+                url
             }
-            Engine::Postgres => (url.to_string(), None),
+            Engine::Postgres => url.to_string(),
         };
         let options = AnyConnectOptions::from_str(&url).context("parsing DATABASE_URL")?;
         let pool = AnyPoolOptions::new()
@@ -150,26 +115,15 @@ impl Db {
             pool,
             engine,
             options,
-            wal,
         })
     }
 
-    /// The webhook writer's connection: its own, outside the pool, set up like the pool's. With
-    /// a SQLite file its commits are not synced by SQLite (`synchronous = normal`): the writer
-    /// syncs the write-ahead log itself (`WalFile`) before anyone hears "committed", so the fsync
-    /// overlaps the next batch's work (webhooks/writer.rs).
+    /// The webhook writer's connection: its own, outside the pool, set up like the pool's
+    /// (on SQLite `synchronous = full`: a commit returns once its log frames are on disk).
     pub async fn connect_writer(&self) -> Result<AnyConnection, DbError> {
         let mut conn = AnyConnection::connect_with(&self.options).await?;
         prepare(&mut conn, self.engine).await?;
-        if self.wal.is_some() {
-            conn.execute("pragma synchronous = normal").await?;
-        }
         Ok(conn)
-    }
-
-    /// The write-ahead log of a SQLite file database, for the writer to sync.
-    pub fn wal_file(&self) -> Option<WalFile> {
-        self.wal.clone().map(|path| WalFile { path, file: None })
     }
 
     pub async fn migrate(&self) -> anyhow::Result<()> {
@@ -252,8 +206,7 @@ pub(crate) fn placeholders(rows: usize, per_row: usize, first: usize) -> String 
 
 async fn prepare(conn: &mut AnyConnection, engine: Engine) -> Result<(), sqlx::Error> {
     if engine == Engine::Sqlite {
-        // WAL with synchronous=FULL: a commit is on disk before we answer 2xx. (The webhook
-        // writer's connection syncs the log itself instead: `connect_writer`.)
+        // WAL with synchronous=FULL: a commit is on disk before we answer 2xx.
         conn.execute(
             "pragma journal_mode = wal; pragma synchronous = full; \
              pragma busy_timeout = 15000; pragma foreign_keys = on;",
@@ -292,6 +245,25 @@ mod tests {
             .map(|&(v, d, sql)| (v, d.to_owned(), sql.to_owned()))
             .collect();
         assert_eq!(listed, files);
+    }
+
+    /// The writer answers once its commit returns: on SQLite that is durable only with
+    /// `synchronous = full` (2), which its own connection must have too.
+    #[tokio::test]
+    async fn the_writers_sqlite_connection_syncs_every_commit() {
+        use sqlx::Row;
+        let dir = std::env::temp_dir().join(format!("plangate-sync-{}", std::process::id()));
+        let db = super::Db::connect(&format!("sqlite://{}/s.db", dir.display()))
+            .await
+            .unwrap();
+        let mut conn = db.connect_writer().await.unwrap();
+        let level: i64 = sqlx::query("pragma synchronous")
+            .fetch_one(&mut conn)
+            .await
+            .unwrap()
+            .get(0);
+        assert_eq!(level, 2);
+        let _ = std::fs::remove_dir_all(dir);
     }
 
     #[test]

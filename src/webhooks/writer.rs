@@ -1,17 +1,10 @@
 //! Group commit for the inbox. Every delivery is acknowledged only after a durable commit, and
-//! a commit costs an fsync (SQLite WAL with synchronous=FULL; PostgreSQL's WAL flush). One
+//! a commit costs an fsync (SQLite WAL with `synchronous = full`; PostgreSQL's WAL flush). One
 //! writer (a thread of its own) takes whatever deliveries are waiting, applies them in one
-//! transaction with multi-row statements, commits once, and only then answers every waiter.
-//! Under load many deliveries share one fsync; alone, a delivery commits at once. A failing
-//! batch is retried delivery by delivery under savepoints, so a bad one is rolled back alone.
-//!
-//! On a SQLite file the fsync is taken out of the commit and pipelined: the writer commits with
-//! `synchronous = normal` (the frames are written to the WAL file, not yet synced) and hands the
-//! batch to a syncer thread, which `fdatasync`s the WAL and only then answers the batch's
-//! waiters. While one fsync runs the writer commits the next batch, and one fsync covers every
-//! batch committed before it started. A 2xx still means "on disk" (the guarantee of
-//! `synchronous = full`); only the disk's wait is no longer in the writer's path. PostgreSQL's
-//! commit is durable when it returns, so its waiters are answered at once.
+//! transaction with multi-row statements, commits once, runs the commit hook, and only then
+//! answers every waiter. Under load many deliveries share one fsync; alone, a delivery commits
+//! at once. A failing batch is retried delivery by delivery under savepoints, so a bad one is
+//! rolled back alone.
 
 use std::{
     collections::{HashMap, HashSet},
@@ -20,14 +13,14 @@ use std::{
 
 use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot, Notify};
-use tracing::{error, info, warn};
+use tracing::{info, warn};
 
 use super::ingest::{apply, apply_changes, ApplyContext, Delivery, Outcome};
 use crate::db::{self, Db, DbError};
 
-/// Called after every commit that changed subscription state, before any of its deliveries
-/// is acknowledged (the gate empties its payer cache).
-pub type OnCommit = Box<dyn Fn() + Send + Sync>;
+/// Called after every commit, before any of its deliveries is acknowledged, with whether the
+/// commit changed subscription state (the gate then empties its payer cache).
+pub type OnCommit = Box<dyn Fn(bool) + Send + Sync>;
 
 /// The most deliveries one transaction takes.
 const MAX_BATCH: usize = 256;
@@ -49,18 +42,6 @@ impl Writer {
         on_commit: OnCommit,
     ) -> Writer {
         let (tx, rx) = mpsc::channel(4 * MAX_BATCH);
-        let answer = match db.wal_file() {
-            Some(mut wal) => {
-                let (committed, to_sync) = std::sync::mpsc::channel();
-                let notify = mail_notify.clone();
-                std::thread::Builder::new()
-                    .name("webhook-wal-sync".into())
-                    .spawn(move || sync_loop(to_sync, || wal.sync(), &notify))
-                    .expect("webhook WAL sync thread");
-                Answer::AfterSync(committed)
-            }
-            None => Answer::Now(mail_notify),
-        };
         // A thread and a connection of its own: on the shared runtime every statement's reply
         // would wait behind the request handlers in the run queue, under load many times what
         // the statements themselves take.
@@ -71,7 +52,7 @@ impl Writer {
                     .enable_all()
                     .build()
                     .expect("webhook writer runtime");
-                rt.block_on(run(db, manage_url, answer, on_commit, rx));
+                rt.block_on(run(db, manage_url, mail_notify, on_commit, rx));
             })
             .expect("webhook writer thread");
         Writer { tx }
@@ -86,64 +67,10 @@ impl Writer {
     }
 }
 
-/// A committed batch: each waiter with its result, and how many mails it queued.
-struct Committed {
-    replies: Vec<(Reply, Applied)>,
-    mails: usize,
-}
-
-impl Committed {
-    fn answer(self, mail_notify: &Notify) {
-        for (reply, result) in self.replies {
-            let _ = reply.send(result);
-        }
-        if self.mails > 0 {
-            mail_notify.notify_one();
-        }
-    }
-
-    /// Answers every waiter with `e`, whatever its own result was: nothing is acknowledged
-    /// that is not known to be on disk.
-    fn fail(self, e: &Arc<DbError>) {
-        for (reply, _) in self.replies {
-            let _ = reply.send(Err(e.clone()));
-        }
-    }
-}
-
-/// How committed batches are answered: at once (the commit was durable), or by the syncer
-/// after it synced the WAL.
-enum Answer {
-    Now(Arc<Notify>),
-    AfterSync(std::sync::mpsc::Sender<Committed>),
-}
-
-/// The syncer: takes every batch committed so far, syncs once, answers them all. A failed sync
-/// answers the batch's deliveries with an error (Svix retries them; a retry of an event that
-/// did reach the disk is then acknowledged as a duplicate).
-fn sync_loop(
-    committed: std::sync::mpsc::Receiver<Committed>,
-    mut sync: impl FnMut() -> std::io::Result<()>,
-    mail_notify: &Notify,
-) {
-    while let Ok(first) = committed.recv() {
-        let mut batches = vec![first];
-        batches.extend(committed.try_iter());
-        match sync() {
-            Ok(()) => batches.into_iter().for_each(|b| b.answer(mail_notify)),
-            Err(e) => {
-                error!(error = %e, "syncing the write-ahead log failed; deliveries not acknowledged");
-                let e = Arc::new(DbError::Sync(e));
-                batches.into_iter().for_each(|b| b.fail(&e));
-            }
-        }
-    }
-}
-
 async fn run(
     db: Db,
     manage_url: String,
-    answer: Answer,
+    mail_notify: Arc<Notify>,
     on_commit: OnCommit,
     mut rx: mpsc::Receiver<(Delivery, Reply)>,
 ) {
@@ -169,32 +96,19 @@ async fn run(
             conn = None;
         }
         // Before anyone hears "committed", so no reader can see the old state afterwards.
-        if results
+        let changed = results
             .iter()
-            .any(|r| matches!(r, Ok((Outcome::Applied, _))))
-        {
-            on_commit();
+            .any(|r| matches!(r, Ok((Outcome::Applied, _))));
+        if results.iter().any(Result::is_ok) {
+            on_commit(changed);
         }
-        let mails: usize = results
-            .iter()
-            .filter_map(|r| r.as_ref().ok())
-            .map(|(_, m)| m)
-            .sum();
-        let replies = batch.drain(..).map(|(_, reply)| reply).zip(results);
-        let done = Committed {
-            replies: replies.collect(),
-            mails,
-        };
-        match &answer {
-            Answer::Now(mail_notify) => done.answer(mail_notify),
-            Answer::AfterSync(syncer) => {
-                if let Err(unsent) = syncer.send(done) {
-                    // The syncer is gone (it never exits on its own): nothing can be made durable.
-                    unsent
-                        .0
-                        .fail(&Arc::new(DbError::Sqlx(sqlx::Error::PoolClosed)));
-                }
-            }
+        let mut mails = 0;
+        for ((_, reply), result) in batch.drain(..).zip(results) {
+            mails += result.as_ref().map_or(0, |(_, m)| *m);
+            let _ = reply.send(result);
+        }
+        if mails > 0 {
+            mail_notify.notify_one();
         }
     }
 }
@@ -315,62 +229,5 @@ async fn commit_one_by_one(
     match tx.commit().await {
         Ok(()) => results,
         Err(e) => all_failed(e.into()),
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::sync::mpsc;
-
-    use tokio::sync::{oneshot, Notify};
-
-    use super::{sync_loop, Committed, Outcome};
-
-    #[test]
-    fn waiters_hear_committed_only_after_the_wal_sync() {
-        let (reply, mut wait) = oneshot::channel();
-        let (tx, rx) = mpsc::channel();
-        let batch = Committed {
-            replies: vec![(reply, Ok((Outcome::Applied, 0)))],
-            mails: 0,
-        };
-        tx.send(batch).unwrap();
-        drop(tx);
-        let mut answered_before_sync = None;
-        let sync = || {
-            answered_before_sync = Some(wait.try_recv().is_ok());
-            Ok(())
-        };
-        sync_loop(rx, sync, &Notify::new());
-        assert_eq!(answered_before_sync, Some(false));
-        let answer = wait.try_recv().expect("answered after the sync");
-        assert!(matches!(answer, Ok((Outcome::Applied, 0))));
-    }
-
-    #[test]
-    fn one_failed_sync_fails_every_batch_it_covered() {
-        let (tx, rx) = mpsc::channel();
-        let mut waits = Vec::new();
-        for _ in 0..2 {
-            let (reply, wait) = oneshot::channel();
-            let batch = Committed {
-                replies: vec![(reply, Ok((Outcome::Applied, 1)))],
-                mails: 1,
-            };
-            tx.send(batch).unwrap();
-            waits.push(wait);
-        }
-        drop(tx);
-        let mut syncs = 0;
-        let sync = || {
-            syncs += 1;
-            Err(std::io::Error::other("device gone"))
-        };
-        sync_loop(rx, sync, &Notify::new());
-        assert_eq!(syncs, 1, "batches waiting together share one sync");
-        for mut wait in waits {
-            let answer = wait.try_recv().expect("answered");
-            assert!(answer.is_err(), "acknowledged without a durable sync");
-        }
     }
 }

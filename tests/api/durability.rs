@@ -148,3 +148,47 @@ async fn every_acknowledged_webhook_survives_a_sigkill_mid_burst() {
     assert!(item.is_some(), "the state change committed with the event");
     drop(conn);
 }
+
+/// A 2xx means the delivery's commit returned (on SQLite with `synchronous = full`, so its log
+/// is on disk): the writer's after-commit step is held here, and the webhook stays unanswered
+/// until the test lets it go.
+#[tokio::test]
+async fn no_webhook_is_acknowledged_before_its_commit_is_done() {
+    let (entered_tx, entered_rx) = std::sync::mpsc::channel::<()>();
+    let (release_tx, release_rx) = std::sync::mpsc::channel::<()>();
+    let (entered_tx, release_rx) = (Mutex::new(entered_tx), Mutex::new(release_rx));
+    let app = spawn_with(Options {
+        after_commit: Some(Box::new(move || {
+            let _ = entered_tx.lock().unwrap().send(());
+            let _ = release_rx.lock().unwrap().recv();
+        })),
+        ..Default::default()
+    })
+    .await;
+    let (id, body) = (msg_id(), event(0));
+    let mut request = app
+        .client
+        .post(app.url("/api/webhooks/clerk"))
+        .body(body.clone());
+    for (name, value) in svix_headers(SECRET_A, &id, now(), body.as_bytes()).unwrap() {
+        request = request.header(name, value);
+    }
+    let pending = tokio::spawn(request.send());
+    tokio::task::spawn_blocking(move || entered_rx.recv_timeout(Duration::from_secs(30)))
+        .await
+        .unwrap()
+        .expect("the writer committed the delivery");
+    assert!(
+        app.item("csub_item_kill_0").await.is_some(),
+        "the hook runs after the commit"
+    );
+    // Time for an early answer to arrive, were there one.
+    tokio::time::sleep(Duration::from_millis(300)).await;
+    assert!(
+        !pending.is_finished(),
+        "answered before its commit was done"
+    );
+    release_tx.send(()).unwrap();
+    let resp = pending.await.unwrap().unwrap();
+    assert_eq!(resp.status(), 200);
+}

@@ -190,6 +190,8 @@ pub struct Options {
     pub jwks_url: Option<String>,
     pub pem: bool,
     pub demo: bool,
+    /// Runs in the webhook writer after each commit, before its deliveries are answered.
+    pub after_commit: Option<Box<dyn Fn() + Send + Sync>>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -227,7 +229,12 @@ pub async fn spawn_with(opts: Options) -> TestApp {
     let config =
         Config::from_lookup(|k| vars.iter().find(|(n, _)| *n == k).map(|(_, v)| v.clone()))
             .unwrap();
-    let app = Application::build(config).await.expect("app builds");
+    let seams = plangate::startup::Seams {
+        after_commit: opts.after_commit,
+    };
+    let app = Application::build_with(config, seams)
+        .await
+        .expect("app builds");
     let addr: SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
     let db = app.state.db().clone();
     let state = app.state.clone();
