@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Edit-to-served times of the development loop (`cargo leptos watch`, BENCHMARKS.md "Dev loop").
+# Edit-to-served times of the development loop (README command 1, `scripts/dev.sh`, which ends
+# in `cargo leptos watch`; BENCHMARKS.md "Dev loop").
 # Starts the watcher, then ROUNDS times: changes a sentence of the home page and waits until
 # GET / serves it; changes style/main.css and waits until the stylesheet served has it. Every
 # edit is undone on exit. Prints one line per edit, in seconds.
@@ -27,7 +28,7 @@ wait_for() {  # url text: seconds until url serves text
   echo "timeout"; return 1
 }
 t0=$(now)
-set -m; cargo leptos watch >"$log" 2>&1 & WATCH=$!; set +m
+set -m; scripts/dev.sh >"$log" 2>&1 & WATCH=$!; set +m
 echo "first page served after $(wait_for "$t0" "$URL/" "$SENTENCE") s (log: $log)"
 sleep 2
 for i in $(seq "$ROUNDS"); do
