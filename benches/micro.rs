@@ -12,7 +12,7 @@ use plangate::{
         subscription::{Payer, PayerKind},
         Catalog, Evidence, ItemState, Policy, Status, TokenPlan,
     },
-    demo::SigningKey,
+    demo::{delivery::svix_headers, SigningKey},
     webhooks::verify::Verifier,
 };
 use secrecy::SecretString;
@@ -25,17 +25,10 @@ fn webhook_verification(c: &mut Criterion) {
         json!({"type": "subscriptionItem.active", "data": {"pad": "x".repeat(1900)}}).to_string();
     assert!((1900..2200).contains(&body.len()));
     let ts = plangate::db::now_ms() / 1000;
-    let sig = svix::webhooks::Webhook::new(SECRET)
-        .unwrap()
-        .sign("msg_1", ts, body.as_bytes())
-        .unwrap();
     let mut headers = HeaderMap::new();
-    headers.insert("svix-id", HeaderValue::from_static("msg_1"));
-    headers.insert(
-        "svix-timestamp",
-        HeaderValue::from_str(&ts.to_string()).unwrap(),
-    );
-    headers.insert("svix-signature", HeaderValue::from_str(&sig).unwrap());
+    for (name, value) in svix_headers(SECRET, "msg_1", ts, body.as_bytes()).unwrap() {
+        headers.insert(name, HeaderValue::from_str(&value).unwrap());
+    }
     let verifier = Verifier::new(&[SecretString::from(SECRET.to_string())]);
     c.bench_function("webhook_verify_2kb", |b| {
         b.iter(|| {

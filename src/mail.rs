@@ -1,10 +1,14 @@
-//! Outgoing mail: the worker that drains the outbox through
-//! SMTP (`SMTP_URL`) or, in development, into `.eml` files under `data/mail/`.
+//! Outgoing mail: the worker that drains the outbox through SMTP (`SMTP_URL`) or, in
+//! development, into `.eml` files under `data/mail/`, and the demo mailbox that reads them back.
 //!
 //! A message leaves the outbox only once the transport accepted it; failures retry with
 //! exponential back-off and are never dropped.
 
-use std::{path::PathBuf, sync::Arc, time::Duration};
+use std::{
+    path::{Path, PathBuf},
+    sync::Arc,
+    time::Duration,
+};
 
 use lettre::{
     message::{header::ContentType, Mailbox},
@@ -13,7 +17,10 @@ use lettre::{
 use tokio::sync::Notify;
 use tracing::{info, warn};
 
-use crate::db::{self, now_ms, Db};
+use crate::{
+    db::{self, now_ms, Db},
+    views::MailView,
+};
 
 #[derive(Clone)]
 pub enum Transport {
@@ -122,6 +129,40 @@ pub async fn worker(db: Db, transport: Transport, from: Mailbox, notify: Arc<Not
             _ = tokio::time::sleep(Duration::from_secs(1)) => {}
         }
     }
+}
+
+/// The mail written to `dir` (development, no `SMTP_URL`), decoded as a mail client would show
+/// it (headers, quoted-printable and base64 bodies), in the order it was written.
+pub async fn mailbox(dir: &Path) -> Vec<MailView> {
+    let mut out = Vec::new();
+    let mut entries = match tokio::fs::read_dir(&dir).await {
+        Ok(e) => e,
+        Err(_) => return out,
+    };
+    while let Ok(Some(e)) = entries.next_entry().await {
+        let name = e.file_name().to_string_lossy().to_string();
+        if !name.ends_with(".eml") {
+            continue;
+        }
+        let raw = tokio::fs::read(e.path()).await.unwrap_or_default();
+        let Some(mail) = mail_parser::MessageParser::default().parse(&raw) else {
+            continue;
+        };
+        let to = mail
+            .to()
+            .and_then(|a| a.first())
+            .and_then(|a| a.address())
+            .unwrap_or_default()
+            .to_string();
+        out.push(MailView {
+            file: name,
+            to,
+            subject: mail.subject().unwrap_or_default().to_string(),
+            body: mail.body_text(0).unwrap_or_default().replace("\r\n", "\n"),
+        });
+    }
+    out.sort_by(|a, b| a.file.cmp(&b.file));
+    out
 }
 
 #[cfg(test)]

@@ -178,7 +178,7 @@ impl Application {
             leptos_options,
             db: db.clone(),
             gate,
-            inbox: Inbox::new(Verifier::new(&secrets), writer),
+            inbox: Inbox::new(db.clone(), Verifier::new(&secrets), writer),
             limiter: RateLimiter::new(config.rate_limit_per_minute),
             config: Arc::new(config),
             demo,

@@ -11,36 +11,7 @@ pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
     if state.demo().is_none() {
         return Err(ServerFnError::new("not found"));
     }
-    let dir = state.config().data_dir.join("mail");
-    let mut out = Vec::new();
-    let mut entries = match tokio::fs::read_dir(&dir).await {
-        Ok(e) => e,
-        Err(_) => return Ok(out),
-    };
-    while let Ok(Some(e)) = entries.next_entry().await {
-        let name = e.file_name().to_string_lossy().to_string();
-        if !name.ends_with(".eml") {
-            continue;
-        }
-        let raw = tokio::fs::read(e.path()).await.unwrap_or_default();
-        let Some(mail) = mail_parser::MessageParser::default().parse(&raw) else {
-            continue;
-        };
-        let to = mail
-            .to()
-            .and_then(|a| a.first())
-            .and_then(|a| a.address())
-            .unwrap_or_default()
-            .to_string();
-        out.push(MailView {
-            file: name,
-            to,
-            subject: mail.subject().unwrap_or_default().to_string(),
-            body: mail.body_text(0).unwrap_or_default().replace("\r\n", "\n"),
-        });
-    }
-    out.sort_by(|a, b| a.file.cmp(&b.file));
-    Ok(out)
+    Ok(crate::mail::mailbox(&state.config().data_dir.join("mail")).await)
 }
 
 #[server]
@@ -52,12 +23,9 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
     let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(Vec::new());
     };
-    let mut conn = state
-        .db()
-        .conn()
-        .await
-        .map_err(crate::pages::server::internal)?;
-    let rows = crate::db::inbox::recent_for(&mut conn, &[session.user_id.as_str()], 50)
+    let rows = state
+        .inbox()
+        .recent(&session.user_id, 50)
         .await
         .map_err(crate::pages::server::internal)?;
     Ok(rows

@@ -8,7 +8,7 @@ use axum::http::HeaderMap;
 use tracing::warn;
 
 use crate::{
-    db::{now_ms, DbError},
+    db::{self, inbox::EventRow, now_ms, Db, DbError},
     webhooks::{
         events::{self, EventError},
         ingest::{Delivery, Outcome},
@@ -19,6 +19,7 @@ use crate::{
 };
 
 pub struct Inbox {
+    db: Db,
     verifier: Verifier,
     writer: Writer,
     /// Deliveries rejected before anything was stored.
@@ -39,8 +40,9 @@ pub enum InboxError {
 }
 
 impl Inbox {
-    pub fn new(verifier: Verifier, writer: Writer) -> Inbox {
+    pub fn new(db: Db, verifier: Verifier, writer: Writer) -> Inbox {
         Inbox {
+            db,
             verifier,
             writer,
             rejected: AtomicU64::new(0),
@@ -50,6 +52,12 @@ impl Inbox {
     /// How many deliveries failed their signature check since start.
     pub fn rejected(&self) -> u64 {
         self.rejected.load(Ordering::Relaxed)
+    }
+
+    /// The newest deliveries about a user or an organization, newest first.
+    pub async fn recent(&self, subject_id: &str, limit: i64) -> Result<Vec<EventRow>, DbError> {
+        let mut conn = self.db.conn().await?;
+        db::inbox::recent_for(&mut conn, &[subject_id], limit).await
     }
 
     /// Verifies, stores and applies one delivery; returns its svix-id and what became of it.
