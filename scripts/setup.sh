@@ -9,5 +9,9 @@ if [[ "${SKIP_CARGO_LEPTOS:-0}" != 1 ]] && ! cargo leptos --version >/dev/null 2
   scripts/install-cargo-leptos.sh ||
     echo "cargo-leptos could not be installed; scripts/dev.sh falls back to plain cargo"
 fi
+# mold, the faster linker the development build uses when it is there (optional).
+if ! command -v mold >/dev/null && command -v apt-get >/dev/null && [[ $(id -u) == 0 ]]; then
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq mold >/dev/null 2>&1 || true
+fi
 [[ -f .env ]] || cp .env.example .env
 echo "ready: run 'cargo leptos watch' and open http://127.0.0.1:3000"
