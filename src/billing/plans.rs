@@ -196,6 +196,17 @@ mod tests {
     "#;
 
     #[test]
+    fn a_plan_costs_its_monthly_or_its_annual_price() {
+        let c = Catalog::from_toml(SAMPLE).unwrap();
+        let pro = c.plan("pro").unwrap();
+        assert_eq!(
+            (pro.price_cents(false), pro.price_cents(true)),
+            (2000, 19200)
+        );
+        assert!(!pro.is_free() && c.plan("free_user").unwrap().is_free());
+    }
+
+    #[test]
     fn gates_allow_only_the_scoped_plans_they_name() {
         let c = Catalog::from_toml(SAMPLE).unwrap();
         let g = c.gate("premium").unwrap();

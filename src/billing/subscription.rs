@@ -238,6 +238,39 @@ mod tests {
     }
 
     #[test]
+    fn the_current_plan_is_the_current_item_only_while_it_can_grant_access() {
+        let now = 1_000;
+        let plan = |items: &[ItemState]| current_plan(items, now).map(|i| i.id.clone());
+        assert_eq!(
+            plan(&[item("a", Status::Active, 5, None)]).as_deref(),
+            Some("a")
+        );
+        assert_eq!(
+            plan(&[item("p", Status::PastDue, 5, None)]).as_deref(),
+            Some("p")
+        );
+        let canceled = |end| item("c", Status::Canceled, 5, Some(end));
+        assert_eq!(
+            plan(&[canceled(now + 1)]).as_deref(),
+            Some("c"),
+            "time left"
+        );
+        assert_eq!(plan(&[canceled(now)]), None, "the period ends now");
+        assert_eq!(plan(&[canceled(now - 1)]), None);
+        // The current item of a payer whose subscription ended describes them, but is no plan.
+        let ended = [item("e", Status::Ended, 9, None)];
+        assert_eq!(current_item(&ended, now).map(|i| i.id.as_str()), Some("e"));
+        assert_eq!(plan(&ended), None);
+        assert_eq!(plan(&[]), None);
+        // A live item wins over a newer one that cannot grant access.
+        let items = [
+            item("old", Status::Active, 1, None),
+            item("new", Status::Ended, 9, None),
+        ];
+        assert_eq!(plan(&items).as_deref(), Some("old"));
+    }
+
+    #[test]
     fn a_payment_failure_is_news_only_when_the_item_was_not_past_due_already() {
         let due = item("i", Status::PastDue, 2, None);
         assert!(due.starts_past_due_episode(None));
