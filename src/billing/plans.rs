@@ -204,6 +204,10 @@ mod tests {
             (2000, 19200)
         );
         assert!(!pro.is_free() && c.plan("free_user").unwrap().is_free());
+        assert!(
+            !c.plan("team").unwrap().is_free(),
+            "monthly only is still paid"
+        );
     }
 
     #[test]
