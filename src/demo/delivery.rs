@@ -31,7 +31,7 @@ pub async fn post(
     id: &str,
     body: &str,
 ) -> anyhow::Result<(u16, String)> {
-    let ts = crate::db::now_ms() / 1000;
+    let ts = crate::auth::now_secs();
     let mut request = http
         .post(url)
         .header("content-type", "application/json")
