@@ -13,6 +13,10 @@ pub struct NewEvent<'a> {
     pub payload: &'a str,
     /// The outcome to store; the writer corrects it after applying if it turns out otherwise.
     pub outcome: &'a str,
+    /// Why it could not be applied (outcome `failed`).
+    pub reason: Option<&'a str>,
+    /// The verified `svix-timestamp`, in ms.
+    pub signed_at: i64,
 }
 
 #[derive(Debug, Clone, serde::Serialize, serde::Deserialize, PartialEq)]
@@ -23,10 +27,40 @@ pub struct EventRow {
     pub received_at: i64,
     pub outcome: String,
     pub duplicates: i64,
+    pub reason: Option<String>,
+    /// Retention removed the payload (the row stays for deduplication).
+    pub purged: bool,
 }
 
-/// Inserts the delivery; `false` when this `svix_id` was stored before (a duplicate). On
-/// PostgreSQL a concurrent copy waits here until the first transaction ends.
+const ROW_COLUMNS: &str =
+    "svix_id, event_type, event_at, received_at, outcome, duplicates, reason, purged_at";
+
+fn event_row(r: &sqlx::any::AnyRow) -> EventRow {
+    EventRow {
+        svix_id: r.get("svix_id"),
+        event_type: r.get("event_type"),
+        event_at: r.get("event_at"),
+        received_at: r.get("received_at"),
+        outcome: r.get("outcome"),
+        duplicates: r.get("duplicates"),
+        reason: r.get("reason"),
+        purged: r.get::<Option<i64>, _>("purged_at").is_some(),
+    }
+}
+
+/// A stored delivery, as replay reads it back.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub outcome: String,
+    /// `None` once retention removed it.
+    pub payload: Option<String>,
+    /// The signed time it came with (older rows: when it was received).
+    pub signed_at: i64,
+}
+
+/// Inserts the delivery; `false` when this `svix_id` was stored before (a duplicate). A row
+/// stored as `failed` is no duplicate: the new attempt replaces it. On PostgreSQL a concurrent
+/// copy waits here until the first transaction ends.
 pub async fn insert(conn: &mut AnyConnection, ev: &NewEvent<'_>) -> Result<bool, DbError> {
     Ok(!insert_many(conn, std::slice::from_ref(ev))
         .await?
@@ -46,9 +80,16 @@ pub async fn insert_many(
     let mut inserted = Vec::with_capacity(events.len());
     for chunk in sorted.chunks(MAX_ROWS) {
         let sql = format!(
-            "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, subject_id, payload) \
-             values {} on conflict (svix_id) do nothing returning svix_id",
-            placeholders(chunk.len(), 7, 1)
+            "insert into webhook_event (svix_id, event_type, event_at, received_at, outcome, \
+               subject_id, payload, reason, signed_at) \
+             values {} on conflict (svix_id) do update set event_type = excluded.event_type, \
+               event_at = excluded.event_at, received_at = excluded.received_at, \
+               outcome = excluded.outcome, subject_id = excluded.subject_id, \
+               payload = excluded.payload, reason = excluded.reason, \
+               signed_at = excluded.signed_at, purged_at = null \
+             where webhook_event.outcome = 'failed' \
+             returning svix_id",
+            placeholders(chunk.len(), 9, 1)
         );
         let mut q = sqlx::query(&sql);
         for ev in chunk {
@@ -59,7 +100,9 @@ pub async fn insert_many(
                 .bind(now)
                 .bind(ev.outcome)
                 .bind(ev.subject_id)
-                .bind(ev.payload);
+                .bind(ev.payload)
+                .bind(ev.reason)
+                .bind(ev.signed_at);
         }
         for row in q.fetch_all(&mut *conn).await? {
             inserted.push(row.get::<String, _>(0));
@@ -101,9 +144,11 @@ pub async fn set_outcome(
     conn: &mut AnyConnection,
     svix_id: &str,
     outcome: &str,
+    reason: Option<&str>,
 ) -> Result<(), DbError> {
-    sqlx::query("update webhook_event set outcome = $1 where svix_id = $2")
+    sqlx::query("update webhook_event set outcome = $1, reason = $2 where svix_id = $3")
         .bind(outcome)
+        .bind(reason)
         .bind(svix_id)
         .execute(conn)
         .await?;
@@ -111,13 +156,85 @@ pub async fn set_outcome(
 }
 
 pub async fn payload(conn: &mut AnyConnection, svix_id: &str) -> Result<Option<String>, DbError> {
-    Ok(
-        sqlx::query("select payload from webhook_event where svix_id = $1")
-            .bind(svix_id)
-            .fetch_optional(conn)
-            .await?
-            .map(|r| r.get("payload")),
+    Ok(stored(conn, svix_id).await?.and_then(|s| s.payload))
+}
+
+/// The stored delivery `svix_id`, if there is one.
+pub async fn stored(conn: &mut AnyConnection, svix_id: &str) -> Result<Option<Stored>, DbError> {
+    let row = sqlx::query(
+        "select outcome, payload, purged_at, coalesce(signed_at, received_at) as signed_at \
+         from webhook_event where svix_id = $1",
     )
+    .bind(svix_id)
+    .fetch_optional(conn)
+    .await?;
+    Ok(row.map(|r| Stored {
+        outcome: r.get("outcome"),
+        payload: match r.get::<Option<i64>, _>("purged_at") {
+            Some(_) => None,
+            None => Some(r.get("payload")),
+        },
+        signed_at: r.get("signed_at"),
+    }))
+}
+
+/// The newest deliveries, newest first; with `failed_only`, only those that could not be
+/// applied.
+pub async fn list(
+    conn: &mut AnyConnection,
+    failed_only: bool,
+    limit: i64,
+) -> Result<Vec<EventRow>, DbError> {
+    let filter = if failed_only {
+        "where outcome = 'failed'"
+    } else {
+        ""
+    };
+    let rows = sqlx::query(&format!(
+        "select {ROW_COLUMNS} from webhook_event {filter} \
+         order by received_at desc, svix_id desc limit $1"
+    ))
+    .bind(limit)
+    .fetch_all(conn)
+    .await?;
+    Ok(rows.iter().map(event_row).collect())
+}
+
+/// How many deliveries are stored as `failed` (dead letters).
+pub async fn count_failed(conn: &mut AnyConnection) -> Result<i64, DbError> {
+    Ok(
+        sqlx::query("select count(*) from webhook_event where outcome = 'failed'")
+            .fetch_one(conn)
+            .await?
+            .get::<i64, _>(0),
+    )
+}
+
+/// Removes the payloads of deliveries received before `cutoff_ms`, a bounded number per
+/// statement so that no transaction holds the write lock for long; keeps the rows. Returns how
+/// many payloads went.
+pub async fn purge_payloads(
+    conn: &mut AnyConnection,
+    cutoff_ms: i64,
+    now_ms: i64,
+) -> Result<u64, DbError> {
+    let mut total = 0;
+    loop {
+        let done = sqlx::query(
+            "update webhook_event set payload = '', purged_at = $1 where svix_id in \
+             (select svix_id from webhook_event where received_at < $2 and purged_at is null \
+              limit 500)",
+        )
+        .bind(now_ms)
+        .bind(cutoff_ms)
+        .execute(&mut *conn)
+        .await?
+        .rows_affected();
+        total += done;
+        if done == 0 {
+            return Ok(total);
+        }
+    }
 }
 
 pub async fn count(conn: &mut AnyConnection) -> Result<i64, DbError> {
@@ -135,22 +252,15 @@ pub async fn recent_for(
 ) -> Result<Vec<EventRow>, DbError> {
     let mut out = Vec::new();
     for subject in subject_ids {
-        let rows = sqlx::query(
-            "select svix_id, event_type, event_at, received_at, outcome, duplicates from webhook_event \
-             where subject_id = $1 order by received_at desc limit $2",
-        )
+        let rows = sqlx::query(&format!(
+            "select {ROW_COLUMNS} from webhook_event \
+             where subject_id = $1 order by received_at desc limit $2"
+        ))
         .bind(*subject)
         .bind(limit)
         .fetch_all(&mut *conn)
         .await?;
-        out.extend(rows.iter().map(|r| EventRow {
-            svix_id: r.get("svix_id"),
-            event_type: r.get("event_type"),
-            event_at: r.get("event_at"),
-            received_at: r.get("received_at"),
-            outcome: r.get("outcome"),
-            duplicates: r.get("duplicates"),
-        }));
+        out.extend(rows.iter().map(event_row));
     }
     out.sort_by_key(|e| std::cmp::Reverse(e.received_at));
     out.truncate(limit as usize);

@@ -68,6 +68,14 @@ pub async fn for_payer(
     Ok(rows.iter().map(from_row).collect())
 }
 
+/// Every stored item (the reconciliation sweep compares them with the Backend API's list).
+pub async fn all(conn: &mut AnyConnection) -> Result<Vec<ItemState>, DbError> {
+    let rows = sqlx::query(&format!("select {COLUMNS} from subscription_item"))
+        .fetch_all(conn)
+        .await?;
+    Ok(rows.iter().map(from_row).collect())
+}
+
 /// Writes the item unless the stored state has a greater order key. Payer details missing from
 /// the new evidence (payment attempts do not repeat them) are kept from the stored row.
 pub async fn upsert_if_newer(

@@ -156,6 +156,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "event duplicates",
         include_str!("../../migrations/0002_event_duplicates.sql"),
     ),
+    (
+        3,
+        "dead letters",
+        include_str!("../../migrations/0003_dead_letters.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -1,6 +1,7 @@
 //! `POST /api/webhooks/clerk`: the raw bytes to the inbox, its verdict to HTTP. A delivery not
 //! signed by Clerk is `400` (past the address's limit of failures, `429`); one that cannot be
-//! read is `400`; a database that cannot take it is `503` (Svix retries).
+//! read is `400`; one that is signed but cannot be applied is stored as a dead letter and
+//! answered `422` (Svix retries it); a database that cannot take it is `503` (Svix retries).
 
 use axum::{
     body::Bytes,
@@ -15,7 +16,7 @@ use super::{
     error::{too_many, ApiError},
     guard::{client_of, Peer},
 };
-use crate::{services::InboxError, state::AppState};
+use crate::{services::InboxError, state::AppState, webhooks::ingest::Outcome};
 
 pub const BODY_LIMIT: usize = 256 * 1024;
 
@@ -26,9 +27,21 @@ pub async fn receive(
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), Response> {
     match state.inbox().receive(&headers, &body).await {
-        Ok((svix_id, outcome)) => Ok((
+        Ok(r) if r.outcome == Outcome::Failed => Err((
+            StatusCode::UNPROCESSABLE_ENTITY,
+            Json(json!({
+                "error": {
+                    "code": "unprocessable_event",
+                    "message": r.reason.unwrap_or_else(|| "the event cannot be applied".into()),
+                },
+                "svix_id": r.svix_id,
+                "outcome": "failed",
+            })),
+        )
+            .into_response()),
+        Ok(r) => Ok((
             StatusCode::OK,
-            Json(json!({"svix_id": svix_id, "outcome": outcome.as_str()})),
+            Json(json!({"svix_id": r.svix_id, "outcome": r.outcome.as_str()})),
         )),
         // Failed signature checks are limited per address: past the limit a failure is
         // answered 429 rather than 400. A valid delivery is always applied (an HMAC check
@@ -41,8 +54,6 @@ pub async fn receive(
         Err(InboxError::Payload(e)) => {
             Err(ApiError::bad_request("invalid_payload", e.to_string()).into_response())
         }
-        Err(InboxError::Unavailable(e)) => {
-            Err(ApiError::unavailable("applying a webhook", e).into_response())
-        }
+        Err(e) => Err(ApiError::unavailable("applying a webhook", e).into_response()),
     }
 }

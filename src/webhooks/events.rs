@@ -23,14 +23,39 @@ pub enum EventError {
     Missing(&'static str),
 }
 
+impl EventError {
+    /// A short label for metrics and logs.
+    pub fn code(&self) -> &'static str {
+        match self {
+            EventError::NotJson => "not_json",
+            EventError::NoType => "no_type",
+            EventError::NoData => "no_data",
+            EventError::Missing(_) => "missing_field",
+        }
+    }
+}
+
 /// A parsed event envelope.
 #[derive(Debug, Clone)]
 pub struct ClerkEvent {
     pub event_type: String,
     /// Event time in ms (Clerk sends seconds in some payloads and ms in others).
     pub timestamp_ms: Option<i64>,
-    /// The whole payload; `data` is checked to be an object.
+    /// The whole payload; for the types this app handles, `changes` checks `data` is an object.
     pub raw: Value,
+}
+
+/// The event types whose data changes state (DESIGN §4); any other type is only recorded.
+pub fn is_handled(event_type: &str) -> bool {
+    matches!(event_type, "user.created" | "user.updated" | "user.deleted")
+        || event_type
+            .strip_prefix("subscription.")
+            .or_else(|| event_type.strip_prefix("subscriptionItem."))
+            .is_some_and(|rest| !rest.is_empty())
+        || matches!(
+            event_type,
+            "paymentAttempt.created" | "paymentAttempt.updated"
+        )
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -81,9 +106,6 @@ pub fn parse(body: &[u8]) -> Result<ClerkEvent, EventError> {
         .filter(|t| !t.is_empty())
         .ok_or(EventError::NoType)?
         .to_string();
-    if !raw.get("data").is_some_and(Value::is_object) {
-        return Err(EventError::NoData);
-    }
     let timestamp_ms = raw.get("timestamp").and_then(Value::as_i64).map(to_ms);
     Ok(ClerkEvent {
         event_type,
@@ -230,7 +252,13 @@ impl ClerkEvent {
     }
 
     fn claimed_changes(&self, signed_at_ms: i64) -> Result<Vec<Change>, EventError> {
+        if !is_handled(&self.event_type) {
+            return Ok(vec![]);
+        }
         let d = self.data();
+        if !d.is_object() {
+            return Err(EventError::NoData);
+        }
         let at = self.claimed_at(signed_at_ms);
         let kind = self.event_type.as_str();
         match kind {
@@ -446,9 +474,31 @@ mod tests {
         assert_eq!(parse(b"{not json").unwrap_err(), EventError::NotJson);
         assert_eq!(parse(b"[]").unwrap_err(), EventError::NotJson);
         assert_eq!(parse(br#"{"data":{}}"#).unwrap_err(), EventError::NoType);
-        assert_eq!(
-            parse(br#"{"type":"user.created"}"#).unwrap_err(),
-            EventError::NoData
-        );
+    }
+
+    /// A handled type without its data cannot be applied (a dead letter); any other type is
+    /// only recorded, with or without data.
+    #[test]
+    fn a_handled_type_needs_its_data_and_an_unknown_type_does_not() {
+        for t in [
+            "user.created",
+            "subscription.active",
+            "subscriptionItem.ended",
+            "paymentAttempt.updated",
+        ] {
+            let body = format!(r#"{{"type":"{t}","data":"nope"}}"#);
+            let ev = parse(body.as_bytes()).unwrap();
+            assert_eq!(ev.changes(SIGNED).unwrap_err(), EventError::NoData, "{t}");
+        }
+        for t in [
+            "email.created",
+            "subscription.",
+            "session.ended",
+            "paymentAttempt.deleted",
+        ] {
+            let body = format!(r#"{{"type":"{t}"}}"#);
+            let ev = parse(body.as_bytes()).unwrap();
+            assert_eq!(ev.changes(SIGNED).unwrap(), vec![], "{t}");
+        }
     }
 }

@@ -22,6 +22,9 @@ pub enum Outcome {
     Recorded,
     /// This svix-id was processed before.
     Duplicate,
+    /// Signed, but a known type whose shape cannot be applied: stored as a dead letter with its
+    /// reason (answered 422; a redelivery or a replay tries again).
+    Failed,
 }
 
 impl Outcome {
@@ -31,8 +34,17 @@ impl Outcome {
             Outcome::Stale => "stale",
             Outcome::Recorded => "recorded",
             Outcome::Duplicate => "duplicate",
+            Outcome::Failed => "failed",
         }
     }
+
+    pub const ALL: [Outcome; 5] = [
+        Outcome::Applied,
+        Outcome::Stale,
+        Outcome::Recorded,
+        Outcome::Duplicate,
+        Outcome::Failed,
+    ];
 }
 
 pub struct ApplyContext<'a> {
@@ -53,12 +65,19 @@ pub struct Delivery {
     pub subject_id: Option<String>,
     /// The payload as it may be stored (redacted).
     pub stored_payload: String,
+    /// Why its changes could not be read (it is then stored as `failed`, changing nothing).
+    pub failure: Option<String>,
+    /// Applied again from its stored row (`plangate inbox replay`), not a new delivery: the row
+    /// is not inserted, only its outcome updated.
+    pub replay: bool,
 }
 
 impl Delivery {
     /// The outcome unless every change turns out stale.
     pub fn expected_outcome(&self) -> Outcome {
-        if self.changes.is_empty() {
+        if self.failure.is_some() {
+            Outcome::Failed
+        } else if self.changes.is_empty() {
             Outcome::Recorded
         } else {
             Outcome::Applied
@@ -74,13 +93,13 @@ pub async fn apply(
     d: &Delivery,
     ctx: &ApplyContext<'_>,
 ) -> Result<(Outcome, usize), DbError> {
-    if !db::inbox::insert(conn, &d.new_event("received")).await? {
+    if !d.replay && !db::inbox::insert(conn, &d.new_event("received")).await? {
         db::inbox::count_duplicate(conn, &d.svix_id).await?;
         info!("duplicate delivery");
         return Ok((Outcome::Duplicate, 0));
     }
     let (outcome, mails) = apply_changes(conn, &[d], ctx).await?[0];
-    db::inbox::set_outcome(conn, &d.svix_id, outcome.as_str()).await?;
+    db::inbox::set_outcome(conn, &d.svix_id, outcome.as_str(), d.failure.as_deref()).await?;
     Ok((outcome, mails))
 }
 
@@ -93,6 +112,8 @@ impl Delivery {
             subject_id: self.subject_id.as_deref(),
             payload: &self.stored_payload,
             outcome,
+            reason: self.failure.as_deref(),
+            signed_at: self.signed_at_ms,
         }
     }
 }
@@ -161,6 +182,7 @@ pub async fn apply_changes(
         .zip(tally)
         .map(|(d, t)| {
             let outcome = match (d.changes.is_empty(), t.applied) {
+                _ if d.failure.is_some() => Outcome::Failed,
                 (true, _) => Outcome::Recorded,
                 (false, 0) => Outcome::Stale,
                 _ => Outcome::Applied,

@@ -19,6 +19,16 @@ pub enum Rejection {
 }
 
 impl Rejection {
+    /// A short label for metrics and logs.
+    pub fn code(self) -> &'static str {
+        match self {
+            Rejection::NoSecret => "no_secret",
+            Rejection::MissingHeaders => "missing_headers",
+            Rejection::BadTimestamp => "bad_timestamp",
+            Rejection::BadSignature => "bad_signature",
+        }
+    }
+
     pub fn message(self) -> &'static str {
         match self {
             Rejection::NoSecret => "webhook secret not configured",

@@ -123,6 +123,10 @@ async fn commit_batch(
     batch: &[(Delivery, Reply)],
     ctx: &ApplyContext<'_>,
 ) -> Results {
+    // Replays (an operator's command, rare) update their stored rows rather than insert them.
+    if batch.iter().any(|(d, _)| d.replay) {
+        return commit_one_by_one(conn, batch, ctx).await;
+    }
     match commit_together(conn, batch, ctx).await {
         Ok(results) => results,
         Err(e) => {
