@@ -68,6 +68,12 @@ pub struct Config {
     /// Failed attempts allowed per client address per minute; 0 disables the limit.
     pub rate_limit_per_minute: u32,
     pub trusted_proxies: TrustedProxies,
+    /// Where Prometheus scrapes `/metrics`; `None` when `METRICS_ADDR=off`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The drift sweep's period; `None` disables it (`RECONCILE_INTERVAL_SECS=0`).
+    pub reconcile_interval: Option<Duration>,
+    /// Stored webhook payloads older than this are removed (their rows stay).
+    pub inbox_retention_days: i64,
 }
 
 impl Config {
@@ -108,6 +114,13 @@ impl Config {
         if production && !app_url.starts_with("https://") {
             return Err(err("APP_URL", "must be https:// in production"));
         }
+        let (metrics_addr, reconcile_interval, inbox_retention_days) = operations(&env)?;
+        if metrics_addr.is_some_and(|m| m.port() != 0 && m.port() == listen_addr.port()) {
+            return Err(err(
+                "METRICS_ADDR",
+                "must not be the public port (LEPTOS_SITE_ADDR): metrics are for the operator only",
+            ));
+        }
         let json_logs = match env.get("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => false,
             Some("json") => true,
@@ -133,6 +146,9 @@ impl Config {
             json_logs,
             rate_limit_per_minute,
             trusted_proxies,
+            metrics_addr,
+            reconcile_interval,
+            inbox_retention_days,
         })
     }
 
@@ -330,6 +346,34 @@ fn token_keys(env: &Vars) -> Result<(Option<String>, Option<String>, Duration), 
     Ok((jwt_key_pem, jwks_url, cooldown))
 }
 
+/// The metrics listener, the reconciliation period and the inbox retention (DESIGN §7–§9).
+fn operations(env: &Vars) -> Result<(Option<SocketAddr>, Option<Duration>, i64), ConfigError> {
+    let metrics_addr = match env.get("METRICS_ADDR").as_deref() {
+        Some("off") => None,
+        other => Some(
+            other
+                .unwrap_or("127.0.0.1:9464")
+                .parse::<SocketAddr>()
+                .map_err(|_| {
+                    err(
+                        "METRICS_ADDR",
+                        "expected host:port (e.g. 127.0.0.1:9464) or `off`",
+                    )
+                })?,
+        ),
+    };
+    let interval = env.num("RECONCILE_INTERVAL_SECS", 3600)?;
+    let reconcile_interval = (interval > 0).then(|| Duration::from_secs(interval as u64));
+    let inbox_retention_days = env.num("INBOX_RETENTION_DAYS", 30)?;
+    if !(1..=36_500).contains(&inbox_retention_days) {
+        return Err(err(
+            "INBOX_RETENTION_DAYS",
+            "expected a whole number of days from 1 to 36500",
+        ));
+    }
+    Ok((metrics_addr, reconcile_interval, inbox_retention_days))
+}
+
 fn mail(env: &Vars) -> Result<(Option<SecretString>, String), ConfigError> {
     let smtp_url = env.get("SMTP_URL");
     if let Some(u) = &smtp_url {
@@ -512,10 +556,41 @@ mod tests {
             ("RATE_LIMIT_PER_MINUTE", "-1"),
             ("TRUSTED_PROXIES", "10.0.0.1, proxy.internal"),
             ("TRUSTED_PROXIES", "10.0.0.0/33"),
+            ("METRICS_ADDR", "9464"),
+            ("METRICS_ADDR", "127.0.0.1:3000"),
+            ("METRICS_ADDR", "OFF "),
+            ("RECONCILE_INTERVAL_SECS", "hourly"),
+            ("RECONCILE_INTERVAL_SECS", "-60"),
+            ("INBOX_RETENTION_DAYS", "0"),
+            ("INBOX_RETENTION_DAYS", "36501"),
+            ("INBOX_RETENTION_DAYS", "30d"),
         ] {
             let e = Config::from_lookup(lookup(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v} gave {e}");
         }
+    }
+
+    #[test]
+    fn operations_settings_have_their_defaults_and_their_off_switches() {
+        let c = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
+        assert_eq!(c.reconcile_interval, Some(Duration::from_secs(3600)));
+        assert_eq!(c.inbox_retention_days, 30);
+        let c = Config::from_lookup(lookup(&[
+            ("METRICS_ADDR", "off"),
+            ("RECONCILE_INTERVAL_SECS", "0"),
+            ("INBOX_RETENTION_DAYS", "1"),
+        ]))
+        .unwrap();
+        assert_eq!((c.metrics_addr, c.reconcile_interval), (None, None));
+        assert_eq!(c.inbox_retention_days, 1);
+        let c = Config::from_lookup(lookup(&[
+            ("METRICS_ADDR", "0.0.0.0:9100"),
+            ("RECONCILE_INTERVAL_SECS", "90"),
+        ]))
+        .unwrap();
+        assert_eq!(c.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
+        assert_eq!(c.reconcile_interval, Some(Duration::from_secs(90)));
     }
 
     #[test]

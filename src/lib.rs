@@ -1,8 +1,9 @@
 //! plangate: subscriptions through Clerk Billing, gated on the server.
 //!
 //! Layers, each using only those below it (a unit test checks there is no cycle):
-//! `billing` (pure domain) · `db` (SQL) · `auth` (session tokens) · `webhooks` (Clerk's
-//! deliveries) · `mail`, `demo`, `security` · `services` (`Gate`, `Inbox`) · `state` · the
+//! `billing` (pure domain) · `metrics` · `db` (SQL) · `auth` (session tokens) · `webhooks`
+//! (Clerk's deliveries) · `clerk_api` (Clerk's Backend API) · `mail`, `demo`, `security` ·
+//! `services` (`Gate`, `Inbox`, `Reconciler`) · `state` · the
 //! pages (`app`, `pages`, `components`, `views`) · `http` (every route) · `startup`.
 
 pub mod app;
@@ -14,6 +15,8 @@ pub mod views;
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
+pub mod clerk_api;
+#[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]
 pub mod db;
@@ -23,6 +26,8 @@ pub mod demo;
 pub mod http;
 #[cfg(feature = "ssr")]
 pub mod mail;
+#[cfg(feature = "ssr")]
+pub mod metrics;
 #[cfg(feature = "ssr")]
 pub mod private_files;
 #[cfg(feature = "ssr")]

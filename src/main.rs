@@ -1,6 +1,22 @@
-//! Thin bootstrap: `plangate [serve|migrate|trigger …]`.
+//! Thin bootstrap: `plangate [serve | migrate | trigger … | reconcile … | inbox …]`.
 
-use plangate::{config::Config, db::Db, startup::Application, telemetry, trigger};
+use plangate::{
+    billing::PayerKind,
+    config::Config,
+    db::Db,
+    services::InboxError,
+    startup::{Application, Operations},
+    telemetry, trigger,
+};
+
+const USAGE: &str =
+    "usage: plangate [serve | migrate | trigger <event-type> … | reconcile … | inbox …]
+  reconcile --user ID | --org ID | --all
+      compares the database with Clerk's Backend API and corrects what drifted
+  inbox list [--failed] [--limit N]
+      the newest deliveries: <svix_id> <event type> <outcome> <received>
+  inbox replay <svix_id>... | --failed
+      applies stored deliveries again (ordering and exactly-once side effects included)";
 
 #[tokio::main]
 async fn main() {
@@ -19,11 +35,10 @@ async fn main() {
             });
             trigger::run(&args[1..], secret).await
         }
+        "reconcile" => reconcile(&args[1..]).await,
+        "inbox" => inbox(&args[1..]).await,
         "-h" | "--help" | "help" => {
-            println!(
-                "usage: plangate [serve | migrate | trigger <event-type> …]\n{}",
-                trigger::USAGE
-            );
+            println!("{USAGE}\n{}", trigger::USAGE);
             Ok(())
         }
         other => Err(anyhow::anyhow!(
@@ -46,4 +61,114 @@ async fn serve_or_migrate(migrate_only: bool) -> anyhow::Result<()> {
         return Ok(());
     }
     Application::build(config).await?.run_until_stopped().await
+}
+
+async fn operations() -> anyhow::Result<Operations> {
+    let config = Config::from_env()?;
+    telemetry::init_for_command(config.json_logs);
+    Operations::build(&config).await
+}
+
+/// `plangate reconcile --user ID | --org ID | --all` (DESIGN §7): one line per corrected item,
+/// then `N checked, M corrected`; exit 1 when the Backend API could not be read.
+async fn reconcile(args: &[String]) -> anyhow::Result<()> {
+    let usage = || anyhow::anyhow!("usage: plangate reconcile --user ID | --org ID | --all");
+    let target = match args {
+        [flag] if flag == "--all" => None,
+        [flag, id] if flag == "--user" => Some((PayerKind::User, id.as_str())),
+        [flag, id] if flag == "--org" => Some((PayerKind::Org, id.as_str())),
+        _ => return Err(usage()),
+    };
+    let ops = operations().await?;
+    let reconciler = ops.reconciler.ok_or_else(|| {
+        anyhow::anyhow!("reconciliation needs CLERK_SECRET_KEY (and CLERK_PUBLISHABLE_KEY)")
+    })?;
+    let report = match target {
+        None => reconciler.sweep().await?,
+        Some((kind, id)) => reconciler.payer(kind, id).await?,
+    };
+    for line in report.lines() {
+        println!("{line}");
+    }
+    Ok(())
+}
+
+/// `plangate inbox list [--failed] [--limit N]` and `plangate inbox replay <svix_id>… | --failed`.
+async fn inbox(args: &[String]) -> anyhow::Result<()> {
+    let usage = || {
+        anyhow::anyhow!(
+            "usage: plangate inbox list [--failed] [--limit N] | plangate inbox replay <svix_id>... | --failed"
+        )
+    };
+    match args.first().map(String::as_str) {
+        Some("list") => {
+            let (mut failed, mut limit) = (false, 50i64);
+            let mut rest = args[1..].iter();
+            while let Some(a) = rest.next() {
+                match a.as_str() {
+                    "--failed" => failed = true,
+                    "--limit" => {
+                        limit = rest
+                            .next()
+                            .and_then(|n| n.parse().ok())
+                            .filter(|n| *n > 0)
+                            .ok_or_else(|| anyhow::anyhow!("--limit takes a number above 0"))?
+                    }
+                    _ => return Err(usage()),
+                }
+            }
+            let ops = operations().await?;
+            for row in ops.inbox.list(failed, limit).await? {
+                println!(
+                    "{} {} {} {}",
+                    row.svix_id,
+                    row.event_type,
+                    row.outcome,
+                    plangate::views::format_rfc3339(row.received_at)
+                );
+            }
+            Ok(())
+        }
+        Some("replay") if args.len() > 1 => {
+            let ops = operations().await?;
+            let ids: Vec<String> = if args[1..] == ["--failed".to_string()] {
+                ops.inbox
+                    .list(true, i64::MAX)
+                    .await?
+                    .into_iter()
+                    .map(|r| r.svix_id)
+                    .collect()
+            } else if args[1..].iter().any(|a| a.starts_with("--")) {
+                return Err(usage());
+            } else {
+                args[1..].to_vec()
+            };
+            let mut trouble = 0;
+            for id in ids {
+                match ops.inbox.replay(&id).await {
+                    Ok(r) => match r.reason {
+                        Some(reason) => {
+                            trouble += 1;
+                            println!("{id} {} ({reason})", r.outcome.as_str())
+                        }
+                        None => println!("{id} {}", r.outcome.as_str()),
+                    },
+                    Err(
+                        e @ (InboxError::NotFound(_)
+                        | InboxError::Purged(_)
+                        | InboxError::Payload(_)),
+                    ) => {
+                        trouble += 1;
+                        println!("{id} not replayed: {e}");
+                    }
+                    Err(e) => return Err(e.into()),
+                }
+            }
+            if trouble > 0 {
+                anyhow::bail!("{trouble} deliveries are still not applied");
+            }
+            Ok(())
+        }
+        _ => Err(usage()),
+    }
 }

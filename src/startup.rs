@@ -12,15 +12,24 @@ use tracing::info;
 use crate::{
     auth::{cookie_suffix, KeyStore, TokenVerifier},
     billing::{Catalog, Policy},
+    clerk_api::ClerkApi,
     config::{AppEnv, Config},
+    db::now_ms,
     db::Db,
     demo::DemoIssuer,
     mail,
+    metrics::Metrics,
     security::{csp::Csp, RateLimiter},
-    services::{Gate, Inbox},
+    services::{Gate, Inbox, Reconciler},
     state::{AppState, Wiring},
-    webhooks::{verify::Verifier, writer::Writer},
+    webhooks::{
+        verify::Verifier,
+        writer::{OnCommit, Writer},
+    },
 };
+
+/// The time in ms since the epoch, as background work sees it.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// Where a test may put its own code into the app it builds.
 #[derive(Default)]
@@ -28,12 +37,82 @@ pub struct Seams {
     /// Runs in the webhook writer after each durable commit, before its deliveries are
     /// answered (a test blocks here to see that nothing is acknowledged meanwhile).
     pub after_commit: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The clock retention reads (a test moves it days ahead instead of sleeping).
+    pub clock: Option<Clock>,
 }
 
 pub struct Application {
     listener: TcpListener,
+    metrics_listener: Option<TcpListener>,
     router: Router,
     pub state: AppState,
+    background: Background,
+}
+
+/// The periodic work `serve` does besides answering requests.
+struct Background {
+    inbox: Arc<Inbox>,
+    reconciler: Option<Arc<Reconciler>>,
+    reconcile_interval: Option<Duration>,
+    retention_days: i64,
+    clock: Clock,
+}
+
+/// How often retention looks for payloads to remove.
+const RETENTION_PERIOD: Duration = Duration::from_secs(3600);
+
+/// What the operator commands (`plangate reconcile`, `plangate inbox`) need: the database,
+/// the inbox and the reconciler, built like `serve`'s but without listeners.
+pub struct Operations {
+    pub inbox: Arc<Inbox>,
+    pub reconciler: Option<Arc<Reconciler>>,
+}
+
+impl Operations {
+    pub async fn build(config: &Config) -> anyhow::Result<Operations> {
+        let db = Db::connect(&config.database_url).await?;
+        db.migrate().await?;
+        let metrics = Arc::new(Metrics::new());
+        // Mail these commands queue is sent by `serve`'s outbox worker.
+        let writer = Writer::start(
+            db.clone(),
+            config.manage_url(),
+            Arc::new(Notify::new()),
+            Box::new(|_| {}),
+        );
+        let inbox = Arc::new(Inbox::new(
+            db.clone(),
+            Verifier::new(&[]),
+            writer,
+            metrics.clone(),
+        ));
+        let reconciler = reconciler(config, &db, &inbox, &metrics)?;
+        Ok(Operations { inbox, reconciler })
+    }
+}
+
+/// The reconciler, when a Backend API key is configured.
+fn reconciler(
+    config: &Config,
+    db: &Db,
+    inbox: &Arc<Inbox>,
+    metrics: &Arc<Metrics>,
+) -> anyhow::Result<Option<Arc<Reconciler>>> {
+    let Some((clerk, key)) = config
+        .clerk
+        .as_ref()
+        .and_then(|c| c.secret_key.as_ref().map(|k| (c, k)))
+    else {
+        return Ok(None);
+    };
+    let api = ClerkApi::new(&clerk.api_url, key.clone(), metrics.clone())
+        .context("building the Backend API client")?;
+    Ok(Some(Arc::new(Reconciler::new(
+        api,
+        db.clone(),
+        inbox.clone(),
+        metrics.clone(),
+    ))))
 }
 
 fn leptos_options(addr: SocketAddr) -> anyhow::Result<LeptosOptions> {
@@ -131,6 +210,13 @@ impl Application {
             }
         }
 
+        let metrics_listener = match config.metrics_addr {
+            Some(a) => Some(TcpListener::bind(a).await.with_context(|| {
+                format!("METRICS_ADDR: cannot listen on {a} (set another address or `off`)")
+            })?),
+            None => None,
+        };
+        let metrics = Arc::new(Metrics::new());
         let mail_notify = Arc::new(Notify::new());
         let transport = mail::Transport::from_config(config.smtp_url_exposed(), &config.data_dir)?;
         let from: lettre::message::Mailbox = config.mail_from.parse().context("MAIL_FROM")?;
@@ -145,24 +231,46 @@ impl Application {
                 .clerk
                 .as_ref()
                 .map(|c| cookie_suffix(&c.publishable_key)),
+            metrics.clone(),
         ));
+        let on_commit: OnCommit = Box::new({
+            let gate = gate.clone();
+            let after_commit = seams.after_commit;
+            move |changed| {
+                if changed {
+                    gate.invalidate();
+                }
+                if let Some(hook) = &after_commit {
+                    hook();
+                }
+            }
+        });
         let writer = Writer::start(
             db.clone(),
             config.manage_url(),
             mail_notify.clone(),
-            Box::new({
-                let gate = gate.clone();
-                let after_commit = seams.after_commit;
-                move |changed| {
-                    if changed {
-                        gate.invalidate();
-                    }
-                    if let Some(hook) = &after_commit {
-                        hook();
-                    }
-                }
-            }),
+            on_commit,
         );
+        let inbox = Arc::new(Inbox::new(
+            db.clone(),
+            Verifier::new(&secrets),
+            writer,
+            metrics.clone(),
+        ));
+        let reconciler = reconciler(&config, &db, &inbox, &metrics)?;
+        if reconciler.is_none() && config.reconcile_interval.is_some() && !config.demo_mode() {
+            tracing::warn!("no CLERK_SECRET_KEY: the reconciliation sweep is off");
+        }
+        let clock: Clock = seams.clock.unwrap_or_else(|| Arc::new(now_ms));
+        // Once at start-up, then every hour in the background.
+        purge(&inbox, config.inbox_retention_days, &clock).await;
+        let background = Background {
+            inbox: inbox.clone(),
+            reconciler: reconciler.clone(),
+            reconcile_interval: config.reconcile_interval,
+            retention_days: config.inbox_retention_days,
+            clock,
+        };
         let leptos_options = leptos_options(addr)?;
         // cargo-leptos' live-reload socket, when `cargo leptos watch` runs this process.
         let reload_port = (config.app_env == AppEnv::Development
@@ -178,7 +286,8 @@ impl Application {
             leptos_options,
             db: db.clone(),
             gate,
-            inbox: Inbox::new(db.clone(), Verifier::new(&secrets), writer),
+            inbox,
+            reconciler,
             limiter: RateLimiter::new(config.rate_limit_per_minute),
             config: Arc::new(config),
             demo,
@@ -191,8 +300,10 @@ impl Application {
         let router = crate::http::router(state.clone());
         Ok(Application {
             listener,
+            metrics_listener,
             router,
             state,
+            background,
         })
     }
 
@@ -200,8 +311,26 @@ impl Application {
         self.listener.local_addr().map(|a| a.port()).unwrap_or(0)
     }
 
+    /// The metrics listener's port, when it listens.
+    pub fn metrics_port(&self) -> Option<u16> {
+        self.metrics_listener
+            .as_ref()
+            .and_then(|l| l.local_addr().ok())
+            .map(|a| a.port())
+    }
+
     pub async fn run_until_stopped(self) -> anyhow::Result<()> {
         info!(addr = %self.listener.local_addr()?, demo = self.state.demo().is_some(), "plangate listening");
+        if let Some(l) = self.metrics_listener {
+            info!(addr = %l.local_addr()?, "metrics listening");
+            let router = crate::http::metrics_router(self.state.clone());
+            tokio::spawn(async move {
+                if let Err(e) = axum::serve(l, router).await {
+                    tracing::error!(error = %e, "metrics listener stopped");
+                }
+            });
+        }
+        self.background.spawn();
         // The peer address is the client address (unless TRUSTED_PROXIES says otherwise).
         axum::serve(
             self.listener,
@@ -211,6 +340,61 @@ impl Application {
         .with_graceful_shutdown(shutdown_signal())
         .await
         .context("serving HTTP")
+    }
+}
+
+impl Background {
+    fn spawn(self) {
+        let Background {
+            inbox,
+            reconciler,
+            reconcile_interval,
+            retention_days,
+            clock,
+        } = self;
+        tokio::spawn(async move {
+            loop {
+                tokio::time::sleep(RETENTION_PERIOD).await;
+                purge(&inbox, retention_days, &clock).await;
+            }
+        });
+        if let (Some(reconciler), Some(interval)) = (reconciler, reconcile_interval) {
+            tokio::spawn(async move {
+                // A failed sweep is tried again sooner than a whole period later.
+                let mut wait = interval.min(Duration::from_secs(30));
+                loop {
+                    tokio::time::sleep(wait).await;
+                    wait = match reconciler.sweep().await {
+                        Ok(report) => {
+                            info!(
+                                checked = report.checked,
+                                corrected = report.corrected.len(),
+                                "reconciliation sweep done"
+                            );
+                            interval
+                        }
+                        Err(_) => interval.min(Duration::from_secs(60)),
+                    };
+                }
+            });
+        }
+    }
+}
+
+/// Removes the payloads older than the retention period (the rows stay for deduplication).
+async fn purge(inbox: &Inbox, days: i64, clock: &Clock) {
+    let now = clock();
+    match inbox
+        .purge_payloads(now.saturating_sub(days.saturating_mul(86_400_000)), now)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => info!(
+            payloads = n,
+            retention_days = days,
+            "inbox retention removed old payloads"
+        ),
+        Err(e) => tracing::warn!(error = %e, "inbox retention failed; the next pass tries again"),
     }
 }
 

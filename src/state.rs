@@ -11,7 +11,7 @@ use crate::{
     db::Db,
     demo::DemoIssuer,
     security::{csp::Csp, RateLimiter},
-    services::{Gate, Inbox},
+    services::{Gate, Inbox, Reconciler},
 };
 
 /// Handed to every request (axum clones the state per request), so it is a single `Arc`.
@@ -23,7 +23,9 @@ pub struct Wiring {
     pub leptos_options: LeptosOptions,
     pub db: Db,
     pub gate: Arc<Gate>,
-    pub inbox: Inbox,
+    pub inbox: Arc<Inbox>,
+    /// Present when a Backend API key is configured.
+    pub reconciler: Option<Arc<Reconciler>>,
     pub config: Arc<Config>,
     /// Present only in demo mode.
     pub demo: Option<Arc<DemoIssuer>>,
@@ -51,6 +53,9 @@ impl AppState {
     }
     pub fn inbox(&self) -> &Inbox {
         &self.0.inbox
+    }
+    pub fn reconciler(&self) -> Option<&Reconciler> {
+        self.0.reconciler.as_deref()
     }
     pub fn config(&self) -> &Config {
         &self.0.config

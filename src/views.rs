@@ -86,6 +86,34 @@ pub struct EventView {
     pub event_type: String,
     pub received: String,
     pub outcome: String,
+    /// A dead letter: shown with its reason and a Replay button.
+    pub failed: bool,
+    pub reason: Option<String>,
+}
+
+/// RFC 3339 (`YYYY-MM-DDTHH:MM:SS.mmmZ`) of a Unix time in milliseconds.
+pub fn format_rfc3339(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{}T{:02}:{:02}:{:02}.{:03}Z",
+        format_date(ms),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60,
+        ms.rem_euclid(1000)
+    )
+}
+
+/// `YYYY-MM-DD HH:MM:SS UTC` of a Unix time in milliseconds.
+pub fn format_datetime(ms: i64) -> String {
+    let secs = ms.div_euclid(1000).rem_euclid(86_400);
+    format!(
+        "{} {:02}:{:02}:{:02} UTC",
+        format_date(ms),
+        secs / 3600,
+        secs / 60 % 60,
+        secs % 60
+    )
 }
 
 /// `YYYY-MM-DD` (UTC) of a Unix time in milliseconds.
@@ -102,4 +130,21 @@ pub fn format_date(ms: i64) -> String {
     let m = if mp < 10 { mp + 3 } else { mp - 9 };
     let y = yoe + era * 400 + i64::from(m <= 2);
     format!("{y:04}-{m:02}-{d:02}")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn times_read_as_utc_calendar_time() {
+        // 2026-12-01T18:05:34.042Z
+        let ms = 1_796_148_334_042;
+        assert_eq!(super::format_date(ms), "2026-12-01");
+        assert_eq!(super::format_datetime(ms), "2026-12-01 18:05:34 UTC");
+        assert_eq!(super::format_rfc3339(ms), "2026-12-01T18:05:34.042Z");
+        assert_eq!(super::format_rfc3339(0), "1970-01-01T00:00:00.000Z");
+        assert_eq!(
+            super::format_datetime(86_399_999),
+            "1970-01-01 23:59:59 UTC"
+        );
+    }
 }

@@ -19,4 +19,4 @@ pub use entitlement::{decide, Decision, Evidence, Policy, Source, TokenPlan};
 #[cfg(feature = "ssr")]
 pub use plans::{Catalog, Gate, Plan, PlansError};
 #[cfg(feature = "ssr")]
-pub use subscription::{current_item, current_plan, ItemState, OrderKey};
+pub use subscription::{current_item, current_plan, needs_correction, ItemState, OrderKey};

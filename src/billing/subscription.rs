@@ -90,10 +90,31 @@ impl ItemState {
         }
     }
 
+    /// Whether `other` says something different about what the payer has: plan, status,
+    /// periods, trial or cancellation (payer details and evidence times aside).
+    pub fn differs_from(&self, other: &ItemState) -> bool {
+        self.plan_slug != other.plan_slug
+            || self.status != other.status
+            || self.period_start != other.period_start
+            || self.period_end != other.period_end
+            || self.is_free_trial != other.is_free_trial
+            || self.canceled_at != other.canceled_at
+    }
+
     /// Whether moving from `previous` to this state is a payment failure the payer should hear
     /// about (once: later past-due evidence for the same episode is not a new transition).
     pub fn starts_past_due_episode(&self, previous: Option<&ItemState>) -> bool {
         self.status == Status::PastDue && previous.is_none_or(|p| p.status != Status::PastDue)
+    }
+}
+
+/// Whether the Backend API's `api` state should be offered as a correction of `stored`: it
+/// is unknown here, or it differs and its evidence is not older. (The writer's ordering rule
+/// still decides under the row lock; this only spares the inbox rows that would be stale.)
+pub fn needs_correction(stored: Option<&ItemState>, api: &ItemState) -> bool {
+    match stored {
+        None => true,
+        Some(s) => api.differs_from(s) && api.event_at >= s.event_at,
     }
 }
 
@@ -122,6 +143,83 @@ pub fn current_item(items: &[ItemState], now_ms: i64) -> Option<&ItemState> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn state(status: Status, event_at: i64) -> ItemState {
+        ItemState {
+            id: "csub_item_1".into(),
+            subscription_id: None,
+            payer: Payer {
+                kind: PayerKind::User,
+                id: "user_1".into(),
+                user_id: Some("user_1".into()),
+                email: None,
+            },
+            plan_slug: "pro".into(),
+            plan_name: None,
+            status,
+            period_start: Some(1),
+            period_end: Some(2),
+            is_free_trial: false,
+            canceled_at: None,
+            past_due_at: None,
+            event_at,
+        }
+    }
+
+    #[test]
+    fn any_field_of_what_the_payer_has_is_a_difference() {
+        let a = state(Status::Active, 10);
+        assert!(!a.differs_from(&a.clone()));
+        let mut later = a.clone();
+        later.event_at = 99;
+        later.payer.email = Some("x@example.com".into());
+        later.plan_name = Some("Pro".into());
+        later.past_due_at = Some(5);
+        assert!(
+            !later.differs_from(&a),
+            "evidence times and payer details are no difference"
+        );
+        let changes: [fn(&mut ItemState); 6] = [
+            |i| i.plan_slug = "team".into(),
+            |i| i.status = Status::Ended,
+            |i| i.period_start = Some(7),
+            |i| i.period_end = None,
+            |i| i.is_free_trial = true,
+            |i| i.canceled_at = Some(3),
+        ];
+        for (n, change) in changes.iter().enumerate() {
+            let mut b = a.clone();
+            change(&mut b);
+            assert!(b.differs_from(&a), "change {n}");
+            assert!(a.differs_from(&b), "change {n}, the other way");
+        }
+    }
+
+    #[test]
+    fn a_correction_is_offered_only_for_new_or_newer_different_state() {
+        let stored = state(Status::Active, 1_000);
+        assert!(needs_correction(None, &stored), "unknown here");
+        assert!(
+            !needs_correction(Some(&stored), &stored.clone()),
+            "same state"
+        );
+        assert!(
+            needs_correction(Some(&stored), &state(Status::Ended, 2_000)),
+            "newer and different"
+        );
+        assert!(
+            needs_correction(Some(&stored), &state(Status::Ended, 1_000)),
+            "as new and different"
+        );
+        assert!(
+            !needs_correction(Some(&stored), &state(Status::Ended, 999)),
+            "older API state never overwrites a newer webhook"
+        );
+        assert!(
+            !needs_correction(Some(&stored), &state(Status::Active, 5_000)),
+            "newer, same"
+        );
+    }
 
     #[test]
     fn order_keys_compare_by_time_then_status_then_delivery() {

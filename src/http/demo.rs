@@ -468,3 +468,39 @@ pub async fn action(
         .append(header::SET_COOKIE, hv(&session_cookie(&token)));
     Ok(resp)
 }
+
+#[derive(Deserialize)]
+pub struct ReplayForm {
+    pub svix_id: String,
+}
+
+/// The events page's Replay button: applies a stored delivery again through the inbox, as
+/// `plangate inbox replay` does, and goes back to the page.
+pub async fn replay(
+    State(state): State<AppState>,
+    parts: Parts,
+    Form(form): Form<ReplayForm>,
+) -> Result<Response, ApiError> {
+    demo(&state)?;
+    signed_in(&state, &parts).await?;
+    match state.inbox().replay(&form.svix_id).await {
+        Ok(r) => {
+            tracing::info!(svix_id = %r.svix_id, outcome = r.outcome.as_str(), "replayed from the demo events page")
+        }
+        Err(crate::services::InboxError::NotFound(_)) => {
+            return Err(ApiError::new(
+                StatusCode::NOT_FOUND,
+                "not_found",
+                "no such delivery",
+            ))
+        }
+        Err(crate::services::InboxError::Purged(_)) => {
+            return Err(ApiError::bad_request(
+                "purged",
+                "retention removed this payload",
+            ))
+        }
+        Err(e) => return Err(ApiError::unavailable("replaying a delivery", e)),
+    }
+    Ok(Redirect::to("/demo/events").into_response())
+}

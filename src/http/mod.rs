@@ -41,6 +41,13 @@ fn route_list() -> Vec<leptos_axum::AxumRouteListing> {
     ROUTES.get_or_init(|| generate_route_list(App)).clone()
 }
 
+/// The operator's listener (`METRICS_ADDR`, never the public port): `GET /metrics` only.
+pub fn metrics_router(state: AppState) -> Router {
+    Router::new()
+        .route("/metrics", get(api::metrics))
+        .with_state(state)
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let leptos_options = state.leptos_options().clone();
@@ -63,7 +70,8 @@ pub fn router(state: AppState) -> Router {
             .route("/demo/sign-in", post(demo::sign_in))
             .route("/demo/sign-out", post(demo::sign_out))
             .route("/demo/refresh", post(demo::refresh))
-            .route("/demo/action", post(demo::action));
+            .route("/demo/action", post(demo::action))
+            .route("/demo/replay", post(demo::replay));
     }
 
     let ctx_state = state.clone();

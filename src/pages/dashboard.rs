@@ -6,8 +6,11 @@ use leptos_router::hooks::use_query_map;
 
 use crate::{billing::Status, components::clerk::InlineScript, views::AccountView};
 
+/// The signed-in account. `reconcile`: the page has shown "activating…" for a while after a
+/// checkout and the plan is still not paid, so the payer is reconciled from Clerk's Backend API
+/// now (at most once per payer every few seconds) rather than waiting for the webhook.
 #[server]
-pub async fn get_account() -> Result<AccountView, ServerFnError> {
+pub async fn get_account(reconcile: bool) -> Result<AccountView, ServerFnError> {
     let state = crate::pages::server::state()?;
     let demo = state.demo().is_some();
     let Some(session) = crate::pages::server::session(&state).await else {
@@ -16,9 +19,37 @@ pub async fn get_account() -> Result<AccountView, ServerFnError> {
             ..Default::default()
         });
     };
+    let view = account(&state, &session, demo).await?;
+    if !reconcile || view.paid {
+        return Ok(view);
+    }
+    let Some(reconciler) = state.reconciler() else {
+        return Ok(view);
+    };
+    let mut ran = reconciler
+        .payer_after_checkout(crate::billing::PayerKind::User, &session.user_id)
+        .await;
+    if let Some(org) = &session.org_id {
+        ran |= reconciler
+            .payer_after_checkout(crate::billing::PayerKind::Org, org)
+            .await;
+    }
+    if ran {
+        account(&state, &session, demo).await
+    } else {
+        Ok(view)
+    }
+}
+
+#[cfg(feature = "ssr")]
+async fn account(
+    state: &crate::state::AppState,
+    session: &crate::auth::Session,
+    demo: bool,
+) -> Result<AccountView, ServerFnError> {
     let d = state
         .gate()
-        .check(&session, "premium")
+        .check(session, "premium")
         .await
         .map_err(crate::pages::server::internal)?;
     let plan_name = d.plan.as_deref().map(|slug| {
@@ -37,8 +68,8 @@ pub async fn get_account() -> Result<AccountView, ServerFnError> {
     Ok(AccountView {
         signed_in: true,
         demo,
-        user_id: session.user_id,
-        org_id: session.org_id,
+        user_id: session.user_id.clone(),
+        org_id: session.org_id.clone(),
         plan: d.plan,
         plan_name,
         status: d.status,
@@ -80,7 +111,9 @@ fn DemoControls(status: Option<Status>) -> impl IntoView {
 pub fn Dashboard() -> impl IntoView {
     let query = use_query_map();
     let after_checkout = move || query.read().get("checkout").is_some();
-    let account = Resource::new(|| (), |_| get_account());
+    // Set by the "activating…" reload: the server may then ask Clerk directly.
+    let waited = move || after_checkout() && query.read().get("waited").is_some();
+    let account = Resource::new(waited, get_account);
     view! {
         <section>
             <h1>"Dashboard"</h1>
@@ -99,7 +132,7 @@ pub fn Dashboard() -> impl IntoView {
                                     "Activating your subscription… this page checks again in a moment."
                                 </div>
                                 // Refresh the session token through clerk-js (the new plan shows in `pla`), then re-check.
-                                <InlineScript code="setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { location.reload(); }); }, 2500);"/>
+                                <InlineScript code="setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { var u = new URL(location.href); u.searchParams.set(\'waited\', String(Number(u.searchParams.get(\'waited\') || 0) + 1)); location.replace(u.toString()); }); }, 2500);"/>
                             })}
                             {(status == Some(Status::PastDue)).then(|| view! {
                                 <div class="banner warn" data-testid="past-due-banner">

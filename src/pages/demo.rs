@@ -23,18 +23,27 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
     let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(Vec::new());
     };
-    let rows = state
+    let mut rows = state
         .inbox()
         .recent(&session.user_id, 50)
         .await
         .map_err(crate::pages::server::internal)?;
+    // Dead letters may not name a subject (that can be why they failed): all of them, first.
+    let failed = state
+        .inbox()
+        .list(true, 50)
+        .await
+        .map_err(crate::pages::server::internal)?;
+    rows.retain(|r| r.outcome != "failed");
+    rows.splice(0..0, failed);
     Ok(rows
         .into_iter()
         .map(|r| EventView {
+            failed: r.outcome == "failed",
+            reason: r.reason,
             svix_id: r.svix_id,
             event_type: r.event_type,
-            received: crate::views::format_date(r.received_at)
-                + &format!(" +{}ms", r.received_at % 86_400_000),
+            received: crate::views::format_datetime(r.received_at),
             outcome: match r.duplicates {
                 0 => r.outcome,
                 n => format!(
@@ -87,8 +96,19 @@ pub fn Events() -> impl IntoView {
                         <table class="events">
                             <thead><tr><th>"Type"</th><th>"svix-id"</th><th>"Received"</th><th>"Outcome"</th></tr></thead>
                             <tbody>
-                            {list.into_iter().map(|e| view! {
-                                <tr data-testid="event"><td>{e.event_type}</td><td><code>{e.svix_id}</code></td><td>{e.received}</td><td>{e.outcome}</td></tr>
+                            {list.into_iter().map(|e| {
+                                let replay = e.failed.then(|| view! {
+                                    <form method="post" action="/demo/replay" class="inline">
+                                        <input type="hidden" name="svix_id" value=e.svix_id.clone()/>
+                                        <button type="submit" class="button" data-testid="replay">"Replay"</button>
+                                    </form>
+                                });
+                                view! {
+                                    <tr data-testid="event" class:failed=e.failed>
+                                        <td>{e.event_type}</td><td><code>{e.svix_id}</code></td><td>{e.received}</td>
+                                        <td>{e.outcome}{e.reason.map(|r| view! { <div class="muted small" data-testid="reason">{r}</div> })}{replay}</td>
+                                    </tr>
+                                }
                             }).collect_view()}
                             </tbody>
                         </table>

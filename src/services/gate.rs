@@ -23,6 +23,7 @@ use crate::{
         self, current_item, current_plan, Catalog, Decision, Evidence, ItemState, PayerKind, Policy,
     },
     db::{self, now_ms, Db, DbError},
+    metrics::Metrics,
 };
 
 pub const PAYER_CACHE_TTL: Duration = Duration::from_secs(1);
@@ -41,6 +42,7 @@ pub struct Gate {
     policy: Policy,
     /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
     cookie_suffix: Option<String>,
+    metrics: Arc<Metrics>,
 }
 
 impl Gate {
@@ -50,6 +52,7 @@ impl Gate {
         catalog: Arc<Catalog>,
         policy: Policy,
         cookie_suffix: Option<String>,
+        metrics: Arc<Metrics>,
     ) -> Gate {
         Gate {
             db,
@@ -58,6 +61,7 @@ impl Gate {
             catalog,
             policy,
             cookie_suffix,
+            metrics,
         }
     }
 
@@ -110,7 +114,12 @@ impl Gate {
         };
         let empty = billing::Gate::default();
         let gate = self.catalog.gate(gate_name).unwrap_or(&empty);
-        Ok(billing::decide(&ev, &self.catalog, gate, now, self.policy))
+        let decision = billing::decide(&ev, &self.catalog, gate, now, self.policy);
+        self.metrics
+            .gate_decisions
+            .with_label_values(&[if decision.allowed { "true" } else { "false" }])
+            .inc();
+        Ok(decision)
     }
 
     /// The payer's plan now (see `billing::current_plan`).

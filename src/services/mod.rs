@@ -1,8 +1,11 @@
-//! The service layer the HTTP edges and the pages call: the `Gate` (sessions and
-//! entitlement) and the `Inbox` (Clerk's deliveries). Only `startup` builds them.
+//! The service layer the HTTP edges, the pages and the operator commands call: the `Gate`
+//! (sessions and entitlement), the `Inbox` (Clerk's deliveries, replays and corrections) and
+//! the `Reconciler` (Clerk's Backend API against the database). Only `startup` builds them.
 
 pub mod gate;
 pub mod inbox;
+pub mod reconcile;
 
 pub use gate::{Gate, VerifiedToken};
-pub use inbox::{Inbox, InboxError};
+pub use inbox::{Inbox, InboxError, Receipt};
+pub use reconcile::{Reconciler, Report};

@@ -99,6 +99,10 @@ pub async fn jwks_server(initial: Vec<Value>) -> Jwks {
 
 pub struct TestApp {
     pub addr: SocketAddr,
+    /// The operator's metrics listener, when `METRICS_ADDR` was given.
+    pub metrics_port: Option<u16>,
+    /// The settings the app was built from, for running `plangate` commands against it.
+    pub env: Vec<(String, String)>,
     pub client: reqwest::Client,
     pub db: Db,
     pub state: AppState,
@@ -192,6 +196,10 @@ pub struct Options {
     pub demo: bool,
     /// Runs in the webhook writer after each commit, before its deliveries are answered.
     pub after_commit: Option<Box<dyn Fn() + Send + Sync>>,
+    /// The clock background work reads.
+    pub clock: Option<plangate::startup::Clock>,
+    /// Reuse this database (and data folder) rather than a fresh one.
+    pub reuse: Option<(String, std::path::PathBuf)>,
 }
 
 pub async fn spawn_app() -> TestApp {
@@ -200,10 +208,16 @@ pub async fn spawn_app() -> TestApp {
 
 pub async fn spawn_with(opts: Options) -> TestApp {
     let dir = TempDir::new("plangate-test-");
+    let (database_url, data_dir) = match &opts.reuse {
+        Some((url, data)) => (url.clone(), data.clone()),
+        None => (test_database_url(&dir).await, dir.to_path_buf()),
+    };
     let mut vars: Vec<(&str, String)> = vec![
-        ("DATABASE_URL", test_database_url(&dir).await),
+        ("DATABASE_URL", database_url),
         ("LEPTOS_SITE_ADDR", "127.0.0.1:0".into()),
-        ("DATA_DIR", dir.display().to_string()),
+        ("DATA_DIR", data_dir.display().to_string()),
+        // Many apps share a test process: no fixed metrics port unless a test asks for one.
+        ("METRICS_ADDR", "off".into()),
         ("APP_URL", APP_URL.into()),
         (
             "PLANS_FILE",
@@ -231,16 +245,24 @@ pub async fn spawn_with(opts: Options) -> TestApp {
             .unwrap();
     let seams = plangate::startup::Seams {
         after_commit: opts.after_commit,
+        clock: opts.clock,
     };
     let app = Application::build_with(config, seams)
         .await
         .expect("app builds");
     let addr: SocketAddr = format!("127.0.0.1:{}", app.port()).parse().unwrap();
+    let metrics_port = app.metrics_port();
+    let env = vars
+        .iter()
+        .map(|(k, v)| (k.to_string(), v.clone()))
+        .collect();
     let db = app.state.db().clone();
     let state = app.state.clone();
     tokio::spawn(app.run_until_stopped());
     TestApp {
         addr,
+        metrics_port,
+        env,
         client: reqwest::Client::builder()
             .redirect(reqwest::redirect::Policy::none())
             .build()
@@ -254,6 +276,46 @@ pub async fn spawn_with(opts: Options) -> TestApp {
 impl TestApp {
     pub fn url(&self, path: &str) -> String {
         format!("http://{}{}", self.addr, path)
+    }
+
+    /// Runs `plangate <args>` on this app's settings and database, as an operator would;
+    /// returns the exit code, stdout and stderr.
+    pub async fn command(&self, args: &[&str], extra: &[(&str, &str)]) -> (i32, String, String) {
+        let mut cmd = tokio::process::Command::new(env!("CARGO_BIN_EXE_plangate"));
+        cmd.env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("RUST_LOG", "warn")
+            // No `.env` of the developer's is read from here.
+            .current_dir(&*self.data_dir)
+            .args(args);
+        for (k, v) in &self.env {
+            cmd.env(k, v);
+        }
+        for (k, v) in extra {
+            cmd.env(k, v);
+        }
+        let out = tokio::time::timeout(std::time::Duration::from_secs(120), cmd.output())
+            .await
+            .expect("the command finishes")
+            .expect("the command runs");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// The metrics listener's text.
+    pub async fn metrics(&self) -> String {
+        let port = self.metrics_port.expect("METRICS_ADDR set for this app");
+        self.client
+            .get(format!("http://127.0.0.1:{port}/metrics"))
+            .send()
+            .await
+            .unwrap()
+            .text()
+            .await
+            .unwrap()
     }
 
     /// Posts `body` signed with `secret` under delivery id `id`, timestamped `ts` (seconds).
@@ -380,4 +442,123 @@ pub async fn smtp_sink() -> SmtpSink {
         }
     });
     SmtpSink { port, messages }
+}
+
+/// A stand-in for Clerk's Backend API: serves the subscription items and payer subscriptions a
+/// test puts in, records every request with its headers, and answers scripted failures first.
+pub struct BackendApi {
+    pub url: String,
+    pub requests: Arc<Mutex<Vec<(String, axum::http::HeaderMap)>>>,
+    pub items: Arc<Mutex<Vec<Value>>>,
+    /// Payer id → its `commerce_subscription`.
+    pub subscriptions: Arc<Mutex<std::collections::HashMap<String, Value>>>,
+    /// (status, Retry-After seconds) answered before anything else, in order.
+    pub script: Script,
+}
+
+/// Responses a stand-in answers first: (status, `Retry-After` seconds).
+pub type Script = Arc<Mutex<std::collections::VecDeque<(u16, Option<u64>)>>>;
+
+pub async fn backend_api() -> BackendApi {
+    use axum::{
+        extract::Request,
+        http::StatusCode,
+        response::{IntoResponse, Response},
+    };
+    let requests: Arc<Mutex<Vec<(String, axum::http::HeaderMap)>>> = Default::default();
+    let items: Arc<Mutex<Vec<Value>>> = Default::default();
+    let subscriptions: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
+    let script: Script = Default::default();
+    let (r, i, s, sc) = (
+        requests.clone(),
+        items.clone(),
+        subscriptions.clone(),
+        script.clone(),
+    );
+    let app = Router::new().fallback(move |req: Request| {
+        let (r, i, s, sc) = (r.clone(), i.clone(), s.clone(), sc.clone());
+        async move {
+            let uri = req.uri().clone();
+            r.lock()
+                .unwrap()
+                .push((uri.to_string(), req.headers().clone()));
+            if let Some((status, retry_after)) = sc.lock().unwrap().pop_front() {
+                let mut resp: Response = (
+                    StatusCode::from_u16(status).unwrap(),
+                    Json(json!({"errors": [{"code": "scripted"}]})),
+                )
+                    .into_response();
+                if let Some(secs) = retry_after {
+                    resp.headers_mut()
+                        .insert("retry-after", secs.to_string().parse().unwrap());
+                }
+                return resp;
+            }
+            let path = uri.path();
+            if path == "/v1/billing/subscription_items" {
+                let q: std::collections::HashMap<String, String> = uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
+                    .collect();
+                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(10);
+                let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+                let all = i.lock().unwrap().clone();
+                let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+                return Json(json!({"data": page, "total_count": all.len()})).into_response();
+            }
+            let parts: Vec<&str> = path.split('/').collect();
+            if let ["", "v1", "users" | "organizations", id, "billing", "subscription"] = parts[..]
+            {
+                return match s.lock().unwrap().get(id) {
+                    Some(sub) => Json(sub.clone()).into_response(),
+                    None => (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response(),
+                };
+            }
+            (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response()
+        }
+    });
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let addr = listener.local_addr().unwrap();
+    tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
+    BackendApi {
+        url: format!("http://{addr}"),
+        requests,
+        items,
+        subscriptions,
+        script,
+    }
+}
+
+impl BackendApi {
+    pub fn paths(&self) -> Vec<String> {
+        self.requests
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|(p, _)| p.clone())
+            .collect()
+    }
+}
+
+pub const SECRET_KEY: &str = "sk_test_plangatestandinbackendkey0001";
+
+/// A Backend API subscription item, as the list endpoint and the payer's subscription carry it.
+pub fn api_item(id: &str, user: &str, plan: &str, status: &str, updated_at: i64) -> Value {
+    json!({
+        "object": "commerce_subscription_item",
+        "id": id,
+        "status": status,
+        "plan": {"id": format!("cplan_{plan}"), "slug": plan, "name": plan},
+        "plan_id": format!("cplan_{plan}"),
+        "period_start": updated_at - 1000,
+        "period_end": updated_at + 30 * 86_400_000,
+        "is_free_trial": false,
+        "created_at": updated_at - 1000,
+        "updated_at": updated_at,
+        "payer_id": format!("cpayer_{user}"),
+        "payer": {"user_id": user, "organization_id": null},
+    })
 }

@@ -6,6 +6,7 @@ mod config;
 mod durability;
 mod helpers;
 mod module_graph;
+mod operations;
 mod pages;
 mod security;
 mod webhooks;

@@ -9,7 +9,7 @@ use crate::helpers::*;
 
 type Headers = Vec<(&'static str, String)>;
 
-fn item_event(kind: &str, status: &str, item: &str, user: &str, at_ms: i64) -> Value {
+pub fn item_event(kind: &str, status: &str, item: &str, user: &str, at_ms: i64) -> Value {
     let mut v = fixture("subscriptionItem.active");
     v["type"] = json!(kind);
     v["timestamp"] = json!(at_ms);
@@ -22,7 +22,7 @@ fn item_event(kind: &str, status: &str, item: &str, user: &str, at_ms: i64) -> V
     v
 }
 
-fn failed_payment(item: &str, user: &str, at_ms: i64) -> Value {
+pub fn failed_payment(item: &str, user: &str, at_ms: i64) -> Value {
     let mut v = fixture("paymentAttempt.updated");
     v["timestamp"] = json!(at_ms);
     v["data"]["status"] = json!("failed");

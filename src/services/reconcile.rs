@@ -1,0 +1,441 @@
+//! Reconciliation with Clerk's Backend API (DESIGN §7): webhooks may arrive late or never, so
+//! the database is compared with what Clerk says and corrected.
+//!
+//! A correction is written as the Clerk event that would have carried it
+//! (`subscriptionItem.<status>`, stamped with the item's `updated_at`) and goes through the
+//! inbox under the delivery id `reconcile_<item>_<updated_at>_<status>`: the ordering rule
+//! decides (older API state never overwrites a newer webhook), side effects stay exactly-once,
+//! and two instances offering the same correction store it once.
+
+use std::{
+    collections::{HashMap, HashSet},
+    sync::{Arc, Mutex},
+    time::{Duration, Instant},
+};
+
+use serde_json::{json, Value};
+use tracing::{info, warn};
+
+use super::inbox::{Inbox, InboxError};
+use crate::{
+    billing::{needs_correction, ItemState, PayerKind},
+    clerk_api::{is_clerk_id, ClerkApi, ClerkApiError},
+    db::{self, now_ms, Db, DbError},
+    metrics::Metrics,
+    webhooks::{events, ingest::Outcome},
+};
+
+/// How often one payer may be reconciled from the dashboard's "activating…" state.
+pub const PAYER_COOLDOWN: Duration = Duration::from_secs(10);
+
+#[derive(Debug, thiserror::Error)]
+pub enum ReconcileError {
+    #[error(transparent)]
+    Api(#[from] ClerkApiError),
+    #[error(transparent)]
+    Db(#[from] DbError),
+    #[error(transparent)]
+    Inbox(#[from] InboxError),
+}
+
+/// One item the run corrected.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Corrected {
+    pub item_id: String,
+    pub payer: String,
+    /// `plan status` before, if the item was known.
+    pub before: Option<String>,
+    pub after: String,
+    pub svix_id: String,
+    pub outcome: Outcome,
+}
+
+#[derive(Debug, Default, Clone, PartialEq)]
+pub struct Report {
+    /// Items compared with the Backend API.
+    pub checked: usize,
+    pub corrected: Vec<Corrected>,
+}
+
+impl Report {
+    /// What `plangate reconcile` prints: one line per corrected item, then the totals.
+    pub fn lines(&self) -> Vec<String> {
+        let mut out: Vec<String> = self
+            .corrected
+            .iter()
+            .map(|c| {
+                format!(
+                    "corrected {} ({}): {} -> {} [{}]",
+                    c.item_id,
+                    c.payer,
+                    c.before.as_deref().unwrap_or("unknown"),
+                    c.after,
+                    c.svix_id
+                )
+            })
+            .collect();
+        out.push(format!(
+            "{} checked, {} corrected",
+            self.checked,
+            self.corrected.len()
+        ));
+        out
+    }
+}
+
+pub struct Reconciler {
+    api: ClerkApi,
+    db: Db,
+    inbox: Arc<Inbox>,
+    metrics: Arc<Metrics>,
+    /// When each payer was last reconciled on the dashboard's behalf.
+    recent: Mutex<HashMap<(PayerKind, String), Instant>>,
+}
+
+fn describe(i: &ItemState) -> String {
+    format!("{} {}", i.plan_slug, i.status.as_str())
+}
+
+fn payer_label(kind: PayerKind, id: &str) -> String {
+    format!("{} {id}", kind.as_str())
+}
+
+/// The payer object of a correction event, as Clerk's webhooks carry it.
+fn payer_json(kind: PayerKind, id: &str, user_id: Option<&str>, email: Option<&str>) -> Value {
+    match kind {
+        PayerKind::User => json!({"user_id": id, "email": email}),
+        PayerKind::Org => json!({"organization_id": id, "user_id": user_id, "email": email}),
+    }
+}
+
+/// The webhook event type that announces an item in `status`.
+fn event_type(status: &str) -> &'static str {
+    match status {
+        "active" => "subscriptionItem.active",
+        "canceled" => "subscriptionItem.canceled",
+        "ended" => "subscriptionItem.ended",
+        "past_due" => "subscriptionItem.pastDue",
+        "upcoming" => "subscriptionItem.upcoming",
+        "abandoned" => "subscriptionItem.abandoned",
+        "incomplete" => "subscriptionItem.incomplete",
+        _ => "subscriptionItem.updated",
+    }
+}
+
+/// A correction: the event, its delivery id, and the state it describes (read by the same
+/// parser as a delivery). `None` when the API item cannot be ordered (no `updated_at`) or has
+/// no usable id or payer.
+fn correction(data: Value, now: i64) -> Option<(String, Value, ItemState)> {
+    let id = data.get("id")?.as_str()?.to_string();
+    let updated_at = events::to_ms(
+        data.get("updated_at")
+            .or_else(|| data.get("created_at"))?
+            .as_i64()?,
+    );
+    if !is_clerk_id(&id) {
+        return None;
+    }
+    let status = data.get("status")?.as_str()?.to_string();
+    let event = json!({
+        "object": "event",
+        "type": event_type(&status),
+        "timestamp": updated_at,
+        "data": data,
+        "plangate_source": "reconcile",
+    });
+    let body = serde_json::to_vec(&event).ok()?;
+    let parsed = events::parse(&body).ok()?;
+    let item = match parsed.changes(now).ok()?.pop()? {
+        events::Change::Item(item) => item,
+        events::Change::User { .. } => return None,
+    };
+    let status_code: String = status
+        .chars()
+        .filter(|c| c.is_ascii_alphanumeric() || *c == '_')
+        .take(20)
+        .collect();
+    let svix_id = format!("reconcile_{id}_{updated_at}_{status_code}");
+    Some((svix_id, event, item))
+}
+
+impl Reconciler {
+    pub fn new(api: ClerkApi, db: Db, inbox: Arc<Inbox>, metrics: Arc<Metrics>) -> Reconciler {
+        Reconciler {
+            api,
+            db,
+            inbox,
+            metrics,
+            recent: Mutex::new(HashMap::new()),
+        }
+    }
+
+    /// Reconciles one payer: their subscription as Clerk has it, against the stored items.
+    pub async fn payer(&self, kind: PayerKind, id: &str) -> Result<Report, ReconcileError> {
+        let result = self.payer_inner(kind, id).await;
+        self.count_run(&result, false);
+        result
+    }
+
+    async fn payer_inner(&self, kind: PayerKind, id: &str) -> Result<Report, ReconcileError> {
+        let subscription = self.api.payer_subscription(kind, id).await?;
+        let stored = {
+            let mut conn = self.db.conn().await?;
+            db::items::for_payer(&mut conn, kind, id).await?
+        };
+        let mut report = Report::default();
+        self.correct_payer(&mut report, kind, id, subscription, &stored)
+            .await?;
+        Ok(report)
+    }
+
+    /// Reconciles one payer on the dashboard's behalf, at most once per [`PAYER_COOLDOWN`];
+    /// whether it ran.
+    pub async fn payer_after_checkout(&self, kind: PayerKind, id: &str) -> bool {
+        {
+            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
+            let now = Instant::now();
+            recent.retain(|_, at| now.duration_since(*at) < PAYER_COOLDOWN);
+            if recent.contains_key(&(kind, id.to_string())) {
+                return false;
+            }
+            recent.insert((kind, id.to_string()), now);
+        }
+        match self.payer(kind, id).await {
+            Ok(r) => {
+                info!(payer = %payer_label(kind, id), corrected = r.corrected.len(), "reconciled after checkout");
+                true
+            }
+            Err(e) => {
+                warn!(payer = %payer_label(kind, id), error = %e, "reconciling after checkout failed");
+                false
+            }
+        }
+    }
+
+    /// The sweep: every item Clerk lists, compared with the database; a live item here that
+    /// Clerk does not list is checked through its payer's subscription (one call per payer).
+    pub async fn sweep(&self) -> Result<Report, ReconcileError> {
+        let result = self.sweep_inner().await;
+        self.count_run(&result, true);
+        result
+    }
+
+    async fn sweep_inner(&self) -> Result<Report, ReconcileError> {
+        let listed = self.api.subscription_items().await?;
+        let stored: HashMap<String, ItemState> = {
+            let mut conn = self.db.conn().await?;
+            db::items::all(&mut conn).await?
+        }
+        .into_iter()
+        .map(|i| (i.id.clone(), i))
+        .collect();
+        let now = now_ms();
+        let mut report = Report::default();
+        let mut seen = HashSet::new();
+        for mut data in listed {
+            let Some(id) = data.get("id").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            seen.insert(id.clone());
+            let known = stored.get(&id);
+            // The list may name the payer only by Clerk's payer id: take ours when we have it.
+            if !has_payer(&data) {
+                match known {
+                    Some(k) => {
+                        data["payer"] = payer_json(
+                            k.payer.kind,
+                            &k.payer.id,
+                            k.payer.user_id.as_deref(),
+                            k.payer.email.as_deref(),
+                        )
+                    }
+                    None => {
+                        warn!(item = %id, "listed item without a payer this app knows; skipped");
+                        report.checked += 1;
+                        continue;
+                    }
+                }
+            }
+            self.offer(&mut report, data, known, now).await?;
+        }
+        // Live here, absent from Clerk's list: ask each such payer once.
+        let mut missing: HashMap<(PayerKind, String), Vec<&ItemState>> = HashMap::new();
+        for item in stored.values() {
+            if item.is_live(now) && !seen.contains(&item.id) {
+                missing
+                    .entry((item.payer.kind, item.payer.id.clone()))
+                    .or_default()
+                    .push(item);
+            }
+        }
+        for ((kind, id), items) in missing {
+            let subscription = self.api.payer_subscription(kind, &id).await?;
+            let owned: Vec<ItemState> = items.into_iter().cloned().collect();
+            self.correct_payer(&mut report, kind, &id, subscription, &owned)
+                .await?;
+        }
+        self.metrics.reconcile_last_success.set(now / 1000);
+        Ok(report)
+    }
+
+    /// Corrects `stored` (one payer's items) from the payer's subscription as Clerk has it:
+    /// every item it lists is offered, and a stored live item it does not list has ended.
+    async fn correct_payer(
+        &self,
+        report: &mut Report,
+        kind: PayerKind,
+        id: &str,
+        subscription: Option<Value>,
+        stored: &[ItemState],
+    ) -> Result<(), ReconcileError> {
+        let now = now_ms();
+        let items: Vec<Value> = subscription
+            .as_ref()
+            .and_then(|s| {
+                s.get("subscription_items")
+                    .or_else(|| s.get("items"))
+                    .and_then(Value::as_array)
+            })
+            .cloned()
+            .unwrap_or_default();
+        let by_id: HashMap<&str, &ItemState> = stored.iter().map(|i| (i.id.as_str(), i)).collect();
+        let mut listed = HashSet::new();
+        for mut data in items {
+            let Some(item_id) = data.get("id").and_then(Value::as_str).map(str::to_string) else {
+                continue;
+            };
+            let known = by_id.get(item_id.as_str()).copied();
+            if !has_payer(&data) {
+                let (user_id, email) = known
+                    .map(|k| (k.payer.user_id.as_deref(), k.payer.email.as_deref()))
+                    .unwrap_or((None, None));
+                data["payer"] = payer_json(kind, id, user_id, email);
+            }
+            listed.insert(item_id);
+            self.offer(report, data, known, now).await?;
+        }
+        for item in stored {
+            if item.is_live(now) && !listed.contains(&item.id) {
+                let data = json!({
+                    "object": "subscription_item",
+                    "id": item.id,
+                    "subscription_id": item.subscription_id,
+                    "status": "ended",
+                    "plan": {"slug": item.plan_slug, "name": item.plan_name},
+                    "period_start": item.period_start,
+                    "period_end": item.period_end,
+                    "is_free_trial": item.is_free_trial,
+                    "ended_at": now,
+                    "updated_at": now,
+                    "payer": payer_json(kind, id, item.payer.user_id.as_deref(), item.payer.email.as_deref()),
+                });
+                self.offer(report, data, Some(item), now).await?;
+            }
+        }
+        Ok(())
+    }
+
+    /// Compares one API item with the stored one and, when Clerk's is new here or newer and
+    /// different, applies it through the inbox.
+    async fn offer(
+        &self,
+        report: &mut Report,
+        data: Value,
+        stored: Option<&ItemState>,
+        now: i64,
+    ) -> Result<(), ReconcileError> {
+        report.checked += 1;
+        let Some((svix_id, event, item)) = correction(data, now) else {
+            warn!("Backend API item without id, status, time or payer; skipped");
+            return Ok(());
+        };
+        if !needs_correction(stored, &item) {
+            return Ok(());
+        }
+        let receipt = self.inbox.correct(svix_id.clone(), &event, now).await?;
+        if receipt.outcome == Outcome::Applied {
+            self.metrics.reconcile_corrections.inc();
+            info!(item = %item.id, svix_id = %svix_id, from = ?stored.map(describe), to = %describe(&item), "reconciled from the Backend API");
+            report.corrected.push(Corrected {
+                item_id: item.id.clone(),
+                payer: payer_label(item.payer.kind, &item.payer.id),
+                before: stored.map(describe),
+                after: describe(&item),
+                svix_id,
+                outcome: receipt.outcome,
+            });
+        }
+        Ok(())
+    }
+
+    fn count_run<T>(&self, result: &Result<T, ReconcileError>, sweep: bool) {
+        let label = match result {
+            Ok(_) => "ok",
+            Err(_) => "error",
+        };
+        self.metrics
+            .reconcile_runs
+            .with_label_values(&[label])
+            .inc();
+        if let (Err(e), true) = (result, sweep) {
+            warn!(error = %e, "reconciliation sweep failed; the next one tries again");
+        }
+    }
+}
+
+/// Whether the item names its payer the way the event parser reads it.
+fn has_payer(data: &Value) -> bool {
+    data.get("payer").is_some_and(|p| {
+        ["user_id", "organization_id"].iter().any(|k| {
+            p.get(*k)
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::billing::Status;
+
+    #[test]
+    fn a_correction_is_the_clerk_event_that_would_have_carried_it() {
+        let data = json!({
+            "id": "csub_item_1", "status": "ended", "plan": {"slug": "pro"},
+            "updated_at": 1_800_000_000_000i64, "period_end": 1_800_000_100_000i64,
+            "payer": {"user_id": "user_1"},
+        });
+        let (svix_id, event, item) = correction(data, 1_800_000_500_000).unwrap();
+        assert_eq!(svix_id, "reconcile_csub_item_1_1800000000000_ended");
+        assert_eq!(event["type"], "subscriptionItem.ended");
+        assert_eq!(item.status, Status::Ended);
+        assert_eq!(item.event_at, 1_800_000_000_000);
+        assert_eq!(item.payer.kind, PayerKind::User);
+        assert_eq!(item.payer.id, "user_1");
+    }
+
+    #[test]
+    fn an_item_without_a_time_a_clerk_id_or_a_payer_is_no_correction() {
+        let ok = json!({"id": "csub_item_1", "status": "active", "plan": {"slug": "pro"},
+                        "updated_at": 5, "payer": {"user_id": "user_1"}});
+        assert!(correction(ok.clone(), 10).is_some());
+        let mut no_time = ok.clone();
+        no_time.as_object_mut().unwrap().remove("updated_at");
+        assert!(correction(no_time, 10).is_none());
+        let mut bad_id = ok.clone();
+        bad_id["id"] = json!("../x");
+        assert!(correction(bad_id, 10).is_none());
+        let mut no_payer = ok;
+        no_payer.as_object_mut().unwrap().remove("payer");
+        assert!(correction(no_payer, 10).is_none());
+    }
+
+    #[test]
+    fn statuses_map_to_their_webhook_types() {
+        assert_eq!(event_type("past_due"), "subscriptionItem.pastDue");
+        assert_eq!(event_type("active"), "subscriptionItem.active");
+        assert_eq!(event_type("canceled"), "subscriptionItem.canceled");
+        assert_eq!(event_type("something_new"), "subscriptionItem.updated");
+    }
+}
