@@ -23,7 +23,7 @@ async function start(name, env) {
   const data = mkdtempSync(join(tmpdir(), `plangate-e2e-${name}-`));
   const child = spawn(bin, ['serve'], {
     cwd: root,
-    env: { PATH: process.env.PATH, RUST_LOG: 'warn', LEPTOS_SITE_ADDR: `127.0.0.1:${port}`,
+    env: { PATH: process.env.PATH, RUST_LOG: 'warn', LEPTOS_SITE_ADDR: `127.0.0.1:${port}`, METRICS_ADDR: 'off',
       APP_URL: `http://127.0.0.1:${port}`, DATA_DIR: data, DATABASE_URL: `sqlite://${data}/e2e.db`, ...env },
     stdio: ['ignore', 'inherit', 'inherit'],
   });

@@ -25,6 +25,8 @@ async fn start_server(db_url: &str, dir: &std::path::Path) -> (tokio::process::C
         .env("DATABASE_URL", db_url)
         .env("DATA_DIR", dir)
         .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        // Tests run side by side: no fixed metrics port.
+        .env("METRICS_ADDR", "off")
         .env("APP_URL", APP_URL)
         .env(
             "PLANS_FILE",
