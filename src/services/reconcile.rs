@@ -191,14 +191,13 @@ impl Reconciler {
     /// Reconciles one payer on the dashboard's behalf, at most once per [`PAYER_COOLDOWN`];
     /// whether it ran.
     pub async fn payer_after_checkout(&self, kind: PayerKind, id: &str) -> bool {
-        {
-            let mut recent = self.recent.lock().unwrap_or_else(|p| p.into_inner());
-            let now = Instant::now();
-            recent.retain(|_, at| now.duration_since(*at) < PAYER_COOLDOWN);
-            if recent.contains_key(&(kind, id.to_string())) {
-                return false;
-            }
-            recent.insert((kind, id.to_string()), now);
+        let admitted = admit(
+            &mut self.recent.lock().unwrap_or_else(|p| p.into_inner()),
+            (kind, id.to_string()),
+            Instant::now(),
+        );
+        if !admitted {
+            return false;
         }
         match self.payer(kind, id).await {
             Ok(r) => {
@@ -383,6 +382,21 @@ impl Reconciler {
     }
 }
 
+/// Lets `payer` through unless it went through within [`PAYER_COOLDOWN`] of `now`; forgets
+/// the payers whose cooldown is over.
+fn admit(
+    recent: &mut HashMap<(PayerKind, String), Instant>,
+    payer: (PayerKind, String),
+    now: Instant,
+) -> bool {
+    recent.retain(|_, at| now.saturating_duration_since(*at) < PAYER_COOLDOWN);
+    if recent.contains_key(&payer) {
+        return false;
+    }
+    recent.insert(payer, now);
+    true
+}
+
 /// Whether the item names its payer the way the event parser reads it.
 fn has_payer(data: &Value) -> bool {
     data.get("payer").is_some_and(|p| {
@@ -433,9 +447,75 @@ mod tests {
 
     #[test]
     fn statuses_map_to_their_webhook_types() {
-        assert_eq!(event_type("past_due"), "subscriptionItem.pastDue");
-        assert_eq!(event_type("active"), "subscriptionItem.active");
-        assert_eq!(event_type("canceled"), "subscriptionItem.canceled");
-        assert_eq!(event_type("something_new"), "subscriptionItem.updated");
+        for (status, ty) in [
+            ("active", "subscriptionItem.active"),
+            ("canceled", "subscriptionItem.canceled"),
+            ("ended", "subscriptionItem.ended"),
+            ("past_due", "subscriptionItem.pastDue"),
+            ("upcoming", "subscriptionItem.upcoming"),
+            ("abandoned", "subscriptionItem.abandoned"),
+            ("incomplete", "subscriptionItem.incomplete"),
+            ("something_new", "subscriptionItem.updated"),
+        ] {
+            assert_eq!(event_type(status), ty);
+        }
+    }
+
+    #[test]
+    fn a_delivery_id_keeps_the_status_readable_and_nothing_else() {
+        let data = json!({"id": "csub_item_1", "status": "past_due", "plan": {"slug": "pro"},
+                          "updated_at": 5, "payer": {"user_id": "user_1"}});
+        assert_eq!(
+            correction(data, 10).unwrap().0,
+            "reconcile_csub_item_1_5000_past_due"
+        );
+        let data = json!({"id": "csub_item_1", "status": "a b/../c", "plan": {"slug": "pro"},
+                          "updated_at": 5, "payer": {"user_id": "user_1"}});
+        assert_eq!(
+            correction(data, 10).unwrap().0,
+            "reconcile_csub_item_1_5000_abc"
+        );
+    }
+
+    #[test]
+    fn a_payer_is_reconciled_after_checkout_once_per_cooldown() {
+        let mut recent = HashMap::new();
+        let payer = || (PayerKind::User, "user_1".to_string());
+        let t0 = Instant::now();
+        assert!(admit(&mut recent, payer(), t0));
+        assert!(!admit(&mut recent, payer(), t0 + PAYER_COOLDOWN / 2));
+        assert!(
+            admit(&mut recent, (PayerKind::Org, "user_1".into()), t0),
+            "another payer is not held back"
+        );
+        assert!(
+            !admit(
+                &mut recent,
+                payer(),
+                t0 + PAYER_COOLDOWN - Duration::from_millis(1)
+            ),
+            "still within the cooldown"
+        );
+        assert!(
+            admit(&mut recent, payer(), t0 + PAYER_COOLDOWN),
+            "the cooldown is over"
+        );
+        assert_eq!(
+            recent.len(),
+            1,
+            "the org's entry was forgotten with its cooldown"
+        );
+    }
+
+    #[test]
+    fn a_payer_is_named_by_a_user_or_an_organization_id() {
+        assert!(has_payer(&json!({"payer": {"user_id": "user_1"}})));
+        assert!(has_payer(
+            &json!({"payer": {"organization_id": "org_1", "user_id": ""}})
+        ));
+        assert!(!has_payer(
+            &json!({"payer": {"user_id": "", "organization_id": ""}})
+        ));
+        assert!(!has_payer(&json!({"payer_id": "cpayer_1"})));
     }
 }

@@ -70,8 +70,14 @@ async fn a_missed_cancellation_is_corrected_by_the_sweep() {
     assert_eq!(code, 0, "{out}{err}");
     let lines: Vec<&str> = out.lines().collect();
     assert_eq!(lines.len(), 2, "{out}");
-    assert!(lines[0].contains("csub_item_c1"), "{out}");
-    assert!(lines[0].contains("pro active -> pro ended"), "{out}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "corrected csub_item_c1 (user user_c1): pro active -> pro ended \
+             [reconcile_csub_item_c1_{}_ended]",
+            t + 30_000
+        )
+    );
     assert_eq!(lines[1], "1 checked, 1 corrected");
 
     assert_eq!(
@@ -198,6 +204,95 @@ async fn a_payer_clerk_has_no_subscription_for_loses_their_live_items() {
     assert_eq!(
         app.item("csub_item_g1").await.unwrap().status,
         Status::Ended
+    );
+}
+
+/// The API item without its `payer` object (the list may name the payer only by Clerk's id).
+fn without_payer(mut v: Value) -> Value {
+    v.as_object_mut().unwrap().remove("payer");
+    v
+}
+
+#[tokio::test]
+async fn the_sweep_takes_a_listed_items_payer_from_the_database_and_skips_unknown_ones() {
+    let api = backend_api().await;
+    let app = app_with_api(&api, vec![]).await;
+    let t = now() * 1000 - 60_000;
+    app.deliver(
+        &msg_id(),
+        &item_event(
+            "subscriptionItem.active",
+            "active",
+            "csub_item_k2",
+            "user_k2",
+            t,
+        ),
+    )
+    .await;
+    *api.items.lock().unwrap() = vec![
+        without_payer(api_item(
+            "csub_item_k2",
+            "user_k2",
+            "pro",
+            "ended",
+            t + 1000,
+        )),
+        without_payer(api_item("csub_item_unknown", "user_u", "pro", "active", t)),
+    ];
+    let report = app.state.reconciler().unwrap().sweep().await.unwrap();
+    assert_eq!(report.lines().last().unwrap(), "2 checked, 1 corrected");
+    let item = app.item("csub_item_k2").await.unwrap();
+    assert_eq!(
+        (item.status, item.payer.id.as_str()),
+        (Status::Ended, "user_k2")
+    );
+    assert!(
+        app.item("csub_item_unknown").await.is_none(),
+        "no payer: not guessed"
+    );
+}
+
+#[tokio::test]
+async fn reconciling_one_payer_reads_items_that_name_no_payer_and_keeps_what_agrees() {
+    let api = backend_api().await;
+    let app = app_with_api(&api, vec![]).await;
+    let t = now() * 1000 - 60_000;
+    let delivered = item_event(
+        "subscriptionItem.active",
+        "active",
+        "csub_item_a1",
+        "user_a1",
+        t,
+    );
+    app.deliver(&msg_id(), &delivered).await;
+    // Clerk agrees about the first item and knows a second one the webhooks never brought.
+    let same = without_payer(delivered["data"].clone());
+    let new = without_payer(api_item("csub_item_a2", "user_a1", "team", "active", t + 5));
+    api.subscriptions.lock().unwrap().insert(
+        "user_a1".into(),
+        json!({"object": "commerce_subscription", "subscription_items": [same, new]}),
+    );
+    let report = app
+        .state
+        .reconciler()
+        .unwrap()
+        .payer(plangate::billing::PayerKind::User, "user_a1")
+        .await
+        .unwrap();
+    assert_eq!(
+        report.lines().last().unwrap(),
+        "2 checked, 1 corrected",
+        "{report:?}"
+    );
+    assert_eq!(report.corrected[0].item_id, "csub_item_a2");
+    assert_eq!(
+        app.item("csub_item_a1").await.unwrap().status,
+        Status::Active
+    );
+    let new = app.item("csub_item_a2").await.unwrap();
+    assert_eq!(
+        (new.status, new.payer.id.as_str()),
+        (Status::Active, "user_a1")
     );
 }
 
@@ -679,6 +774,10 @@ async fn each_metric_is_counted_on_the_operators_listener_only() {
         1.0
     );
     assert_eq!(series(&text, "plangate_reconcile_corrections_total"), 1.0);
+    assert_eq!(
+        series(&text, "plangate_reconcile_runs_total{result=\"ok\"}"),
+        1.0
+    );
     let last = series(&text, "plangate_reconcile_last_success_timestamp_seconds");
     assert!((last - now() as f64).abs() < 60.0, "{last}");
     assert_eq!(
