@@ -64,15 +64,38 @@ impl Default for Retry {
 }
 
 impl Retry {
-    /// The wait before retry number `n` (0 for the first retry): full jitter over an
-    /// exponentially growing, capped window.
+    /// After attempt number `attempt` (from 1) was answered `status`: how long to wait before
+    /// the next, or `None` to give up (a status not worth retrying, or a `Retry-After` longer
+    /// than `max_retry_after`).
+    fn wait(
+        &self,
+        status: StatusCode,
+        retry_after: Option<Duration>,
+        attempt: u32,
+    ) -> Option<Duration> {
+        let n = attempt.saturating_sub(1);
+        if status == StatusCode::TOO_MANY_REQUESTS {
+            match retry_after {
+                Some(d) if d > self.max_retry_after => None,
+                Some(d) => Some(d),
+                None => Some(self.backoff(n)),
+            }
+        } else if status.is_server_error() {
+            Some(self.backoff(n))
+        } else {
+            None
+        }
+    }
+
+    /// The wait before retry number `n` (0 for the first retry): jitter over the upper half
+    /// of an exponentially growing, capped window `[w/2, w)`.
     fn backoff(&self, n: u32) -> Duration {
         let window = self
             .base_delay
             .saturating_mul(1u32 << n.min(16))
             .min(self.max_delay);
-        let ms = window.as_millis() as u64;
-        Duration::from_millis(rand::thread_rng().gen_range(ms / 2..=ms.max(1)))
+        let ms = (window.as_millis() as u64).max(2);
+        Duration::from_millis(rand::thread_rng().gen_range(ms / 2..ms))
     }
 }
 
@@ -99,6 +122,8 @@ impl ClerkApi {
             .connect_timeout(Duration::from_secs(5))
             .timeout(Duration::from_secs(10))
             .user_agent(concat!("plangate/", env!("CARGO_PKG_VERSION")))
+            // The Bearer key goes to the configured host only, never to a redirect's.
+            .redirect(reqwest::redirect::Policy::none())
             .build()?;
         // Clerk's limits: 1000 requests per 10 s for production instances, 100 for development.
         let per_10s = if key.expose_secret().starts_with("sk_live_") {
@@ -165,6 +190,28 @@ impl ClerkApi {
         }
     }
 
+    /// The instance's plans for one payer type (`user` or `org`), every page.
+    pub async fn plans(&self, payer_type: &str) -> Result<Vec<Value>, ClerkApiError> {
+        let mut out = Vec::new();
+        loop {
+            let path = format!(
+                "/v1/billing/plans?payer_type={payer_type}&limit={PAGE}&offset={}",
+                out.len()
+            );
+            let page = self.get(&path).await?;
+            let data = page
+                .get("data")
+                .and_then(Value::as_array)
+                .ok_or_else(|| ClerkApiError::Body { path: path.clone() })?;
+            let total = page.get("total_count").and_then(Value::as_u64);
+            let got = data.len();
+            out.extend(data.iter().cloned());
+            if got == 0 || total.is_none_or(|t| out.len() as u64 >= t) {
+                return Ok(out);
+            }
+        }
+    }
+
     async fn get(&self, path: &str) -> Result<Value, ClerkApiError> {
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
@@ -192,7 +239,7 @@ impl ClerkApi {
                             reason,
                         });
                     }
-                    let wait = self.retry.backoff(attempt - 1);
+                    let wait = self.retry.backoff(attempt.saturating_sub(1));
                     warn!(path, %reason, wait_ms = wait.as_millis() as u64, "Backend API unreachable; retrying");
                     tokio::time::sleep(wait).await;
                     continue;
@@ -211,19 +258,7 @@ impl ClerkApi {
                     path: path.to_string(),
                 });
             }
-            let retry_after = retry_after(&resp);
-            let wait = if status == StatusCode::TOO_MANY_REQUESTS {
-                match retry_after {
-                    Some(d) if d > self.retry.max_retry_after => None,
-                    Some(d) => Some(d),
-                    None => Some(self.retry.backoff(attempt - 1)),
-                }
-            } else if status.is_server_error() {
-                Some(self.retry.backoff(attempt - 1))
-            } else {
-                None
-            };
-            match wait {
+            match self.retry.wait(status, retry_after(&resp), attempt) {
                 Some(wait) if !last => {
                     warn!(
                         path,
@@ -337,6 +372,183 @@ mod tests {
     }
 
     #[test]
+    fn what_is_retried_and_how_long_it_waits() {
+        let r = Retry {
+            base_delay: Duration::from_millis(1000),
+            max_delay: Duration::from_secs(60),
+            ..Retry::default()
+        };
+        let s = |c| StatusCode::from_u16(c).unwrap();
+        let first = r.wait(s(503), None, 1).unwrap();
+        assert!(
+            first >= Duration::from_millis(500) && first < Duration::from_millis(1000),
+            "{first:?}"
+        );
+        let third = r.wait(s(500), None, 3).unwrap();
+        assert!(
+            third >= Duration::from_millis(2000) && third < Duration::from_millis(4000),
+            "{third:?}"
+        );
+        let limited = r.wait(s(429), None, 1).unwrap();
+        assert!(
+            limited < Duration::from_millis(1000),
+            "no Retry-After: backoff, {limited:?}"
+        );
+        assert_eq!(
+            r.wait(s(429), Some(Duration::from_secs(7)), 1),
+            Some(Duration::from_secs(7))
+        );
+        assert_eq!(
+            r.wait(s(429), Some(r.max_retry_after), 2),
+            Some(r.max_retry_after)
+        );
+        assert_eq!(
+            r.wait(s(429), Some(r.max_retry_after + Duration::from_secs(1)), 1),
+            None
+        );
+        for c in [400, 401, 403, 404, 302, 200] {
+            assert_eq!(r.wait(s(c), None, 1), None, "{c} is not retried");
+        }
+    }
+
+    #[test]
+    fn retry_after_is_read_in_seconds() {
+        let resp = |v: &str| {
+            reqwest::Response::from(
+                axum::http::Response::builder()
+                    .status(429)
+                    .header("retry-after", v)
+                    .body(Vec::<u8>::new())
+                    .unwrap(),
+            )
+        };
+        assert_eq!(retry_after(&resp("3")), Some(Duration::from_secs(3)));
+        assert_eq!(retry_after(&resp(" 0 ")), Some(Duration::ZERO));
+        assert_eq!(retry_after(&resp("Wed, 21 Oct 2026 07:28:00 GMT")), None);
+        assert_eq!(retry_after(&resp("-1")), None);
+    }
+
+    /// A stand-in Backend API answering `statuses` in turn (then 200), counting requests.
+    async fn stand_in(statuses: Vec<u16>) -> (String, Arc<Mutex<usize>>) {
+        use axum::response::IntoResponse;
+        let seen = Arc::new(Mutex::new(0usize));
+        let (counter, plan) = (seen.clone(), Arc::new(Mutex::new(statuses.into_iter())));
+        let app = axum::Router::new().fallback(move || {
+            let (counter, plan) = (counter.clone(), plan.clone());
+            async move {
+                *counter.lock().unwrap() += 1;
+                let status = plan.lock().unwrap().next().unwrap_or(200);
+                let mut r = (
+                    StatusCode::from_u16(status).unwrap(),
+                    axum::Json(serde_json::json!({"data": [], "total_count": 0})),
+                )
+                    .into_response();
+                if status == 429 {
+                    r.headers_mut()
+                        .insert("retry-after", "120".parse().unwrap());
+                }
+                if status == 302 {
+                    r.headers_mut()
+                        .insert("location", "http://127.0.0.1:1/steal".parse().unwrap());
+                }
+                r
+            }
+        });
+        let l = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let url = format!("http://{}", l.local_addr().unwrap());
+        tokio::spawn(async move { axum::serve(l, app).await.unwrap() });
+        (url, seen)
+    }
+
+    fn client(url: &str, metrics: &Arc<Metrics>) -> ClerkApi {
+        ClerkApi::new(url, SecretString::from("sk_test_unit"), metrics.clone())
+            .unwrap()
+            .with_retry(Retry {
+                attempts: 3,
+                base_delay: Duration::from_millis(2),
+                max_delay: Duration::from_millis(4),
+                max_retry_after: Duration::from_secs(60),
+            })
+    }
+
+    fn counted(m: &Metrics, class: &str) -> u64 {
+        m.clerk_api_requests.with_label_values(&[class]).get()
+    }
+
+    #[tokio::test]
+    async fn server_errors_are_retried_a_bounded_number_of_times() {
+        let m = Arc::new(Metrics::new());
+        let (url, seen) = stand_in(vec![503, 502]).await;
+        assert!(client(&url, &m)
+            .subscription_items()
+            .await
+            .unwrap()
+            .is_empty());
+        assert_eq!(*seen.lock().unwrap(), 3, "two refusals, then the answer");
+        assert_eq!((counted(&m, "5xx"), counted(&m, "2xx")), (2, 1));
+
+        let (url, seen) = stand_in(vec![503; 10]).await;
+        let e = client(&url, &m).subscription_items().await.unwrap_err();
+        assert!(
+            matches!(e, ClerkApiError::Status { status: 503, .. }),
+            "{e}"
+        );
+        assert_eq!(*seen.lock().unwrap(), 3, "gives up after its attempts");
+    }
+
+    #[tokio::test]
+    async fn a_retry_after_beyond_the_bound_gives_up_rather_than_stall() {
+        let m = Arc::new(Metrics::new());
+        let (url, seen) = stand_in(vec![429]).await;
+        let e = client(&url, &m).subscription_items().await.unwrap_err();
+        assert!(
+            matches!(e, ClerkApiError::Status { status: 429, .. }),
+            "{e}"
+        );
+        assert_eq!(*seen.lock().unwrap(), 1);
+        assert_eq!(counted(&m, "429"), 1);
+    }
+
+    #[tokio::test]
+    async fn client_errors_and_redirects_are_answers_not_retried_or_followed() {
+        let m = Arc::new(Metrics::new());
+        let (url, seen) = stand_in(vec![404, 302]).await;
+        let api = client(&url, &m);
+        assert_eq!(
+            api.payer_subscription(PayerKind::User, "user_1")
+                .await
+                .unwrap(),
+            None,
+            "404: no subscription"
+        );
+        let e = api.subscription_items().await.unwrap_err();
+        assert!(
+            matches!(e, ClerkApiError::Status { status: 302, .. }),
+            "{e}"
+        );
+        assert_eq!(*seen.lock().unwrap(), 2, "one request each");
+        assert_eq!((counted(&m, "4xx"), counted(&m, "3xx")), (1, 1));
+        assert!(matches!(
+            api.payer_subscription(PayerKind::Org, "../x").await,
+            Err(ClerkApiError::BadId(_))
+        ));
+        assert_eq!(*seen.lock().unwrap(), 2, "a bad id never leaves");
+    }
+
+    #[test]
+    fn the_key_never_shows_in_debug_output() {
+        let api = ClerkApi::new(
+            "https://api.clerk.com",
+            SecretString::from("sk_live_supersecret"),
+            Arc::new(Metrics::new()),
+        )
+        .unwrap();
+        let shown = format!("{api:?}");
+        assert!(shown.contains("https://api.clerk.com"), "{shown}");
+        assert!(!shown.contains("supersecret"), "{shown}");
+    }
+
+    #[test]
     fn backoff_grows_with_jitter_and_stays_bounded() {
         let r = Retry::default();
         for n in 0..20 {
@@ -344,8 +556,9 @@ mod tests {
             assert!(d <= r.max_delay, "{n}: {d:?}");
             let window = r.base_delay.saturating_mul(1 << n.min(16)).min(r.max_delay);
             assert!(d >= window / 2, "{n}: {d:?} below half of {window:?}");
+            assert!(d < window, "{n}: {d:?} not below {window:?}");
         }
-        assert!(r.backoff(0) <= Duration::from_millis(250));
+        assert!(r.backoff(0) < Duration::from_millis(250));
     }
 
     /// Requests as fast as the bucket allows, on a simulated clock: how many in `secs`.

@@ -29,6 +29,8 @@ pub mod mail;
 #[cfg(feature = "ssr")]
 pub mod metrics;
 #[cfg(feature = "ssr")]
+pub mod preflight;
+#[cfg(feature = "ssr")]
 pub mod private_files;
 #[cfg(feature = "ssr")]
 pub mod security;

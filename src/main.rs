@@ -16,7 +16,11 @@ const USAGE: &str =
   inbox list [--failed] [--limit N]
       the newest deliveries: <svix_id> <event type> <outcome> <received>
   inbox replay <svix_id>... | --failed
-      applies stored deliveries again (ordering and exactly-once side effects included)";
+      applies stored deliveries again (ordering and exactly-once side effects included)
+  check
+      the launch preflight: settings, Clerk keys, JWKS, plan slugs, database; exit 1 on a FAIL
+  backup <file>
+      a consistent copy of the SQLite database, safe while serve runs";
 
 #[tokio::main]
 async fn main() {
@@ -37,6 +41,8 @@ async fn main() {
         }
         "reconcile" => reconcile(&args[1..]).await,
         "inbox" => inbox(&args[1..]).await,
+        "check" => check().await,
+        "backup" => backup(&args[1..]).await,
         "-h" | "--help" | "help" => {
             println!("{USAGE}\n{}", trigger::USAGE);
             Ok(())
@@ -171,4 +177,36 @@ async fn inbox(args: &[String]) -> anyhow::Result<()> {
         }
         _ => Err(usage()),
     }
+}
+
+/// `plangate check` (DESIGN §12): one `ok`/`FAIL` line per check; exit 1 on any FAIL.
+async fn check() -> anyhow::Result<()> {
+    telemetry::init_for_command(false);
+    let lines = plangate::preflight::run(|k| std::env::var(k).ok()).await;
+    for line in &lines {
+        println!("{line}");
+    }
+    let failed = lines.iter().filter(|l| !l.ok).count();
+    if failed > 0 {
+        anyhow::bail!("{failed} check(s) failed");
+    }
+    Ok(())
+}
+
+/// `plangate backup <file>`: SQLite's `VACUUM INTO`, safe while `serve` runs.
+async fn backup(args: &[String]) -> anyhow::Result<()> {
+    let [file] = args else {
+        anyhow::bail!("usage: plangate backup <file>");
+    };
+    let config = Config::from_env()?;
+    telemetry::init_for_command(config.json_logs);
+    let db = Db::connect(&config.database_url).await?;
+    let started = std::time::Instant::now();
+    db.backup_sqlite(std::path::Path::new(file)).await?;
+    let size = std::fs::metadata(file).map(|m| m.len()).unwrap_or(0);
+    println!(
+        "backup written to {file} ({size} bytes, {} ms)",
+        started.elapsed().as_millis()
+    );
+    Ok(())
 }

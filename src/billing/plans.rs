@@ -158,6 +158,16 @@ impl Catalog {
         Ok(())
     }
 
+    /// `(gate, slug)` for every plan a gate names that this catalog does not define.
+    pub fn unknown_gate_plans(&self) -> Vec<(&str, &str)> {
+        self.gates
+            .iter()
+            .flat_map(|(name, gate)| gate.plans.iter().map(move |e| (name.as_str(), e)))
+            .filter_map(|(name, entry)| parse_scoped(entry).map(|(_, slug)| (name, slug)))
+            .filter(|(_, slug)| self.plan(slug).is_none())
+            .collect()
+    }
+
     pub fn plan(&self, slug: &str) -> Option<&Plan> {
         self.plans.iter().find(|p| p.slug == slug)
     }
@@ -194,6 +204,23 @@ mod tests {
         plans = ["u:pro", "o:team"]
         features = ["ou:reports"]
     "#;
+
+    #[test]
+    fn a_gate_naming_a_plan_the_catalog_lacks_is_reported() {
+        assert!(Catalog::from_toml(SAMPLE)
+            .unwrap()
+            .unknown_gate_plans()
+            .is_empty());
+        let typo = SAMPLE.replace(
+            r#"plans = ["u:pro", "o:team"]"#,
+            r#"plans = ["u:pro", "o:teams", "u:gold"]"#,
+        );
+        let c = Catalog::from_toml(&typo).unwrap();
+        assert_eq!(
+            c.unknown_gate_plans(),
+            vec![("premium", "teams"), ("premium", "gold")]
+        );
+    }
 
     #[test]
     fn a_plan_costs_its_monthly_or_its_annual_price() {

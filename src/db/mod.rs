@@ -134,6 +134,59 @@ impl Db {
             .context("running database migrations")
     }
 
+    /// The compiled-in migrations this database has not applied (successfully), by version.
+    pub async fn pending_migrations(&self) -> Result<Vec<i64>, DbError> {
+        use sqlx::Row;
+        let applied: Vec<i64> =
+            match sqlx::query("select version from _sqlx_migrations where success = true")
+                .fetch_all(&self.pool)
+                .await
+            {
+                Ok(rows) => rows.iter().map(|r| r.get::<i64, _>(0)).collect(),
+                // No bookkeeping table yet: nothing was ever migrated.
+                Err(sqlx::Error::Database(_)) => Vec::new(),
+                Err(e) => return Err(e.into()),
+            };
+        Ok(MIGRATIONS
+            .iter()
+            .map(|(v, _, _)| *v)
+            .filter(|v| !applied.contains(v))
+            .collect())
+    }
+
+    /// A consistent copy of the SQLite database in `file` (`VACUUM INTO`: one read transaction,
+    /// so it is safe while `serve` writes; the copy holds every commit made before it began).
+    /// The file is created private (0600) and must not exist yet.
+    pub async fn backup_sqlite(&self, file: &Path) -> anyhow::Result<()> {
+        anyhow::ensure!(
+            self.engine == Engine::Sqlite,
+            "plangate backup copies the SQLite database; for PostgreSQL use pg_dump"
+        );
+        anyhow::ensure!(
+            !file.exists(),
+            "{} exists already: choose a new file",
+            file.display()
+        );
+        if let Some(dir) = file.parent().filter(|p| !p.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        }
+        // An empty file is allowed as the target; created first so it is private from the start.
+        crate::private_files::create_private(file)
+            .with_context(|| format!("creating {}", file.display()))?;
+        let path = file
+            .to_str()
+            .ok_or_else(|| anyhow::anyhow!("the backup path must be UTF-8"))?;
+        let result = sqlx::query("vacuum into $1")
+            .bind(path)
+            .execute(&self.pool)
+            .await;
+        if let Err(e) = result {
+            let _ = std::fs::remove_file(file);
+            return Err(anyhow::Error::new(e).context("copying the database"));
+        }
+        Ok(())
+    }
+
     pub async fn ping(&self) -> Result<(), DbError> {
         sqlx::query("select 1").execute(&self.pool).await?;
         Ok(())

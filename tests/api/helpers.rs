@@ -454,6 +454,8 @@ pub struct BackendApi {
     pub subscriptions: Arc<Mutex<std::collections::HashMap<String, Value>>>,
     /// (status, Retry-After seconds) answered before anything else, in order.
     pub script: Script,
+    /// (payer type `user`/`org`, plan) for `GET /v1/billing/plans?payer_type=…`.
+    pub plans: Arc<Mutex<Vec<(String, Value)>>>,
 }
 
 /// Responses a stand-in answers first: (status, `Retry-After` seconds).
@@ -469,14 +471,16 @@ pub async fn backend_api() -> BackendApi {
     let items: Arc<Mutex<Vec<Value>>> = Default::default();
     let subscriptions: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
     let script: Script = Default::default();
-    let (r, i, s, sc) = (
+    let plans: Arc<Mutex<Vec<(String, Value)>>> = Default::default();
+    let (r, i, s, sc, pl) = (
         requests.clone(),
         items.clone(),
         subscriptions.clone(),
         script.clone(),
+        plans.clone(),
     );
     let app = Router::new().fallback(move |req: Request| {
-        let (r, i, s, sc) = (r.clone(), i.clone(), s.clone(), sc.clone());
+        let (r, i, s, sc, pl) = (r.clone(), i.clone(), s.clone(), sc.clone(), pl.clone());
         async move {
             let uri = req.uri().clone();
             r.lock()
@@ -495,14 +499,25 @@ pub async fn backend_api() -> BackendApi {
                 return resp;
             }
             let path = uri.path();
-            if path == "/v1/billing/subscription_items" {
-                let q: std::collections::HashMap<String, String> = uri
-                    .query()
-                    .unwrap_or_default()
-                    .split('&')
-                    .filter_map(|kv| kv.split_once('='))
-                    .map(|(k, v)| (k.to_string(), v.to_string()))
+            let q: std::collections::HashMap<String, String> = uri
+                .query()
+                .unwrap_or_default()
+                .split('&')
+                .filter_map(|kv| kv.split_once('='))
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect();
+            if path == "/v1/billing/plans" {
+                let kind = q.get("payer_type").cloned().unwrap_or_default();
+                let data: Vec<Value> = pl
+                    .lock()
+                    .unwrap()
+                    .iter()
+                    .filter(|(k, _)| *k == kind)
+                    .map(|(_, p)| p.clone())
                     .collect();
+                return Json(json!({"data": data, "total_count": data.len()})).into_response();
+            }
+            if path == "/v1/billing/subscription_items" {
                 let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(10);
                 let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
                 let all = i.lock().unwrap().clone();
@@ -529,6 +544,7 @@ pub async fn backend_api() -> BackendApi {
         items,
         subscriptions,
         script,
+        plans,
     }
 }
 

@@ -8,5 +8,6 @@ mod helpers;
 mod module_graph;
 mod operations;
 mod pages;
+mod preflight;
 mod security;
 mod webhooks;
