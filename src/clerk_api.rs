@@ -167,37 +167,23 @@ impl ClerkApi {
         }
     }
 
-    /// Every subscription item of the instance, page by page until `offset ≥ total_count`.
+    /// Every subscription item of the instance.
     pub async fn subscription_items(&self) -> Result<Vec<Value>, ClerkApiError> {
-        let mut out = Vec::new();
-        loop {
-            let path = format!(
-                "/v1/billing/subscription_items?limit={PAGE}&offset={}",
-                out.len()
-            );
-            let page = self.get(&path).await?;
-            let data = page
-                .get("data")
-                .and_then(Value::as_array)
-                .ok_or_else(|| ClerkApiError::Body { path: path.clone() })?;
-            let total = page.get("total_count").and_then(Value::as_u64);
-            let got = data.len();
-            out.extend(data.iter().cloned());
-            // An empty page ends the walk too, so a wrong `total_count` cannot loop forever.
-            if got == 0 || total.is_none_or(|t| out.len() as u64 >= t) {
-                return Ok(out);
-            }
-        }
+        self.all_pages("/v1/billing/subscription_items?").await
     }
 
-    /// The instance's plans for one payer type (`user` or `org`), every page.
+    /// The instance's plans for one payer type (`user` or `org`).
     pub async fn plans(&self, payer_type: &str) -> Result<Vec<Value>, ClerkApiError> {
+        self.all_pages(&format!("/v1/billing/plans?payer_type={payer_type}&"))
+            .await
+    }
+
+    /// A paginated list (`{data, total_count}`), page by page until `offset ≥ total_count`.
+    /// An empty page ends the walk too, so a wrong `total_count` cannot loop forever.
+    async fn all_pages(&self, prefix: &str) -> Result<Vec<Value>, ClerkApiError> {
         let mut out = Vec::new();
         loop {
-            let path = format!(
-                "/v1/billing/plans?payer_type={payer_type}&limit={PAGE}&offset={}",
-                out.len()
-            );
+            let path = format!("{prefix}limit={PAGE}&offset={}", out.len());
             let page = self.get(&path).await?;
             let data = page
                 .get("data")
@@ -533,6 +519,15 @@ mod tests {
             Err(ClerkApiError::BadId(_))
         ));
         assert_eq!(*seen.lock().unwrap(), 2, "a bad id never leaves");
+    }
+
+    #[tokio::test]
+    async fn acquiring_takes_the_tokens() {
+        let l = Limiter::per_ten_seconds(100);
+        for _ in 0..10 {
+            l.acquire().await;
+        }
+        assert!(l.take(Instant::now()).is_err(), "the burst of 10 is spent");
     }
 
     #[test]

@@ -44,6 +44,11 @@ impl ClerkConfig {
     pub fn issuer(&self) -> String {
         format!("https://{}", self.frontend_api_host)
     }
+
+    /// The instance's public keys, served by its Frontend API.
+    pub fn jwks_url(&self) -> String {
+        format!("https://{}/.well-known/jwks.json", self.frontend_api_host)
+    }
 }
 
 #[derive(Debug, Clone)]

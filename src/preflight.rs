@@ -101,7 +101,7 @@ pub async fn run(lookup: impl Fn(&str) -> Option<String>) -> Vec<Line> {
                 clerk.frontend_api_host,
                 clerk.issuer()
             )));
-            lines.push(jwks(&config, &clerk.frontend_api_host).await);
+            lines.push(jwks(config.jwks_url.clone().unwrap_or_else(|| clerk.jwks_url())).await);
             match &clerk.secret_key {
                 None => lines.push(fail(
                     "CLERK_SECRET_KEY is not set: the Backend API (reconciliation, these plan \
@@ -128,11 +128,7 @@ pub async fn run(lookup: impl Fn(&str) -> Option<String>) -> Vec<Line> {
 }
 
 /// The JWKS the session tokens are checked against answers and has RSA keys.
-async fn jwks(config: &Config, host: &str) -> Line {
-    let url = config
-        .jwks_url
-        .clone()
-        .unwrap_or_else(|| format!("https://{host}/.well-known/jwks.json"));
+async fn jwks(url: String) -> Line {
     let fetched = async {
         let client = reqwest::Client::builder().timeout(TIMEOUT).build()?;
         client

@@ -184,10 +184,7 @@ impl Application {
                 match &config.jwks_url {
                     Some(u) => urls.push((u.clone(), None)),
                     None => {
-                        urls.push((
-                            format!("https://{}/.well-known/jwks.json", clerk.frontend_api_host),
-                            None,
-                        ));
+                        urls.push((clerk.jwks_url(), None));
                         if let Some(sk) = &clerk.secret_key {
                             urls.push((format!("{}/v1/jwks", clerk.api_url), Some(sk.clone())));
                         }
