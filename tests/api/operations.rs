@@ -836,6 +836,10 @@ async fn the_demo_events_page_shows_a_dead_letter_with_replay_and_a_readable_tim
         .unwrap();
     assert!(html.contains(&id), "the dead letter is listed");
     assert!(
+        html.contains("user.created"),
+        "beside the user's own deliveries (the sign-in's user.created)"
+    );
+    assert!(
         html.contains("data-testid=\"replay\""),
         "with its Replay button"
     );
