@@ -41,9 +41,11 @@ stop() { kill "$SERVER"; wait "$SERVER" 2>/dev/null || true; }
 rss() { awk '/VmRSS/ {printf "%.1f", $2/1024}' "/proc/$1/status"; }
 
 declare -a ROWS
-run_wrk() {  # name url script [args…]
+run_wrk() {  # name url script [args…]; WRK_CONN overrides the connections (one thread for 1)
   local name=$1 url=$2 script=$3; shift 3
-  local out; out=$(wrk -t$THREADS -c$CONN -d${SECS}s --latency -s "$script" "$url" ${@:+-- "$@"} 2>&1 | grep '^RESULT' | tail -1)
+  local conn=${WRK_CONN:-$CONN} threads=$THREADS
+  (( conn < threads )) && threads=$conn
+  local out; out=$(wrk -t$threads -c$conn -d${SECS}s --latency -s "$script" "$url" ${@:+-- "$@"} 2>&1 | grep '^RESULT' | tail -1)
   ROWS+=("$name|$out|$(rss "${SERVER_PID_FOR_RSS}")")
 }
 
@@ -62,6 +64,11 @@ start "sqlite://$work/bench.db"; SERVER_PID_FOR_RSS=$SERVER
 BENCH_AUTH="Bearer $TOKEN" run_wrk "P1 GET /api/premium-feature" "$URL/api/premium-feature" bench/get.lua
 run_wrk "P3 GET /pricing" "$URL/pricing" bench/get.lua
 BENCH_COOKIE="__session=$TOKEN" run_wrk "P3 GET /dashboard (signed in)" "$URL/dashboard" bench/get.lua
+# Signed-in pages as a browser meets them: Bearer, at -c32 and on one kept-alive connection.
+BENCH_AUTH="Bearer $TOKEN" run_wrk "P3 GET /dashboard, Bearer" "$URL/dashboard" bench/get.lua
+BENCH_AUTH="Bearer $TOKEN" run_wrk "P3 GET /dashboard/payment-gated" "$URL/dashboard/payment-gated" bench/get.lua
+BENCH_AUTH="Bearer $TOKEN" WRK_CONN=1 run_wrk "P3 GET /dashboard, -c1" "$URL/dashboard" bench/get.lua
+BENCH_AUTH="Bearer $TOKEN" WRK_CONN=1 run_wrk "P3 GET /dashboard/payment-gated, -c1" "$URL/dashboard/payment-gated" bench/get.lua
 
 # P2 on SQLite: every request a new event.
 # Prepared deliveries: more than the server can take in SECS (wrk stops when they run out, so

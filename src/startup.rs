@@ -328,9 +328,16 @@ impl Application {
             });
         }
         self.background.spawn();
+        // Every response goes out as soon as it is written: without TCP_NODELAY a response
+        // written in more than one piece can wait for the client's delayed ACK (Nagle).
+        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
+            if let Err(e) = tcp.set_nodelay(true) {
+                tracing::debug!(error = %e, "TCP_NODELAY not set");
+            }
+        });
         // The peer address is the client address (unless TRUSTED_PROXIES says otherwise).
         axum::serve(
-            self.listener,
+            listener,
             self.router
                 .into_make_service_with_connect_info::<SocketAddr>(),
         )
