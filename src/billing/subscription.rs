@@ -144,31 +144,9 @@ pub fn current_item(items: &[ItemState], now_ms: i64) -> Option<&ItemState> {
 mod tests {
     use super::*;
 
-    fn state(status: Status, event_at: i64) -> ItemState {
-        ItemState {
-            id: "csub_item_1".into(),
-            subscription_id: None,
-            payer: Payer {
-                kind: PayerKind::User,
-                id: "user_1".into(),
-                user_id: Some("user_1".into()),
-                email: None,
-            },
-            plan_slug: "pro".into(),
-            plan_name: None,
-            status,
-            period_start: Some(1),
-            period_end: Some(2),
-            is_free_trial: false,
-            canceled_at: None,
-            past_due_at: None,
-            event_at,
-        }
-    }
-
     #[test]
     fn any_field_of_what_the_payer_has_is_a_difference() {
-        let a = state(Status::Active, 10);
+        let a = item("csub_item_1", Status::Active, 10, Some(2));
         assert!(!a.differs_from(&a.clone()));
         let mut later = a.clone();
         later.event_at = 99;
@@ -197,26 +175,38 @@ mod tests {
 
     #[test]
     fn a_correction_is_offered_only_for_new_or_newer_different_state() {
-        let stored = state(Status::Active, 1_000);
+        let stored = item("csub_item_1", Status::Active, 1_000, Some(2));
         assert!(needs_correction(None, &stored), "unknown here");
         assert!(
             !needs_correction(Some(&stored), &stored.clone()),
             "same state"
         );
         assert!(
-            needs_correction(Some(&stored), &state(Status::Ended, 2_000)),
+            needs_correction(
+                Some(&stored),
+                &item("csub_item_1", Status::Ended, 2_000, Some(2))
+            ),
             "newer and different"
         );
         assert!(
-            needs_correction(Some(&stored), &state(Status::Ended, 1_000)),
+            needs_correction(
+                Some(&stored),
+                &item("csub_item_1", Status::Ended, 1_000, Some(2))
+            ),
             "as new and different"
         );
         assert!(
-            !needs_correction(Some(&stored), &state(Status::Ended, 999)),
+            !needs_correction(
+                Some(&stored),
+                &item("csub_item_1", Status::Ended, 999, Some(2))
+            ),
             "older API state never overwrites a newer webhook"
         );
         assert!(
-            !needs_correction(Some(&stored), &state(Status::Active, 5_000)),
+            !needs_correction(
+                Some(&stored),
+                &item("csub_item_1", Status::Active, 5_000, Some(2))
+            ),
             "newer, same"
         );
     }
