@@ -377,6 +377,28 @@ impl TestApp {
     }
 }
 
+/// The cookies a response sets, as `name=value` pairs.
+pub fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
+    resp.headers()
+        .get_all("set-cookie")
+        .iter()
+        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
+        .collect()
+}
+
+/// Demo sign-in as `name`: returns the cookies it set, as `name=value` pairs.
+pub async fn demo_sign_in(app: &TestApp, name: &str) -> Vec<String> {
+    let resp = app
+        .client
+        .post(app.url("/demo/sign-in"))
+        .form(&[("name", name)])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(resp.status(), 303);
+    set_cookies(&resp)
+}
+
 pub fn fixture(name: &str) -> Value {
     let path = format!(
         "{}/tests/fixtures/clerk/{name}.json",

@@ -14,28 +14,6 @@ async fn page(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
     (resp.status().as_u16(), resp.text().await.unwrap())
 }
 
-/// The cookies a response sets, as `name=value` pairs.
-fn set_cookies(resp: &reqwest::Response) -> Vec<String> {
-    resp.headers()
-        .get_all("set-cookie")
-        .iter()
-        .map(|v| v.to_str().unwrap().split(';').next().unwrap().to_string())
-        .collect()
-}
-
-/// Demo sign-in as `name`: returns the cookies it set, as `name=value` pairs.
-async fn demo_sign_in(app: &TestApp, name: &str) -> Vec<String> {
-    let resp = app
-        .client
-        .post(app.url("/demo/sign-in"))
-        .form(&[("name", name)])
-        .send()
-        .await
-        .unwrap();
-    assert_eq!(resp.status(), 303);
-    set_cookies(&resp)
-}
-
 /// Subscribes the signed-in demo user to monthly Pro; returns the response (303 on success).
 async fn demo_subscribe_pro(app: &TestApp, cookie: &str) -> reqwest::Response {
     app.client
