@@ -163,15 +163,14 @@ impl Inbox {
     }
 
     /// Stores and applies a correction from the Backend API, written as the Clerk event that
-    /// would have carried it, under the delivery id `svix_id` (`reconcile_…`).
+    /// would have carried it (its JSON `body`), under the delivery id `svix_id` (`reconcile_…`).
     pub async fn correct(
         &self,
         svix_id: String,
-        event: &serde_json::Value,
+        body: &[u8],
         at_ms: i64,
     ) -> Result<Receipt, InboxError> {
-        let body = serde_json::to_vec(event).map_err(|_| EventError::NotJson)?;
-        let delivery = self.prepare(svix_id, at_ms, &body, false)?;
+        let delivery = self.prepare(svix_id, at_ms, body, false)?;
         self.submit(delivery).await
     }
 

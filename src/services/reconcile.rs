@@ -122,10 +122,10 @@ fn event_type(status: &str) -> &'static str {
     }
 }
 
-/// A correction: the event, its delivery id, and the state it describes (read by the same
-/// parser as a delivery). `None` when the API item cannot be ordered (no `updated_at`) or has
+/// A correction: its delivery id, the event's JSON, and the state it describes (read by the
+/// same parser as a delivery). `None` when the API item cannot be ordered (no `updated_at`) or has
 /// no usable id or payer.
-fn correction(data: Value, now: i64) -> Option<(String, Value, ItemState)> {
+fn correction(data: Value, now: i64) -> Option<(String, Vec<u8>, ItemState)> {
     let id = data.get("id")?.as_str()?.to_string();
     let updated_at = events::to_ms(
         data.get("updated_at")
@@ -155,7 +155,7 @@ fn correction(data: Value, now: i64) -> Option<(String, Value, ItemState)> {
         .take(20)
         .collect();
     let svix_id = format!("reconcile_{id}_{updated_at}_{status_code}");
-    Some((svix_id, event, item))
+    Some((svix_id, body, item))
 }
 
 impl Reconciler {
@@ -344,14 +344,14 @@ impl Reconciler {
         now: i64,
     ) -> Result<(), ReconcileError> {
         report.checked += 1;
-        let Some((svix_id, event, item)) = correction(data, now) else {
+        let Some((svix_id, body, item)) = correction(data, now) else {
             warn!("Backend API item without id, status, time or payer; skipped");
             return Ok(());
         };
         if !needs_correction(stored, &item) {
             return Ok(());
         }
-        let receipt = self.inbox.correct(svix_id.clone(), &event, now).await?;
+        let receipt = self.inbox.correct(svix_id.clone(), &body, now).await?;
         if receipt.outcome == Outcome::Applied {
             self.metrics.reconcile_corrections.inc();
             info!(item = %item.id, svix_id = %svix_id, from = ?stored.map(describe), to = %describe(&item), "reconciled from the Backend API");
@@ -420,7 +420,8 @@ mod tests {
             "updated_at": 1_800_000_000_000i64, "period_end": 1_800_000_100_000i64,
             "payer": {"user_id": "user_1"},
         });
-        let (svix_id, event, item) = correction(data, 1_800_000_500_000).unwrap();
+        let (svix_id, body, item) = correction(data, 1_800_000_500_000).unwrap();
+        let event: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(svix_id, "reconcile_csub_item_1_1800000000000_ended");
         assert_eq!(event["type"], "subscriptionItem.ended");
         assert_eq!(item.status, Status::Ended);

@@ -163,7 +163,11 @@ async fn an_older_api_state_does_not_overwrite_a_newer_webhook() {
     let r = app
         .state
         .inbox()
-        .correct("reconcile_forced".into(), &stale, now() * 1000)
+        .correct(
+            "reconcile_forced".into(),
+            stale.to_string().as_bytes(),
+            now() * 1000,
+        )
         .await
         .unwrap();
     assert_eq!(r.outcome.as_str(), "stale");
@@ -808,21 +812,7 @@ async fn the_demo_events_page_shows_a_dead_letter_with_replay_and_a_readable_tim
         )
         .await;
     assert_eq!(resp.status(), 422);
-    let signed_in = app
-        .client
-        .post(app.url("/demo/sign-in"))
-        .header("origin", APP_URL)
-        .form(&[("name", "alice")])
-        .send()
-        .await
-        .unwrap();
-    let cookie = signed_in
-        .headers()
-        .get_all("set-cookie")
-        .iter()
-        .filter_map(|v| v.to_str().ok()?.split(';').next().map(str::to_string))
-        .collect::<Vec<_>>()
-        .join("; ");
+    let cookie = demo_sign_in(&app, "alice").await.join("; ");
     assert!(cookie.contains("__session="), "{cookie}");
     let html = app
         .client
