@@ -3,6 +3,11 @@
 //!   bench_tool webhooks <file> <n> <secret>  n distinct, validly signed deliveries, one per line:
 //!                                          svix-id \t timestamp \t signature \t body
 //!   bench_tool startup <url> <cmd…>       starts cmd, polls <url> every ms; prints ms to the first 200
+//!   bench_tool invalidation <a> <b> <secret> <token> <n>
+//!                                          n changes to user_bench's subscription through
+//!                                          instance a; for each, the time from a's answer to
+//!                                          the first answer of b's /api/premium-feature that
+//!                                          reflects it. Prints p50, p99 and max in ms.
 
 use std::{io::Write, time::Instant};
 
@@ -20,7 +25,16 @@ fn main() {
         Some("keys") => keys(&args[1]),
         Some("webhooks") => webhooks(&args[1], args[2].parse().unwrap(), &args[3]),
         Some("startup") => startup(&args[1], &args[2..]),
-        _ => eprintln!("usage: bench_tool keys DIR | webhooks FILE N SECRET | startup URL CMD..."),
+        Some("invalidation") => invalidation(
+            &args[1],
+            &args[2],
+            &args[3],
+            &args[4],
+            args[5].parse().unwrap(),
+        ),
+        _ => eprintln!(
+            "usage: bench_tool keys DIR | webhooks FILE N SECRET | startup URL CMD... | invalidation A B SECRET TOKEN N"
+        ),
     }
 }
 
@@ -102,5 +116,93 @@ fn startup(url: &str, cmd: &[String]) {
             }
         }
         let _ = child.kill().await;
+    });
+}
+
+/// Cross-instance invalidation latency (DESIGN §11: at most 250 ms). The token says `pro`; each
+/// change is newer than it, so b's answer follows the database: `ended` 403, `active` 200.
+fn invalidation(a: &str, b: &str, secret: &str, token: &str, n: usize) {
+    let rt = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap();
+    rt.block_on(async {
+        let client = reqwest::Client::new();
+        let gated = format!("{b}/api/premium-feature");
+        let status = || async {
+            client
+                .get(&gated)
+                .bearer_auth(token)
+                .send()
+                .await
+                .unwrap()
+                .status()
+                .as_u16()
+        };
+        let mut latencies = Vec::with_capacity(n);
+        let start = plangate::db::now_ms();
+        for i in 0..n {
+            let (event, item_status, want) = if i % 2 == 0 {
+                ("subscriptionItem.ended", "ended", 403)
+            } else {
+                ("subscriptionItem.active", "active", 200)
+            };
+            // b has the payer cached in the state before this change.
+            for _ in 0..3 {
+                assert_ne!(status().await, want, "b answers {want} before the change");
+            }
+            let at = plangate::db::now_ms().max(start + i as i64 + 1);
+            let spec = Spec {
+                user_id: "user_bench".into(),
+                email: "bench@example.com".into(),
+                org_id: None,
+                plan_slug: "pro".into(),
+                plan_name: "Pro".into(),
+                amount_cents: 2000,
+                annual: false,
+                item_id: "csub_item_invalidation".into(),
+                subscription_id: "csub_invalidation".into(),
+                status: item_status.into(),
+                period_start: start,
+                period_end: Some(start + 30 * DAY_MS),
+                canceled_at: None,
+                past_due_at: None,
+                at,
+            };
+            let body = build(event, &spec).unwrap().to_string();
+            let id = format!("msg_invalidation_{start}_{i}");
+            let headers = svix_headers(secret, &id, now(), body.as_bytes()).unwrap();
+            let mut post = client
+                .post(format!("{a}/api/webhooks/clerk"))
+                .header("content-type", "application/json")
+                .body(body);
+            for (k, v) in headers {
+                post = post.header(k, v);
+            }
+            let r = post.send().await.unwrap();
+            assert!(
+                r.status().is_success(),
+                "a refused the change: {}",
+                r.status()
+            );
+            let applied = Instant::now();
+            loop {
+                if status().await == want {
+                    break;
+                }
+                assert!(applied.elapsed().as_secs() < 30, "b never saw change {i}");
+            }
+            latencies.push(applied.elapsed().as_secs_f64() * 1000.0);
+        }
+        latencies.sort_by(f64::total_cmp);
+        let at =
+            |q: f64| latencies[((latencies.len() as f64 * q) as usize).min(latencies.len() - 1)];
+        println!(
+            "RESULT n={} p50_ms={:.2} p99_ms={:.2} max_ms={:.2}",
+            latencies.len(),
+            at(0.5),
+            at(0.99),
+            latencies[latencies.len() - 1]
+        );
     });
 }

@@ -88,6 +88,27 @@ if command -v psql >/dev/null && psql "$PG_ADMIN" -qtc "select 1" >/dev/null 2>&
   $TOOL webhooks "$work/hooks.tsv" "$N" "$SECRET"
   run_wrk "P2 webhooks, PostgreSQL" "$URL/" bench/webhooks.lua "$work/hooks.tsv" "$THREADS"
   stop
+
+  # P6: two instances on the same database (one public origin, two listen addresses), two wrk
+  # processes splitting one file of deliveries between them; then the cross-instance
+  # invalidation latency: a change through one, until the other's gated answer reflects it.
+  PORT_B=3902
+  psql "$PG_ADMIN" -qc "drop database $db" >/dev/null || true
+  db="plangate_bench6_$$"
+  psql "$PG_ADMIN" -qc "create database $db" >/dev/null
+  start "${PG_ADMIN%/*}/$db"
+  serve_env "${PG_ADMIN%/*}/$db" LEPTOS_SITE_ADDR="127.0.0.1:$PORT_B" METRICS_ADDR=off "$BIN" serve & B=$!; pids+=("$B")
+  for _ in $(seq 300); do curl -sf "http://127.0.0.1:$PORT_B/readyz" >/dev/null && break; sleep 0.05; done
+  $TOOL webhooks "$work/hooks6.tsv" "$N" "$SECRET"
+  half=$(( CONN / 2 ))
+  wrk -t1 -c$half -d${SECS}s --latency -s bench/webhooks.lua "$URL/" -- "$work/hooks6.tsv" 1 0 2 2>&1 | grep '^RESULT' | tail -1 > "$work/p6a" & WA=$!
+  wrk -t1 -c$half -d${SECS}s --latency -s bench/webhooks.lua "http://127.0.0.1:$PORT_B/" -- "$work/hooks6.tsv" 1 1 2 2>&1 | grep '^RESULT' | tail -1 > "$work/p6b" & WB=$!
+  wait "$WA" "$WB"
+  P6_EVENTS=$(psql "${PG_ADMIN%/*}/$db" -qtAc "select count(*) from webhook_event")
+  P6_A=$(cat "$work/p6a") P6_B=$(cat "$work/p6b")
+  P6_INV=$($TOOL invalidation "$URL" "http://127.0.0.1:$PORT_B" "$SECRET" "$TOKEN" "${BENCH_CHANGES:-200}")
+  kill "$B"; wait "$B" 2>/dev/null || true
+  stop
   psql "$PG_ADMIN" -qc "drop database $db" >/dev/null || true
 else
   ROWS+=("P2 webhooks, PostgreSQL|RESULT skipped (no PostgreSQL at BENCH_PG_URL)|")
@@ -109,3 +130,9 @@ echo
 echo "P2 SQLite events stored: $SQLITE_EVENTS"
 echo "P4 server RSS after all SQLite scenarios: ${P4} MB"
 echo "P5 process start to first 200 on /readyz: ${P5} ms"
+if [[ -n "${P6_A:-}" ]]; then
+  rps() { sed -n 's/.*rps=\([0-9.]*\).*/\1/p' <<<"$1"; }
+  echo "P6 two instances on PostgreSQL, webhooks: $(awk "BEGIN {printf \"%.0f\", $(rps "$P6_A") + $(rps "$P6_B")}") events/s" \
+    "(A: $(rps "$P6_A"), B: $(rps "$P6_B")); events stored: $P6_EVENTS"
+  echo "P6 cross-instance invalidation (change through A until B's gated answer shows it): $P6_INV"
+fi

@@ -9,7 +9,7 @@ cargo build --features ssr --bin plangate
 cargo test --features ssr --no-run
 # Bounded, so a hung test fails the run instead of stalling it.
 echo "== tests on SQLite"
-timeout 1200 cargo test --features ssr
+env -u TEST_DATABASE_URL timeout 1200 cargo test --features ssr
 if [[ -n "${TEST_DATABASE_URL:-}" ]]; then
   echo "== integration tests on PostgreSQL"
   timeout 1200 cargo test --features ssr --test api

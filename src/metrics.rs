@@ -25,6 +25,8 @@ pub struct Metrics {
     pub reconcile_last_success: IntGauge,
     /// Backend API responses by `status` class (`2xx`, `429`, `5xx`, `error`, …).
     pub clerk_api_requests: IntCounterVec,
+    pub invalidation_listening: IntGauge,
+    pub database_up: IntGauge,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -97,6 +99,14 @@ impl Metrics {
             "Backend API requests by response status class (2xx, 4xx, 429, 5xx, error).",
             &["status"],
         );
+        let invalidation_listening = gauge(
+            "plangate_invalidation_listening",
+            "1 while this instance hears the other instances' changes (PostgreSQL LISTEN), else 0.",
+        );
+        let database_up = gauge(
+            "plangate_database_up",
+            "1 when the last scrape could read the database, else 0 (the database gauges then keep their last values).",
+        );
         Metrics {
             registry,
             webhooks,
@@ -109,6 +119,8 @@ impl Metrics {
             reconcile_runs,
             reconcile_last_success,
             clerk_api_requests,
+            invalidation_listening,
+            database_up,
         }
     }
 
@@ -149,6 +161,8 @@ mod tests {
             "plangate_gate_decisions_total{allowed=\"true\"} 1",
             "plangate_reconcile_corrections_total 0",
             "plangate_reconcile_last_success_timestamp_seconds 0",
+            "plangate_invalidation_listening 0",
+            "plangate_database_up 0",
         ] {
             assert!(text.contains(series), "{series} missing from\n{text}");
         }

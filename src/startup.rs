@@ -49,17 +49,76 @@ pub struct Application {
     background: Background,
 }
 
-/// The periodic work `serve` does besides answering requests.
+/// The periodic work `serve` does besides answering requests. What must run once across
+/// instances (the sweep, retention) runs under a lease in the database; the outbox worker
+/// claims each mail instead (`db::outbox::claim`).
 struct Background {
     inbox: Arc<Inbox>,
     reconciler: Option<Arc<Reconciler>>,
     reconcile_interval: Option<Duration>,
     retention_days: i64,
     clock: Clock,
+    leases: Leases,
+    gate: Arc<Gate>,
+    metrics: Arc<Metrics>,
 }
 
 /// How often retention looks for payloads to remove.
 const RETENTION_PERIOD: Duration = Duration::from_secs(3600);
+
+/// This instance's leases on once-only background work.
+#[derive(Clone)]
+struct Leases {
+    db: Db,
+    /// Who this instance is, as the lease table names it (host, process, a random part, so two
+    /// applications in one process differ too).
+    holder: String,
+    clock: Clock,
+}
+
+impl Leases {
+    fn new(db: Db, clock: Clock) -> Leases {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        let holder = format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Leases { db, holder, clock }
+    }
+
+    /// Takes `name` for `ttl` unless another instance holds it. A database error counts as
+    /// "not taken": the work waits for its next turn rather than risk running twice.
+    async fn take(&self, name: &str, ttl: Duration) -> bool {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        match crate::db::leases::acquire(&self.db.pool, name, &self.holder, (self.clock)(), ttl_ms)
+            .await
+        {
+            Ok(taken) => {
+                if !taken {
+                    tracing::debug!(lease = name, "held by another instance; skipped");
+                }
+                taken
+            }
+            Err(e) => {
+                tracing::warn!(lease = name, error = %e, "cannot take the lease; skipped");
+                false
+            }
+        }
+    }
+
+    /// Gives `name` back, so that the work can be tried again soon (by any instance).
+    async fn release(&self, name: &str) {
+        if let Err(e) = crate::db::leases::release(&self.db.pool, name, &self.holder).await {
+            tracing::warn!(lease = name, error = %e, "cannot release the lease; it expires");
+        }
+    }
+}
+
+const RETENTION_LEASE: &str = "inbox_retention";
+const SWEEP_LEASE: &str = "reconcile_sweep";
 
 /// What the operator commands (`plangate reconcile`, `plangate inbox`) need: the database,
 /// the inbox and the reconciler, built like `serve`'s but without listeners.
@@ -259,14 +318,18 @@ impl Application {
             tracing::warn!("no CLERK_SECRET_KEY: the reconciliation sweep is off");
         }
         let clock: Clock = seams.clock.unwrap_or_else(|| Arc::new(now_ms));
-        // Once at start-up, then every hour in the background.
-        purge(&inbox, config.inbox_retention_days, &clock).await;
+        let leases = Leases::new(db.clone(), clock.clone());
+        // Once at start-up, then every hour in the background (by one instance of several).
+        purge(&inbox, config.inbox_retention_days, &clock, &leases).await;
         let background = Background {
             inbox: inbox.clone(),
             reconciler: reconciler.clone(),
             reconcile_interval: config.reconcile_interval,
             retention_days: config.inbox_retention_days,
             clock,
+            leases,
+            gate: gate.clone(),
+            metrics: metrics.clone(),
         };
         let leptos_options = leptos_options(addr)?;
         // cargo-leptos' live-reload socket, when `cargo leptos watch` runs this process.
@@ -355,19 +418,34 @@ impl Background {
             reconcile_interval,
             retention_days,
             clock,
+            leases,
+            gate,
+            metrics,
         } = self;
+        tokio::spawn(crate::services::invalidation::follow(
+            leases.db.clone(),
+            gate,
+            metrics,
+        ));
+        let retention_leases = leases.clone();
         tokio::spawn(async move {
             loop {
                 tokio::time::sleep(RETENTION_PERIOD).await;
-                purge(&inbox, retention_days, &clock).await;
+                purge(&inbox, retention_days, &clock, &retention_leases).await;
             }
         });
         if let (Some(reconciler), Some(interval)) = (reconciler, reconcile_interval) {
             tokio::spawn(async move {
                 // A failed sweep is tried again sooner than a whole period later.
+                let retry = interval.min(Duration::from_secs(60));
                 let mut wait = interval.min(Duration::from_secs(30));
                 loop {
                     tokio::time::sleep(wait).await;
+                    // One sweep per interval across all instances: the lease lasts the interval.
+                    if !leases.take(SWEEP_LEASE, interval).await {
+                        wait = retry;
+                        continue;
+                    }
                     wait = match reconciler.sweep().await {
                         Ok(report) => {
                             info!(
@@ -377,7 +455,10 @@ impl Background {
                             );
                             interval
                         }
-                        Err(_) => interval.min(Duration::from_secs(60)),
+                        Err(_) => {
+                            leases.release(SWEEP_LEASE).await;
+                            retry
+                        }
                     };
                 }
             });
@@ -385,8 +466,12 @@ impl Background {
     }
 }
 
-/// Removes the payloads older than the retention period (the rows stay for deduplication).
-async fn purge(inbox: &Inbox, days: i64, clock: &Clock) {
+/// Removes the payloads older than the retention period (the rows stay for deduplication),
+/// unless another instance did within the last period.
+async fn purge(inbox: &Inbox, days: i64, clock: &Clock, leases: &Leases) {
+    if !leases.take(RETENTION_LEASE, RETENTION_PERIOD).await {
+        return;
+    }
     let now = clock();
     match inbox
         .purge_payloads(now.saturating_sub(days.saturating_mul(86_400_000)), now)

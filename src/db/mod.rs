@@ -4,6 +4,8 @@
 
 pub mod inbox;
 pub mod items;
+pub mod leases;
+pub mod notify;
 pub mod outbox;
 pub mod users;
 
@@ -213,6 +215,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         3,
         "dead letters",
         include_str!("../../migrations/0003_dead_letters.sql"),
+    ),
+    (
+        4,
+        "leases",
+        include_str!("../../migrations/0004_leases.sql"),
     ),
 ];
 

@@ -4,7 +4,11 @@
 //!
 //! Payer state is read through a short-lived cache: the gate sits on every request and the
 //! state changes only when a webhook commits. The inbox's commit hook empties the cache before
-//! a delivery is acknowledged; another instance's commits show here within `PAYER_CACHE_TTL`.
+//! a delivery is acknowledged. On PostgreSQL other instances' commits arrive as notifications
+//! (`services::invalidation`), and the cache answers only while the listening connection has
+//! answered within `STALENESS_BOUND`: no entry older than that bound can have missed a change.
+//! On SQLite (one instance per file) another process's writes (`plangate reconcile`) show
+//! within `PAYER_CACHE_TTL`.
 
 use std::{
     collections::HashMap,
@@ -22,11 +26,17 @@ use crate::{
     billing::{
         self, current_item, current_plan, Catalog, Decision, Evidence, ItemState, PayerKind, Policy,
     },
-    db::{self, now_ms, Db, DbError},
+    db::{self, notify::Changed, now_ms, Db, DbError},
     metrics::Metrics,
 };
 
+/// How long a payer's state is kept on SQLite, where nothing announces another process's writes.
 pub const PAYER_CACHE_TTL: Duration = Duration::from_secs(1);
+/// How long it is kept on PostgreSQL, where every commit through plangate is announced: only a
+/// write from outside plangate (an operator's SQL) waits this long.
+pub const PAYER_CACHE_TTL_ANNOUNCED: Duration = Duration::from_secs(10);
+/// No instance serves a cached entitlement that may be older than this (DESIGN §11).
+pub const STALENESS_BOUND: Duration = Duration::from_millis(250);
 
 /// The verdict on the request's session token, as the request guard reached it, so that
 /// handlers, pages and server functions do not verify it again. Whatever replaces the
@@ -54,10 +64,14 @@ impl Gate {
         cookie_suffix: Option<String>,
         metrics: Arc<Metrics>,
     ) -> Gate {
+        let payers = match db.engine {
+            db::Engine::Sqlite => PayerCache::new(PAYER_CACHE_TTL, false),
+            db::Engine::Postgres => PayerCache::new(PAYER_CACHE_TTL_ANNOUNCED, true),
+        };
         Gate {
             db,
             tokens,
-            payers: PayerCache::default(),
+            payers,
             catalog,
             policy,
             cookie_suffix,
@@ -136,22 +150,83 @@ impl Gate {
         self.payers.items(&self.db, kind, id).await
     }
 
-    /// Drops every cached payer state: called when a commit changed subscription state.
+    /// Drops every cached payer state: called when a commit changed subscription state, and
+    /// when the listening connection is lost or (re)established.
     pub fn invalidate(&self) {
         self.payers.clear();
+    }
+
+    /// Drops what another instance's commit changed.
+    pub fn forget(&self, changed: &Changed) {
+        match changed {
+            Changed::All => self.payers.clear(),
+            Changed::Payers(keys) => self.payers.remove(keys),
+        }
+    }
+
+    /// Every notification committed before `sent` has been applied: the cache may answer
+    /// until `sent + STALENESS_BOUND`.
+    pub fn confirm(&self, sent: Instant) {
+        self.payers.confirm(sent);
     }
 }
 
 type Items = Arc<Vec<ItemState>>;
 
-#[derive(Default)]
 struct PayerCache {
     map: Mutex<HashMap<(PayerKind, String), (Instant, Items)>>,
-    /// Bumped on every clear, so a read that raced a commit is not stored.
+    /// Bumped on every clear or removal, so a read that raced a commit is not stored.
     generation: AtomicU64,
+    ttl: Duration,
+    /// Present when other instances' commits are announced: the cache answers only while the
+    /// announcements are confirmed up to date.
+    freshness: Option<Freshness>,
+}
+
+/// When the listening connection last proved that every announcement before it was applied.
+struct Freshness {
+    base: Instant,
+    /// Milliseconds after `base`, plus one (0 = never).
+    confirmed: AtomicU64,
+}
+
+impl Freshness {
+    fn fresh(&self, now: Instant) -> bool {
+        let confirmed = self.confirmed.load(Ordering::Acquire);
+        if confirmed == 0 {
+            return false;
+        }
+        let at = self.base + Duration::from_millis(confirmed - 1);
+        now.saturating_duration_since(at) < STALENESS_BOUND
+    }
+}
+
+impl Default for PayerCache {
+    fn default() -> Self {
+        PayerCache::new(PAYER_CACHE_TTL, false)
+    }
 }
 
 impl PayerCache {
+    fn new(ttl: Duration, announced: bool) -> PayerCache {
+        PayerCache {
+            map: Mutex::new(HashMap::new()),
+            generation: AtomicU64::new(0),
+            ttl,
+            freshness: announced.then(|| Freshness {
+                base: Instant::now(),
+                confirmed: AtomicU64::new(0),
+            }),
+        }
+    }
+
+    fn confirm(&self, sent: Instant) {
+        if let Some(f) = &self.freshness {
+            let ms = sent.saturating_duration_since(f.base).as_millis() as u64 + 1;
+            f.confirmed.fetch_max(ms, Ordering::AcqRel);
+        }
+    }
+
     async fn items(&self, db: &Db, kind: PayerKind, id: &str) -> Result<Items, DbError> {
         let key = (kind, id.to_string());
         if let Some(items) = self.cached(&key, Instant::now()) {
@@ -187,9 +262,12 @@ impl PayerCache {
     /// reads the database; until it stores the result, the others keep getting the stored
     /// items: one query per payer per TTL instead of one per request in flight at expiry.
     fn cached(&self, key: &(PayerKind, String), now: Instant) -> Option<Items> {
+        if self.freshness.as_ref().is_some_and(|f| !f.fresh(now)) {
+            return None;
+        }
         let mut m = self.map.lock().ok()?;
         let (at, items) = m.get_mut(key)?;
-        if now.saturating_duration_since(*at) < PAYER_CACHE_TTL {
+        if now.saturating_duration_since(*at) < self.ttl {
             return Some(items.clone());
         }
         *at = now;
@@ -200,6 +278,15 @@ impl PayerCache {
         if let Ok(mut m) = self.map.lock() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             m.clear();
+        }
+    }
+
+    fn remove(&self, keys: &[(PayerKind, String)]) {
+        if let Ok(mut m) = self.map.lock() {
+            self.generation.fetch_add(1, Ordering::AcqRel);
+            for key in keys {
+                m.remove(key);
+            }
         }
     }
 }
@@ -239,5 +326,68 @@ mod tests {
             cache.cached(&key, expired).is_none(),
             "a commit on this instance empties the cache"
         );
+    }
+
+    fn store(cache: &PayerCache, key: &(PayerKind, String), at: Instant) -> Items {
+        let items: Items = Arc::new(Vec::new());
+        cache
+            .map
+            .lock()
+            .unwrap()
+            .insert(key.clone(), (at, items.clone()));
+        items
+    }
+
+    #[test]
+    fn an_announced_cache_answers_only_within_the_bound_of_its_last_confirmation() {
+        let cache = PayerCache::new(PAYER_CACHE_TTL_ANNOUNCED, true);
+        let key = (PayerKind::Org, "org_1".to_string());
+        let t0 = Instant::now();
+        store(&cache, &key, t0);
+        assert!(
+            cache.cached(&key, t0).is_none(),
+            "never confirmed: the database answers"
+        );
+        cache.confirm(t0);
+        assert!(cache.cached(&key, t0 + STALENESS_BOUND / 2).is_some());
+        assert!(
+            cache
+                .cached(&key, t0 + STALENESS_BOUND + Duration::from_millis(1))
+                .is_none(),
+            "the listening connection has not answered within the bound"
+        );
+        // An older confirmation arriving late does not move the bound back.
+        cache.confirm(t0 + Duration::from_secs(5));
+        cache.confirm(t0 + Duration::from_secs(1));
+        let later = t0 + Duration::from_secs(5) + STALENESS_BOUND / 2;
+        assert!(
+            cache.cached(&key, later).is_some(),
+            "confirmed again: answers, within the longer TTL of an announced cache"
+        );
+        cache.confirm(t0 + PAYER_CACHE_TTL_ANNOUNCED);
+        assert!(
+            cache
+                .cached(
+                    &key,
+                    t0 + PAYER_CACHE_TTL_ANNOUNCED + Duration::from_millis(1)
+                )
+                .is_none(),
+            "fresh, but older than the TTL"
+        );
+    }
+
+    #[test]
+    fn an_announcement_drops_only_the_payers_it_names() {
+        let cache = PayerCache::default();
+        let (a, b) = (
+            (PayerKind::User, "user_a".to_string()),
+            (PayerKind::User, "user_b".to_string()),
+        );
+        let t0 = Instant::now();
+        store(&cache, &a, t0);
+        store(&cache, &b, t0);
+        cache.remove(std::slice::from_ref(&a));
+        assert!(cache.cached(&a, t0).is_none());
+        assert!(cache.cached(&b, t0).is_some());
     }
 }

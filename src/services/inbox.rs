@@ -183,19 +183,29 @@ impl Inbox {
 
     /// Sets the inbox and outbox gauges from the database (every instance reports the shared
     /// truth) and renders every series.
-    pub async fn render_metrics(&self) -> Result<String, DbError> {
-        let (failed, pending) = {
+    /// The metrics text. The database-backed gauges are read now; when the database cannot be
+    /// read they keep their last values and `plangate_database_up` says 0 (an outage is when an
+    /// operator needs the rest of the metrics most).
+    pub async fn render_metrics(&self) -> String {
+        let read = async {
             let mut conn = self.db.conn().await?;
             let failed = db::inbox::count_failed(&mut conn).await?;
             drop(conn);
-            (
-                failed,
-                db::outbox::count_by_status(&self.db.pool, "queued").await?,
-            )
+            let pending = db::outbox::count_by_status(&self.db.pool, "queued").await?;
+            Ok::<_, DbError>((failed, pending))
         };
-        self.metrics.inbox_failed.set(failed);
-        self.metrics.outbox_pending.set(pending);
-        Ok(self.metrics.render())
+        match read.await {
+            Ok((failed, pending)) => {
+                self.metrics.inbox_failed.set(failed);
+                self.metrics.outbox_pending.set(pending);
+                self.metrics.database_up.set(1);
+            }
+            Err(e) => {
+                tracing::warn!(error = %e, "metrics: the database cannot be read");
+                self.metrics.database_up.set(0);
+            }
+        }
+        self.metrics.render()
     }
 
     fn reject(&self, reason: &str) {

@@ -4,6 +4,7 @@
 
 pub mod gate;
 pub mod inbox;
+pub mod invalidation;
 pub mod reconcile;
 
 pub use gate::{Gate, VerifiedToken};

@@ -53,6 +53,8 @@ pub struct ApplyContext<'a> {
     /// Take row locks before reading state. PostgreSQL needs them (other instances write
     /// concurrently); SQLite does not (the transaction already holds the database write lock).
     pub lock_rows: bool,
+    /// Announce the payers a commit changed to the other instances (PostgreSQL `NOTIFY`).
+    pub announce: bool,
 }
 
 /// One verified delivery, ready to apply.

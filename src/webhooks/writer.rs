@@ -15,7 +15,10 @@ use sqlx::{AnyConnection, Connection, Executor};
 use tokio::sync::{mpsc, oneshot, Notify};
 use tracing::{info, warn};
 
-use super::ingest::{apply, apply_changes, ApplyContext, Delivery, Outcome};
+use super::{
+    events::Change,
+    ingest::{apply, apply_changes, ApplyContext, Delivery, Outcome},
+};
 use crate::db::{self, Db, DbError};
 
 /// Called after every commit, before any of its deliveries is acknowledged, with whether the
@@ -74,9 +77,11 @@ async fn run(
     on_commit: OnCommit,
     mut rx: mpsc::Receiver<(Delivery, Reply)>,
 ) {
+    let postgres = db.engine == crate::db::Engine::Postgres;
     let ctx = ApplyContext {
         manage_url: &manage_url,
-        lock_rows: db.engine == crate::db::Engine::Postgres,
+        lock_rows: postgres,
+        announce: postgres,
     };
     let mut batch = Vec::with_capacity(MAX_BATCH);
     let mut conn = None;
@@ -190,6 +195,7 @@ async fn commit_together(
     for (outcome, ids) in by_outcome {
         db::inbox::set_outcome_many(&mut tx, &ids, outcome).await?;
     }
+    announce(&mut tx, batch, &results, ctx).await?;
     tx.commit().await?;
     Ok(results)
 }
@@ -230,8 +236,38 @@ async fn commit_one_by_one(
             }
         }
     }
+    if let Err(e) = announce(&mut tx, batch, &results, ctx).await {
+        return all_failed(e);
+    }
     match tx.commit().await {
         Ok(()) => results,
         Err(e) => all_failed(e.into()),
     }
+}
+
+/// Tells the other instances (PostgreSQL's `NOTIFY`, sent when the transaction commits) which
+/// payers' state the applied deliveries changed, so that they drop those from their caches.
+async fn announce(
+    conn: &mut AnyConnection,
+    batch: &[(Delivery, Reply)],
+    results: &Results,
+    ctx: &ApplyContext<'_>,
+) -> Result<(), DbError> {
+    if !ctx.announce {
+        return Ok(());
+    }
+    let payers = batch
+        .iter()
+        .zip(results)
+        .filter(|(_, r)| matches!(r, Ok((Outcome::Applied, _))))
+        .flat_map(|((d, _), _)| &d.changes)
+        .filter_map(|c| match c {
+            Change::Item(item) => Some((item.payer.kind, item.payer.id.as_str())),
+            Change::User { .. } => None,
+        });
+    let payload = db::notify::encode(payers);
+    if payload.is_empty() {
+        return Ok(());
+    }
+    db::notify::announce(conn, &payload).await
 }

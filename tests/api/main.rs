@@ -5,6 +5,7 @@ mod auth;
 mod config;
 mod durability;
 mod helpers;
+mod instances;
 mod module_graph;
 mod operations;
 mod pages;
