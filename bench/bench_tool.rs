@@ -147,6 +147,10 @@ fn invalidation(a: &str, b: &str, secret: &str, token: &str, n: usize) {
             } else {
                 ("subscriptionItem.active", "active", 200)
             };
+            // Changes come at random moments, not in step with b's 50 ms listening round
+            // trips (back to back, each would land just after one and wait the whole period).
+            let pause = rand::random::<u64>() % 100;
+            tokio::time::sleep(std::time::Duration::from_millis(pause)).await;
             // b has the payer cached in the state before this change.
             for _ in 0..3 {
                 assert_ne!(status().await, want, "b answers {want} before the change");

@@ -37,19 +37,22 @@ async function start(name, env) {
 }
 
 const demo = await start('demo', {});
+// Demo mode with 1-second session tokens: the handshake test lets one expire.
+const short = await start('short', { DEMO_SESSION_TTL_SECS: '1' });
 const clerk = await start('clerk', {
   CLERK_PUBLISHABLE_KEY: 'pk_test_' + Buffer.from('e2e-test-1.clerk.accounts.dev$').toString('base64'),
   CLERK_WEBHOOK_SECRET: 'whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw',
   CLERK_JWKS_URL: 'http://127.0.0.1:9/.well-known/jwks.json',
 });
 process.env.DEMO_URL = demo.url;
+process.env.SHORT_URL = short.url;
 process.env.CLERK_URL = clerk.url;
 
 const test = spawn(process.execPath, ['--test', '--test-concurrency=1', join(root, 'end2end/tests')], {
   stdio: 'inherit', env: process.env,
 });
 const code = await new Promise((r) => test.on('exit', r));
-for (const s of [demo, clerk]) {
+for (const s of [demo, short, clerk]) {
   s.child.kill();
   rmSync(s.data, { recursive: true, force: true });
 }

@@ -79,6 +79,12 @@ pub struct Config {
     pub reconcile_interval: Option<Duration>,
     /// Stored webhook payloads older than this are removed (their rows stay).
     pub inbox_retention_days: i64,
+    /// Where the handshake goes (DESIGN §10): `https://<frontend-api-host>`, the demo issuer's
+    /// `<APP_URL>/demo`, or in development `CLERK_FRONTEND_API_URL` (a test's stand-in).
+    pub frontend_api_url: String,
+    /// The demo issuer's session token lifetime (`DEMO_SESSION_TTL_SECS`, default 60 like
+    /// Clerk's; tests shorten it to see tokens expire).
+    pub demo_session_ttl_secs: i64,
 }
 
 impl Config {
@@ -126,6 +132,28 @@ impl Config {
                 "must not be the public port (LEPTOS_SITE_ADDR): metrics are for the operator only",
             ));
         }
+        let frontend_api_url = match (env.get("CLERK_FRONTEND_API_URL"), &clerk) {
+            (Some(_), _) if production => {
+                return Err(err(
+                    "CLERK_FRONTEND_API_URL",
+                    "a test stand-in, not accepted in production (the publishable key names the Frontend API)",
+                ))
+            }
+            (Some(u), _) => {
+                let parsed = reqwest::Url::parse(&u)
+                    .map_err(|_| err("CLERK_FRONTEND_API_URL", "not a URL"))?;
+                if !matches!(parsed.scheme(), "http" | "https") {
+                    return Err(err("CLERK_FRONTEND_API_URL", "expected http:// or https://"));
+                }
+                u.trim_end_matches('/').to_string()
+            }
+            (None, Some(c)) => format!("https://{}", c.frontend_api_host),
+            (None, None) => format!("{app_url}/demo"),
+        };
+        let demo_session_ttl_secs = env.num("DEMO_SESSION_TTL_SECS", 60)?;
+        if !(1..=3600).contains(&demo_session_ttl_secs) {
+            return Err(err("DEMO_SESSION_TTL_SECS", "must be 1–3600 seconds"));
+        }
         let json_logs = match env.get("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => false,
             Some("json") => true,
@@ -154,6 +182,8 @@ impl Config {
             metrics_addr,
             reconcile_interval,
             inbox_retention_days,
+            frontend_api_url,
+            demo_session_ttl_secs,
         })
     }
 
@@ -635,6 +665,31 @@ mod tests {
         let c = production(&[]).unwrap();
         assert_eq!(c.authorized_parties, ["https://app.example.com"]);
         assert_eq!(c.rate_limit_per_minute, 120);
+        assert_eq!(c.frontend_api_url, "https://clerk.example.com");
+    }
+
+    /// The handshake's Frontend API comes from the publishable key; a stand-in is for tests,
+    /// and a production server never sends its users' browsers anywhere else.
+    #[test]
+    fn the_frontend_api_stand_in_is_refused_in_production_and_checked_elsewhere() {
+        for url in ["https://evil.example", "http://127.0.0.1:9"] {
+            let e = production(&[("CLERK_FRONTEND_API_URL", url)]).unwrap_err();
+            assert_eq!(e.var, "CLERK_FRONTEND_API_URL");
+        }
+        let dev = |v: &str| Config::from_lookup(lookup(&[("CLERK_FRONTEND_API_URL", v)]));
+        assert_eq!(
+            dev("http://127.0.0.1:9/").unwrap().frontend_api_url,
+            "http://127.0.0.1:9"
+        );
+        for bad in ["javascript:alert(1)", "not a url", "ftp://x"] {
+            assert_eq!(dev(bad).unwrap_err().var, "CLERK_FRONTEND_API_URL", "{bad}");
+        }
+        let demo = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(demo.frontend_api_url, format!("{}/demo", demo.app_url));
+        for ttl in ["0", "3601", "-1", "x"] {
+            let e = Config::from_lookup(lookup(&[("DEMO_SESSION_TTL_SECS", ttl)])).unwrap_err();
+            assert_eq!(e.var, "DEMO_SESSION_TTL_SECS", "{ttl}");
+        }
     }
 
     #[test]

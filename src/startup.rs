@@ -230,6 +230,7 @@ impl Application {
                 &config.data_dir,
                 config.issuer(),
                 config.webhook_secrets.first(),
+                config.demo_session_ttl_secs,
             )?))
         } else {
             None

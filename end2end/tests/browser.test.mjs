@@ -7,6 +7,7 @@ import { chromium } from 'playwright-core';
 
 const DEMO = process.env.DEMO_URL;
 const CLERK = process.env.CLERK_URL;
+const SHORT = process.env.SHORT_URL;
 const shots = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
 mkdirSync(shots, { recursive: true });
 
@@ -59,6 +60,8 @@ test('pages run under a CSP: no violation by the app, and an injected inline scr
   for (const base of [DEMO, CLERK]) {
     const { p, context, errors, csp } = await page(base);
     await context.route('https://e2e-test-1.clerk.accounts.dev/**', (route) => route.abort());
+    // The dev-browser token a development instance's handshake leaves (see the next test).
+    if (base === CLERK) await context.addCookies([{ name: '__clerk_db_jwt', value: 'dvb_e2e', url: CLERK }]);
     for (const path of ['/', '/pricing', '/sign-in', '/dashboard', '/dashboard/payment-gated', '/nowhere']) {
       const resp = await p.goto(path);
       const policy = resp.headers()['content-security-policy'] || '';
@@ -102,12 +105,30 @@ test('navigation after hydration changes the route without a full reload', async
 });
 
 test('pricing with a Clerk key requests clerk-js from the Frontend API and says when it cannot load', async () => {
+  // A development instance first sends a browser without its dev-browser token through
+  // Clerk's handshake (here: unreachable, so the navigation fails there). A redirect is not
+  // routed, so it is seen as a request.
+  {
+    const { p, context } = await page(CLERK);
+    await context.route('https://e2e-test-1.clerk.accounts.dev/**', (route) => route.abort());
+    const navigated = [];
+    p.on('request', (r) => navigated.push(r.url()));
+    await p.goto('/pricing').catch(() => {});
+    const handshake = navigated.find((u) => u.startsWith('https://e2e-test-1.clerk.accounts.dev/v1/client/handshake?'));
+    assert.ok(handshake, navigated.join(','));
+    const q = new URL(handshake).searchParams;
+    assert.equal(q.get('redirect_url'), `${CLERK}/pricing`);
+    assert.equal(q.get('__clerk_hs_reason'), 'dev-browser-missing');
+    await context.close();
+  }
+  // With the token Clerk's handshake would have set, the page is served.
   const { p, context } = await page(CLERK);
   const requested = [];
   await context.route('https://e2e-test-1.clerk.accounts.dev/**', (route) => {
     requested.push(route.request().url());
     return route.abort();
   });
+  await context.addCookies([{ name: '__clerk_db_jwt', value: 'dvb_e2e', url: CLERK }]);
   await p.goto('/pricing');
   const status = p.locator('#clerk-status');
   await status.getByText('Could not load Clerk').waitFor();
@@ -178,5 +199,39 @@ test('the demo subscription story, from free to canceled', async () => {
   assert.equal(await p.getByTestId('mail').count(), 1);
   assert.deepEqual(errors, []);
   assert.deepEqual(csp, [], 'the whole story runs under the CSP');
+  await context.close();
+});
+
+test('an expired session is refreshed by the handshake before the first render, without a reload', async () => {
+  const { p, context, errors, csp } = await page(SHORT);
+  await p.goto('/sign-in');
+  await p.getByRole('button', { name: 'Continue as bob' }).click();
+  await p.waitForURL('**/dashboard');
+  assert.equal(await p.getByTestId('plan').textContent(), 'Free');
+  // The 1-second token expires (and the 5 seconds of clock leeway the server allows pass).
+  await p.waitForTimeout(7000);
+
+  const resp = await p.goto('/dashboard');
+  const chain = [];
+  for (let r = resp.request(); r; r = r.redirectedFrom()) {
+    const u = new URL(r.url());
+    chain.unshift(`${u.pathname}${u.searchParams.has('__clerk_handshake') ? ' (handshake token)' : ''}`);
+  }
+  assert.deepEqual(chain, ['/dashboard', '/demo/v1/client/handshake', '/dashboard (handshake token)', '/dashboard'],
+    'the handshake round trip');
+  assert.equal(resp.status(), 200);
+  // The HTML the server rendered first is already signed in.
+  const html = await resp.text();
+  assert.match(html, /user_demo_bob/);
+  assert.match(html, /data-testid="plan"[^>]*>Free</);
+  // And nothing reloads it afterwards.
+  let navigations = 0;
+  p.on('framenavigated', (f) => { if (f === p.mainFrame()) navigations++; });
+  await p.waitForTimeout(1500);
+  assert.equal(navigations, 0, 'no reload after the first render');
+  assert.equal(await p.getByTestId('plan').textContent(), 'Free');
+  await p.screenshot({ path: join(shots, 'dashboard-after-handshake.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(csp, []);
   await context.close();
 });

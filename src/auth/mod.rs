@@ -3,6 +3,7 @@
 
 pub mod claims;
 pub mod cookies;
+pub mod handshake;
 pub mod keys;
 pub mod verify;
 

@@ -142,6 +142,77 @@ impl TokenVerifier {
     }
 }
 
+/// What a handshake token carries: the `Set-Cookie` values to set, and its lifetime.
+#[derive(serde::Deserialize)]
+struct HandshakeClaims {
+    handshake: Vec<String>,
+    exp: Option<i64>,
+    nbf: Option<i64>,
+}
+
+/// At most this many cookies, each at most this long, from one handshake.
+const HANDSHAKE_MAX_COOKIES: usize = 16;
+const HANDSHAKE_MAX_COOKIE_LEN: usize = 8192;
+
+impl TokenVerifier {
+    /// Verifies a handshake token (`__clerk_handshake`) as `@clerk/backend` does: RS256 under
+    /// one of the instance's keys (the session tokens' key store), `typ` absent or `JWT`, not
+    /// expired; returns its `handshake` claim, the `Set-Cookie` values to send.
+    pub async fn verify_handshake(
+        &self,
+        token: &str,
+        now_secs: i64,
+    ) -> Result<Vec<String>, AuthError> {
+        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Algorithm);
+        }
+        if header.typ.as_deref().is_some_and(|t| t != "JWT") {
+            return Err(AuthError::Malformed);
+        }
+        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        let key = self.keys.key(&kid).await.ok_or(AuthError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        validation.set_required_spec_claims::<&str>(&[]);
+        let claims = decode::<HandshakeClaims>(token, &key, &validation)
+            .map_err(|_| AuthError::Invalid)?
+            .claims;
+        let skew = SKEW_SECS as i64;
+        if claims.exp.is_some_and(|exp| exp + skew < now_secs) {
+            return Err(AuthError::Expired);
+        }
+        if claims.nbf.is_some_and(|nbf| nbf > now_secs + skew) {
+            return Err(AuthError::NotYetValid);
+        }
+        if claims.handshake.len() > HANDSHAKE_MAX_COOKIES
+            || claims
+                .handshake
+                .iter()
+                .any(|c| c.len() > HANDSHAKE_MAX_COOKIE_LEN || !c.contains('='))
+        {
+            return Err(AuthError::Invalid);
+        }
+        Ok(claims.handshake)
+    }
+}
+
+/// A token's `iat`, read without verifying it (to compare with `__client_uat`, as Clerk does
+/// before verifying; never trusted for anything else).
+pub fn unverified_iat(token: &str) -> Option<i64> {
+    use base64::Engine;
+    let payload = token.split('.').nth(1)?;
+    let bytes = base64::engine::general_purpose::URL_SAFE_NO_PAD
+        .decode(payload.trim_end_matches('='))
+        .ok()?;
+    serde_json::from_slice::<serde_json::Value>(&bytes)
+        .ok()?
+        .get("iat")?
+        .as_i64()
+}
+
 #[cfg(test)]
 mod tests {
     use serde_json::json;

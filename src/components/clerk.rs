@@ -57,11 +57,14 @@ pub fn ClerkLoader(
   ]).then(function () {{
     return window.Clerk.load({{ ui: {{ ClerkUI: window.__internal_ClerkUICtor }} }});
   }});
+  // An expired or stale session cookie is refreshed by the server's handshake before the
+  // page renders. What it cannot see: a browser with no Clerk cookie here at all (first visit,
+  // cookies cleared) whose Clerk client is signed in; clerk-js then sets the cookies, and the
+  // page renders once more with them.
+  var hadUat = /(^|;\s*)__client_uat(_[^=]*)?=[1-9]/.test(document.cookie);
   window.__plangateClerk.then(function () {{
-    // Like Clerk's handshake: the server saw no valid session but clerk-js has one (the
-    // cookie had expired); render once more with the fresh token.
     var key = 'plangate-resync';
-    if (window.Clerk.session && !{signed_in} && !sessionStorage.getItem(key)) {{
+    if (window.Clerk.session && !{signed_in} && !hadUat && !sessionStorage.getItem(key)) {{
       sessionStorage.setItem(key, '1'); location.reload();
     }} else {{ sessionStorage.removeItem(key); }}
   }}, function () {{}});

@@ -21,7 +21,6 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::{json, Value};
 use sha2::{Digest, Sha256};
 
-pub const SESSION_TTL_SECS: i64 = 60;
 pub const CLIENT_TTL_SECS: i64 = 7 * 86_400;
 pub const CLIENT_COOKIE: &str = "__demo_client";
 const CLIENT_AUD: &str = "plangate-demo-client";
@@ -72,6 +71,7 @@ pub struct DemoIssuer {
     pub jwks: Value,
     pub issuer: String,
     pub webhook_secret: SecretString,
+    session_ttl_secs: i64,
 }
 
 fn b64url(bytes: &[u8]) -> String {
@@ -117,6 +117,7 @@ impl DemoIssuer {
         data_dir: &Path,
         issuer: String,
         configured_secret: Option<&SecretString>,
+        session_ttl_secs: i64,
     ) -> anyhow::Result<Self> {
         let key = load_or_create_key(data_dir)?;
         let n = b64url(&key.to_public_key().n().to_bytes_be());
@@ -134,6 +135,7 @@ impl DemoIssuer {
             key,
             issuer,
             webhook_secret,
+            session_ttl_secs,
         })
     }
 
@@ -146,6 +148,21 @@ impl DemoIssuer {
         self.key.sign(claims)
     }
 
+    /// How long its session tokens live (60 s, like Clerk's, unless a test shortens it).
+    pub fn session_ttl_secs(&self) -> i64 {
+        self.session_ttl_secs
+    }
+
+    /// A handshake token, as Clerk's Frontend API returns from `/v1/client/handshake`: the
+    /// `Set-Cookie` values to set, signed with the instance key, short-lived.
+    pub fn mint_handshake(&self, cookies: &[String], now_secs: i64) -> anyhow::Result<String> {
+        self.sign(&json!({
+            "handshake": cookies,
+            "iat": now_secs,
+            "exp": now_secs + 60,
+        }))
+    }
+
     /// A Clerk-shaped v2 session token, 60 s life like Clerk's.
     pub fn mint_session(
         &self,
@@ -156,7 +173,7 @@ impl DemoIssuer {
     ) -> anyhow::Result<String> {
         self.sign(&json!({
             "azp": self.issuer,
-            "exp": now_secs + SESSION_TTL_SECS,
+            "exp": now_secs + self.session_ttl_secs,
             "fea": fea,
             "iat": now_secs,
             "iss": self.issuer,

@@ -1,10 +1,10 @@
-//! Demo-only routes: sign-in/out, session refresh, the pricing and dashboard actions (each one
-//! sends signed Clerk-shaped webhooks to our own endpoint), and the local JWKS.
+//! Demo-only routes: sign-in/out, session refresh, the demo issuer's handshake endpoint (its
+//! Frontend API), the pricing and dashboard actions (each one sends signed Clerk-shaped
+//! webhooks to our own endpoint), and the local JWKS.
 
 use axum::{
-    extract::{Request, State},
+    extract::{Query, Request, State},
     http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
-    middleware::Next,
     response::{IntoResponse, Redirect, Response},
     Form, Json,
 };
@@ -22,9 +22,8 @@ use crate::{
     demo::{
         delivery,
         events::{self, Spec, DAY_MS},
-        DemoIssuer, CLIENT_COOKIE, CLIENT_TTL_SECS, SESSION_TTL_SECS,
+        DemoIssuer, CLIENT_COOKIE, CLIENT_TTL_SECS,
     },
-    services::VerifiedToken,
     state::AppState,
 };
 
@@ -32,11 +31,17 @@ fn demo(state: &AppState) -> Result<&DemoIssuer, ApiError> {
     state.demo().ok_or_else(ApiError::not_found)
 }
 
-fn session_cookie(token: &str) -> String {
+fn session_cookie(d: &DemoIssuer, token: &str) -> String {
     format!(
         "__session={token}; Path=/; Max-Age={}; HttpOnly; SameSite=Lax",
-        SESSION_TTL_SECS + 30
+        d.session_ttl_secs() + 30
     )
+}
+
+/// `__client_uat`: when the client last signed in or out (seconds; 0 = signed out), which
+/// Clerk's Frontend API keeps on the app's domain; the handshake rules compare tokens with it.
+fn client_uat_cookie(at_secs: i64) -> String {
+    format!("__client_uat={at_secs}; Path=/; Max-Age={CLIENT_TTL_SECS}; SameSite=Lax")
 }
 
 /// What Clerk would put in `pla`/`fea` for this user right now.
@@ -138,10 +143,12 @@ async fn sign_in_as(
     let client = d
         .mint_client(&user_id, &email, now_secs())
         .map_err(|e| ApiError::internal("minting a demo client", e))?;
+    let now = now_secs();
     let session = fresh_session(state, &user_id).await?;
     let mut resp = Redirect::to("/dashboard").into_response();
     let h = resp.headers_mut();
-    h.append(header::SET_COOKIE, hv(&session_cookie(&session)));
+    h.append(header::SET_COOKIE, hv(&session_cookie(d, &session)));
+    h.append(header::SET_COOKIE, hv(&client_uat_cookie(now)));
     h.append(
         header::SET_COOKIE,
         hv(&format!(
@@ -166,6 +173,7 @@ pub async fn sign_out() -> Response {
         header::SET_COOKIE,
         hv(&format!("{CLIENT_COOKIE}=; Path=/; Max-Age=0")),
     );
+    h.append(header::SET_COOKIE, hv(&client_uat_cookie(0)));
     resp
 }
 
@@ -179,58 +187,68 @@ pub async fn refresh(State(state): State<AppState>, req: Request) -> Result<Resp
     let token = fresh_session(&state, &user_id).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()
-        .append(header::SET_COOKIE, hv(&session_cookie(&token)));
+        .append(header::SET_COOKIE, hv(&session_cookie(d, &token)));
     Ok(resp)
 }
 
-/// Like Clerk's handshake: a page request whose session token is missing or expired but whose
-/// client cookie is valid gets a fresh token, for this request and in the response.
-pub async fn refresh_middleware(
+#[derive(Deserialize)]
+pub struct HandshakeQuery {
+    redirect_url: String,
+}
+
+/// The demo issuer's Frontend API handshake (`GET /demo/v1/client/handshake`), the protocol
+/// Clerk's `/v1/client/handshake` speaks: from the client cookie (Clerk keeps it on its own
+/// domain), the cookies the app should have now, signed into `__clerk_handshake` on a `307`
+/// back to `redirect_url`, which must be on `APP_URL` (never an open redirect).
+pub async fn handshake(
     State(state): State<AppState>,
-    mut req: Request,
-    next: Next,
-) -> Response {
-    let Some(d) = state.demo() else {
-        return next.run(req).await;
-    };
-    let (mut parts, body) = req.into_parts();
-    let needs = parts.method == axum::http::Method::GET
-        && !parts.uri.path().starts_with("/pkg")
-        && state.gate().session(&parts).await.ok().flatten().is_none()
-        && parts.headers.get(header::AUTHORIZATION).is_none();
-    let client = if needs {
-        cookie(&parts, CLIENT_COOKIE).and_then(|c| d.verify_client(c))
-    } else {
-        None
-    };
-    let mut set_cookie = None;
-    if let Some((user_id, _)) = client {
-        if let Ok(token) = fresh_session(&state, &user_id).await {
-            // Replace the request's cookies so the handlers see the fresh token.
-            let mut all: Vec<String> = parts
-                .headers
-                .get_all(header::COOKIE)
-                .iter()
-                .filter_map(|v| v.to_str().ok())
-                .flat_map(|v| v.split(';'))
-                .map(str::trim)
-                .filter(|p| !p.starts_with("__session="))
-                .map(str::to_string)
-                .collect();
-            all.push(format!("__session={token}"));
-            parts.headers.remove(header::COOKIE);
-            parts.headers.insert(header::COOKIE, hv(&all.join("; ")));
-            // The guard's verdict was on the old token.
-            parts.extensions.remove::<VerifiedToken>();
-            set_cookie = Some(session_cookie(&token));
+    Query(q): Query<HandshakeQuery>,
+    req: Request,
+) -> Result<Response, ApiError> {
+    let d = demo(&state)?;
+    let app_url = &state.config().app_url;
+    let on_app = q
+        .redirect_url
+        .strip_prefix(app_url.as_str())
+        .is_some_and(|rest| rest.is_empty() || rest.starts_with('/') || rest.starts_with('?'));
+    if !on_app {
+        return Err(ApiError::bad_request(
+            "redirect_url",
+            "redirect_url must be on this app's own origin",
+        ));
+    }
+    let (parts, _) = req.into_parts();
+    let now = now_secs();
+    let client = cookie(&parts, CLIENT_COOKIE).and_then(|c| d.verify_client(c));
+    let cookies = match client {
+        Some((user_id, _)) => {
+            let token = fresh_session(&state, &user_id).await?;
+            let uat = cookie(&parts, "__client_uat")
+                .and_then(|v| v.parse::<i64>().ok())
+                .filter(|v| (1..=now).contains(v))
+                .unwrap_or(now);
+            vec![session_cookie(d, &token), client_uat_cookie(uat)]
         }
-    }
-    req = Request::from_parts(parts, body);
-    let mut resp = next.run(req).await;
-    if let Some(c) = set_cookie {
-        resp.headers_mut().append(header::SET_COOKIE, hv(&c));
-    }
-    resp
+        None => vec![
+            "__session=; Path=/; Max-Age=0".to_string(),
+            client_uat_cookie(0),
+        ],
+    };
+    let token = d
+        .mint_handshake(&cookies, now)
+        .map_err(|e| ApiError::internal("minting a demo handshake", e))?;
+    let mut back = reqwest::Url::parse(&q.redirect_url)
+        .map_err(|_| ApiError::bad_request("redirect_url", "redirect_url is not a URL"))?;
+    back.query_pairs_mut()
+        .append_pair(crate::auth::handshake::HANDSHAKE, &token);
+    let mut resp = (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::CACHE_CONTROL, "no-store")],
+    )
+        .into_response();
+    resp.headers_mut()
+        .insert(header::LOCATION, hv(back.as_str()));
+    Ok(resp)
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {
@@ -464,8 +482,10 @@ pub async fn action(
     // The plan changed: mint a token that says so, as Clerk would on its next refresh.
     let token = fresh_session(&state, &session.user_id).await?;
     let mut resp = Redirect::to("/dashboard").into_response();
-    resp.headers_mut()
-        .append(header::SET_COOKIE, hv(&session_cookie(&token)));
+    resp.headers_mut().append(
+        header::SET_COOKIE,
+        hv(&session_cookie(demo(&state)?, &token)),
+    );
     Ok(resp)
 }
 

@@ -7,6 +7,7 @@ pub mod demo;
 pub mod error;
 pub mod extract;
 pub mod guard;
+pub mod handshake;
 pub mod page_cache;
 pub mod webhook;
 
@@ -70,6 +71,7 @@ pub fn router(state: AppState) -> Router {
             .route("/demo/sign-in", post(demo::sign_in))
             .route("/demo/sign-out", post(demo::sign_out))
             .route("/demo/refresh", post(demo::refresh))
+            .route("/demo/v1/client/handshake", get(demo::handshake))
             .route("/demo/action", post(demo::action))
             .route("/demo/replay", post(demo::replay));
     }
@@ -107,19 +109,18 @@ pub fn router(state: AppState) -> Router {
             },
             shell,
         ));
-    // Inside the demo refresh below, so a refreshed session is seen as one.
+    // Inside the handshake below: a handshake's redirects never reach the page cache.
     app = app.layer(middleware::from_fn_with_state(
         (state.clone(), Arc::new(page_cache::PageCache::default())),
         page_cache::middleware,
     ));
-    // Demo only: the session refresh that Clerk's handshake does in production.
-    if state.demo().is_some() {
-        app = app.layer(middleware::from_fn_with_state(
-            state.clone(),
-            demo::refresh_middleware,
-        ));
-    }
-    // Outside the demo refresh and the page cache: the client address, the origin check, the
+    // Clerk's handshake (the demo issuer's in demo mode): a document request with a session
+    // cookie that cannot be trusted as it is goes through the Frontend API first.
+    app = app.layer(middleware::from_fn_with_state(
+        state.clone(),
+        handshake::middleware,
+    ));
+    // Outside the handshake and the page cache: the client address, the origin check, the
     // token verdict and the nonce are in place before either runs.
     app = app.layer(middleware::from_fn_with_state(state.clone(), guard::guard));
     app.layer(SetResponseHeaderLayer::if_not_present(

@@ -89,6 +89,16 @@ impl Gate {
         token_from_parts(parts, self.cookie_suffix.as_deref())
     }
 
+    /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
+    pub fn cookie_suffix(&self) -> Option<&str> {
+        self.cookie_suffix.as_deref()
+    }
+
+    /// Verifies a returned handshake token now; its `Set-Cookie` values.
+    pub async fn verify_handshake(&self, token: &str) -> Result<Vec<String>, AuthError> {
+        self.tokens.verify_handshake(token, now_secs()).await
+    }
+
     /// Verifies a session token now.
     pub async fn verify(&self, token: &str) -> Result<Session, AuthError> {
         let result = self.tokens.verify(token, now_secs()).await;

@@ -4,6 +4,7 @@
 mod auth;
 mod config;
 mod durability;
+mod handshake;
 mod helpers;
 mod instances;
 mod module_graph;

@@ -418,7 +418,14 @@ async fn the_checkout_return_reconciles_that_payer_instead_of_waiting() {
         async move {
             client
                 .get(url)
-                .header("cookie", format!("__session={token}"))
+                // As a browser on a development instance holds them (DESIGN §10).
+                .header(
+                    "cookie",
+                    format!(
+                        "__session={token}; __client_uat={}; __clerk_db_jwt=dvb_1",
+                        now()
+                    ),
+                )
                 .header("accept", "text/html")
                 .send()
                 .await

@@ -208,15 +208,27 @@ async fn a_signed_out_pricing_page_is_never_served_to_a_signed_in_visitor() {
     };
     let signed_in = with_cookies(cookies.join("; ")).await;
     assert!(signed_in.contains("Current plan"), "{signed_in}");
-    // Only the client cookie: the demo refresh mints the session before the page is chosen.
+    // Signed in, but the session cookie gone: a page navigation is sent through the demo
+    // issuer's handshake, never answered with the cached signed-out page.
     let client_only: Vec<String> = cookies
         .iter()
         .filter(|c| !c.starts_with("__session="))
         .cloned()
         .collect();
     assert!(!client_only.is_empty());
-    let refreshed = with_cookies(client_only.join("; ")).await;
-    assert!(refreshed.contains("Current plan"), "{refreshed}");
+    let navigation = app
+        .client
+        .get(app.url("/pricing"))
+        .header("cookie", client_only.join("; "))
+        .header("sec-fetch-dest", "document")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(navigation.status(), 307);
+    assert!(navigation.headers()["location"]
+        .to_str()
+        .unwrap()
+        .contains("/demo/v1/client/handshake?"));
 
     let (_, still_anonymous) = page(&app, "/pricing", None).await;
     assert!(!still_anonymous.contains("Current plan"));

@@ -1,0 +1,265 @@
+//! Clerk's handshake at the edge (DESIGN §10): document requests whose session cookie cannot
+//! be trusted as it is take a `307` round trip through the Frontend API (Clerk's, or the demo
+//! issuer's `/demo/v1/client/handshake`), which returns the fresh cookies signed into
+//! `__clerk_handshake`; they are set on a `307` back to the page, so its first render is
+//! decided on fresh evidence. The rules are `auth::handshake`'s; this file reads the request
+//! and writes the responses. API routes, server functions, assets and fetches never redirect.
+
+use axum::{
+    extract::{Request, State},
+    http::{header, request::Parts, HeaderValue, StatusCode, Uri},
+    middleware::Next,
+    response::{IntoResponse, Response},
+};
+
+use crate::{
+    auth::{
+        cookie,
+        handshake::{
+            decide, is_document, Cookies, Instance, Step, TokenCheck, DEV_BROWSER, HANDSHAKE,
+            REDIRECT_COUNT, RETURN_PARAMS,
+        },
+        verify::unverified_iat,
+    },
+    services::VerifiedToken,
+    state::AppState,
+};
+
+/// Paths that are never pages: the API and server functions, assets, health checks, the demo
+/// issuer's own routes.
+fn is_page_path(path: &str) -> bool {
+    !(path.starts_with("/api/")
+        || path.starts_with("/pkg/")
+        || path.starts_with("/demo/")
+        || path.starts_with("/.well-known/")
+        || path == "/favicon.ico"
+        || path == "/healthz"
+        || path == "/readyz")
+}
+
+/// The value of query parameter `name`, decoded.
+fn query_param(uri: &Uri, name: &str) -> Option<String> {
+    let query = uri.query()?;
+    url_pairs(query)
+        .find(|(k, _)| k == name)
+        .map(|(_, v)| v)
+        .filter(|v| !v.is_empty())
+}
+
+fn url_pairs(query: &str) -> impl Iterator<Item = (String, String)> + '_ {
+    reqwest::Url::parse(&format!("http://x/?{query}"))
+        .map(|u| u.query_pairs().into_owned().collect::<Vec<_>>())
+        .unwrap_or_default()
+        .into_iter()
+}
+
+/// This request's path and query without the parameters `drop` names.
+fn path_without(uri: &Uri, drop: &[&str]) -> String {
+    let path = uri.path();
+    let Some(query) = uri.query() else {
+        return path.to_string();
+    };
+    let kept: Vec<(String, String)> = url_pairs(query)
+        .filter(|(k, _)| !drop.contains(&k.as_str()))
+        .collect();
+    if kept.is_empty() {
+        return path.to_string();
+    }
+    let mut u = reqwest::Url::parse("http://x/").expect("static URL");
+    u.query_pairs_mut().extend_pairs(kept);
+    format!("{path}?{}", u.query().unwrap_or_default())
+}
+
+fn redirect(location: &str) -> Response {
+    let mut resp = (
+        StatusCode::TEMPORARY_REDIRECT,
+        [(header::CACHE_CONTROL, "no-store")],
+    )
+        .into_response();
+    if let Ok(v) = HeaderValue::from_str(location) {
+        resp.headers_mut().insert(header::LOCATION, v);
+    }
+    resp
+}
+
+/// The request as signed out: its session cookies and the guard's verdict on them removed.
+fn sign_out(parts: &mut Parts) {
+    let kept: Vec<String> = parts
+        .headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .map(str::trim)
+        .filter(|p| !p.is_empty() && !p.starts_with("__session"))
+        .map(str::to_string)
+        .collect();
+    parts.headers.remove(header::COOKIE);
+    if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
+        if !kept.is_empty() {
+            parts.headers.insert(header::COOKIE, v);
+        }
+    }
+    parts.extensions.remove::<VerifiedToken>();
+}
+
+/// A dev-browser token as Clerk issues it (a JWT): anything else is not stored.
+fn plausible_token(v: &str) -> bool {
+    !v.is_empty()
+        && v.len() <= 4096
+        && v.bytes()
+            .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_'))
+}
+
+pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
+    let (mut parts, body) = req.into_parts();
+    let applies = parts.method == axum::http::Method::GET
+        && is_page_path(parts.uri.path())
+        && !parts.headers.contains_key(header::AUTHORIZATION);
+    if !applies {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+
+    // Back from the Frontend API: set what it signed, then show the page without the token.
+    let returned = match query_param(&parts.uri, HANDSHAKE) {
+        Some(t) => Some((t, false)),
+        None => cookie(&parts, HANDSHAKE).map(|t| (t.to_string(), true)),
+    };
+    if let Some((token, in_cookie)) = returned {
+        match state.gate().verify_handshake(&token).await {
+            Ok(set_cookies) => {
+                let mut resp = redirect(&path_without(&parts.uri, RETURN_PARAMS));
+                let h = resp.headers_mut();
+                for c in &set_cookies {
+                    if let Ok(v) = HeaderValue::from_str(c) {
+                        h.append(header::SET_COOKIE, v);
+                    }
+                }
+                if in_cookie {
+                    h.append(
+                        header::SET_COOKIE,
+                        HeaderValue::from_static("__clerk_handshake=; Path=/; Max-Age=0"),
+                    );
+                }
+                tracing::debug!(cookies = set_cookies.len(), "handshake resolved");
+                return resp;
+            }
+            Err(e) => {
+                tracing::warn!(reason = %e, "handshake token rejected; the request is signed out");
+                sign_out(&mut parts);
+                return next.run(Request::from_parts(parts, body)).await;
+            }
+        }
+    }
+
+    if !is_document(&parts.method, &parts.headers) {
+        return next.run(Request::from_parts(parts, body)).await;
+    }
+    let config = state.config();
+    let instance = Instance::of(config.clerk.as_ref().map(|c| c.publishable_key.as_str()));
+    let dev_in_query = query_param(&parts.uri, DEV_BROWSER).filter(|v| plausible_token(v));
+    let cookies = Cookies::read(&parts.headers, state.gate().cookie_suffix());
+    let check = match cookies.session {
+        Some(token) => {
+            let verified = state.gate().verify(token).await.map(|s| s.iat_ms / 1000);
+            Some(TokenCheck::from_result(verified, unverified_iat(token)))
+        }
+        None => None,
+    };
+    let step = decide(instance, &cookies, dev_in_query.is_some(), check);
+    match step {
+        Step::Serve => next.run(Request::from_parts(parts, body)).await,
+        Step::SignedOut => {
+            sign_out(&mut parts);
+            next.run(Request::from_parts(parts, body)).await
+        }
+        Step::StoreDevBrowser => {
+            let value = dev_in_query.unwrap_or_default();
+            let mut resp = redirect(&path_without(&parts.uri, &[DEV_BROWSER]));
+            let mut names = vec![DEV_BROWSER.to_string()];
+            if let Some(s) = state.gate().cookie_suffix() {
+                names.push(format!("{DEV_BROWSER}_{s}"));
+            }
+            for name in names {
+                if let Ok(v) =
+                    HeaderValue::from_str(&format!("{name}={value}; Path=/; SameSite=Lax"))
+                {
+                    resp.headers_mut().append(header::SET_COOKIE, v);
+                }
+            }
+            resp
+        }
+        Step::Handshake(reason) => {
+            let mut target = match reqwest::Url::parse(&format!(
+                "{}/v1/client/handshake",
+                config.frontend_api_url
+            )) {
+                Ok(u) => u,
+                Err(_) => return next.run(Request::from_parts(parts, body)).await,
+            };
+            let here = format!(
+                "{}{}",
+                config.app_url,
+                path_without(&parts.uri, &[DEV_BROWSER, "__dev_session"])
+            );
+            {
+                let mut q = target.query_pairs_mut();
+                q.append_pair("redirect_url", &here)
+                    .append_pair("suffixed_cookies", &cookies.suffixed.to_string())
+                    .append_pair("__clerk_hs_reason", reason);
+                if instance == Instance::Development {
+                    if let Some(db) = cookies.dev_browser {
+                        q.append_pair(DEV_BROWSER, db);
+                    }
+                }
+            }
+            let count = cookies.redirect_count + 1;
+            tracing::debug!(reason, count, "handshake");
+            let mut resp = redirect(target.as_str());
+            if let Ok(v) = HeaderValue::from_str(&format!(
+                "{REDIRECT_COUNT}={count}; Path=/; SameSite=Lax; HttpOnly; Max-Age=3"
+            )) {
+                resp.headers_mut().append(header::SET_COOKIE, v);
+            }
+            resp
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_return_url_loses_only_the_handshake_parameters() {
+        let uri: Uri = "/dashboard?tab=plan&__clerk_handshake=abc&x=%20y"
+            .parse()
+            .unwrap();
+        assert_eq!(
+            path_without(&uri, RETURN_PARAMS),
+            "/dashboard?tab=plan&x=+y"
+        );
+        let uri: Uri = "/dashboard?__clerk_handshake=abc".parse().unwrap();
+        assert_eq!(path_without(&uri, RETURN_PARAMS), "/dashboard");
+        assert_eq!(
+            query_param(&"/p?__clerk_db_jwt=a.b_c".parse().unwrap(), DEV_BROWSER).as_deref(),
+            Some("a.b_c")
+        );
+    }
+
+    #[test]
+    fn only_pages_take_part() {
+        for p in ["/", "/dashboard", "/dashboard/payment-gated", "/pricing"] {
+            assert!(is_page_path(p), "{p}");
+        }
+        for p in [
+            "/api/me",
+            "/api/get_account",
+            "/pkg/plangate.js",
+            "/demo/sign-in",
+            "/readyz",
+        ] {
+            assert!(!is_page_path(p), "{p}");
+        }
+    }
+}
