@@ -79,8 +79,8 @@ impl<'a> Cookies<'a> {
             session: pick("__session"),
             client_uat: pick("__client_uat")
                 .and_then(|v| v.parse::<i64>().ok())
-                .filter(|v| *v > 0)
-                .unwrap_or(0),
+                .unwrap_or(0)
+                .max(0),
             // The dev-browser cookie is never suffixed by older clerk-js: either name counts.
             dev_browser: pick(DEV_BROWSER).or_else(|| get(DEV_BROWSER)),
             suffixed,
@@ -262,6 +262,13 @@ mod tests {
             "production has no dev-browser token"
         );
         assert_eq!(decide(Instance::Demo, &c, false, None), Step::Serve);
+    }
+
+    #[test]
+    fn the_publishable_key_says_which_kind_of_instance() {
+        assert_eq!(Instance::of(Some("pk_test_abc")), Instance::Development);
+        assert_eq!(Instance::of(Some("pk_live_abc")), Instance::Production);
+        assert_eq!(Instance::of(None), Instance::Demo);
     }
 
     #[test]

@@ -149,6 +149,14 @@ mod tests {
         for id in ["", "a b", "a:b", "*", "a\tb", "a\nb"] {
             assert_eq!(encode([(PayerKind::User, id)]), "*", "{id:?}");
         }
+        // Up to the limit a payload names its payers; one byte more and it names all.
+        let fits = "u".repeat(MAX_PAYLOAD - "user:".len());
+        assert_eq!(
+            encode([(PayerKind::User, fits.as_str())]).len(),
+            MAX_PAYLOAD
+        );
+        let over = format!("{fits}u");
+        assert_eq!(encode([(PayerKind::User, over.as_str())]), "*");
         let many: Vec<String> = (0..1000).map(|i| format!("user_{i:04}")).collect();
         assert_eq!(
             encode(many.iter().map(|s| (PayerKind::User, s.as_str()))),
