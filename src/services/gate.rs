@@ -386,6 +386,27 @@ mod tests {
         );
     }
 
+    /// Exactly at the bound (and exactly at the TTL) the cache no longer answers.
+    #[test]
+    fn the_bound_and_the_ttl_are_exclusive() {
+        let cache = PayerCache::new(PAYER_CACHE_TTL_ANNOUNCED, true);
+        let base = cache.freshness.as_ref().unwrap().base;
+        let key = (PayerKind::User, "user_b".to_string());
+        let t0 = base + Duration::from_millis(10);
+        store(&cache, &key, t0);
+        cache.confirm(t0);
+        assert!(cache
+            .cached(&key, t0 + STALENESS_BOUND - Duration::from_millis(1))
+            .is_some());
+        assert!(cache.cached(&key, t0 + STALENESS_BOUND).is_none());
+        let plain = PayerCache::default();
+        store(&plain, &key, t0);
+        assert!(plain
+            .cached(&key, t0 + PAYER_CACHE_TTL - Duration::from_millis(1))
+            .is_some());
+        assert!(plain.cached(&key, t0 + PAYER_CACHE_TTL).is_none());
+    }
+
     #[test]
     fn an_announcement_drops_only_the_payers_it_names() {
         let cache = PayerCache::default();
