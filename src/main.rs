@@ -22,6 +22,11 @@ const USAGE: &str =
   backup <file>
       a consistent copy of the SQLite database, safe while serve runs";
 
+/// mimalloc rather than glibc's malloc: signed-in pages allocate a few thousand small objects
+/// per render (BENCHMARKS.md, "Signed-in pages").
+#[global_allocator]
+static GLOBAL: mimalloc::MiMalloc = mimalloc::MiMalloc;
+
 #[tokio::main]
 async fn main() {
     // `.env` in development; real environment variables win.
