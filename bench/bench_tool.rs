@@ -38,6 +38,34 @@ fn main() {
     }
 }
 
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .unwrap()
+}
+
+/// A monthly Pro item for `user`, in `status`, its period from `start`, its event at `at`.
+fn pro_item(user: &str, item: &str, status: &str, start: i64, at: i64) -> Spec {
+    Spec {
+        user_id: user.into(),
+        email: format!("{user}@example.com"),
+        org_id: None,
+        plan_slug: "pro".into(),
+        plan_name: "Pro".into(),
+        amount_cents: 2000,
+        annual: false,
+        item_id: format!("csub_item_{item}"),
+        subscription_id: format!("csub_{item}"),
+        status: status.into(),
+        period_start: start,
+        period_end: Some(start + 30 * DAY_MS),
+        canceled_at: None,
+        past_due_at: None,
+        at,
+    }
+}
+
 fn now() -> i64 {
     plangate::db::now_ms() / 1000
 }
@@ -64,23 +92,13 @@ fn webhooks(file: &str, n: usize, secret: &str) {
     let t = now();
     let start = t * 1000;
     for i in 0..n {
-        let spec = Spec {
-            user_id: format!("user_bench_{i}"),
-            email: format!("bench{i}@example.com"),
-            org_id: None,
-            plan_slug: "pro".into(),
-            plan_name: "Pro".into(),
-            amount_cents: 2000,
-            annual: false,
-            item_id: format!("csub_item_bench_{i}"),
-            subscription_id: format!("csub_bench_{i}"),
-            status: "active".into(),
-            period_start: start,
-            period_end: Some(start + 30 * DAY_MS),
-            canceled_at: None,
-            past_due_at: None,
-            at: start + i as i64,
-        };
+        let spec = pro_item(
+            &format!("user_bench_{i}"),
+            &format!("bench_{i}"),
+            "active",
+            start,
+            start + i as i64,
+        );
         let body = build("subscriptionItem.active", &spec).unwrap().to_string();
         let id = format!("msg_bench_{t}_{i}");
         let [_, _, (_, sig)] = svix_headers(secret, &id, t, body.as_bytes()).unwrap();
@@ -90,11 +108,7 @@ fn webhooks(file: &str, n: usize, secret: &str) {
 
 /// Spawns the server command itself, so the figure runs from process start to the first 200.
 fn startup(url: &str, cmd: &[String]) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let client = reqwest::Client::new();
         let start = Instant::now();
         let mut child = tokio::process::Command::new(&cmd[0])
@@ -122,11 +136,7 @@ fn startup(url: &str, cmd: &[String]) {
 /// Cross-instance invalidation latency (DESIGN §11: at most 250 ms). The token says `pro`; each
 /// change is newer than it, so b's answer follows the database: `ended` 403, `active` 200.
 fn invalidation(a: &str, b: &str, secret: &str, token: &str, n: usize) {
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-        .unwrap();
-    rt.block_on(async {
+    runtime().block_on(async {
         let client = reqwest::Client::new();
         let gated = format!("{b}/api/premium-feature");
         let status = || async {
@@ -156,23 +166,7 @@ fn invalidation(a: &str, b: &str, secret: &str, token: &str, n: usize) {
                 assert_ne!(status().await, want, "b answers {want} before the change");
             }
             let at = plangate::db::now_ms().max(start + i as i64 + 1);
-            let spec = Spec {
-                user_id: "user_bench".into(),
-                email: "bench@example.com".into(),
-                org_id: None,
-                plan_slug: "pro".into(),
-                plan_name: "Pro".into(),
-                amount_cents: 2000,
-                annual: false,
-                item_id: "csub_item_invalidation".into(),
-                subscription_id: "csub_invalidation".into(),
-                status: item_status.into(),
-                period_start: start,
-                period_end: Some(start + 30 * DAY_MS),
-                canceled_at: None,
-                past_due_at: None,
-                at,
-            };
+            let spec = pro_item("user_bench", "invalidation", item_status, start, at);
             let body = build(event, &spec).unwrap().to_string();
             let id = format!("msg_invalidation_{start}_{i}");
             let headers = svix_headers(secret, &id, now(), body.as_bytes()).unwrap();

@@ -92,21 +92,7 @@ impl TokenVerifier {
         token: &str,
         now_secs: i64,
     ) -> Result<(Session, i64), AuthError> {
-        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(AuthError::Algorithm);
-        }
-        if header.typ.as_deref() != Some("JWT") {
-            return Err(AuthError::Malformed);
-        }
-        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
-        let key = self.keys.key(&kid).await.ok_or(AuthError::UnknownKey)?;
-
-        let mut validation = Validation::new(Algorithm::RS256);
-        // Time claims are checked below against the caller's clock (one clock for the cache too).
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
+        let (key, mut validation) = self.signed_by_instance(token, Typ::Required).await?;
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         let claims = decode::<Claims>(token, &key, &validation)
@@ -142,6 +128,44 @@ impl TokenVerifier {
     }
 }
 
+/// Whether a token's header must say `typ: JWT` (session tokens) or may leave it out (handshake
+/// tokens, as `@clerk/backend` allows).
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Typ {
+    Required,
+    Optional,
+}
+
+impl TokenVerifier {
+    /// The header checks every token of this instance passes (RS256 only, `typ`, a `kid` the
+    /// key store knows), its key, and a validation with the time claims left to the caller's
+    /// clock (one clock for the cache too) and no audience.
+    async fn signed_by_instance(
+        &self,
+        token: &str,
+        typ: Typ,
+    ) -> Result<(std::sync::Arc<jsonwebtoken::DecodingKey>, Validation), AuthError> {
+        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
+        if header.alg != Algorithm::RS256 {
+            return Err(AuthError::Algorithm);
+        }
+        let typ_ok = match header.typ.as_deref() {
+            Some(t) => t == "JWT",
+            None => typ == Typ::Optional,
+        };
+        if !typ_ok {
+            return Err(AuthError::Malformed);
+        }
+        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
+        let key = self.keys.key(&kid).await.ok_or(AuthError::UnknownKey)?;
+        let mut validation = Validation::new(Algorithm::RS256);
+        validation.validate_exp = false;
+        validation.validate_nbf = false;
+        validation.validate_aud = false;
+        Ok((key, validation))
+    }
+}
+
 /// What a handshake token carries: the `Set-Cookie` values to set, and its lifetime.
 #[derive(serde::Deserialize)]
 struct HandshakeClaims {
@@ -163,19 +187,7 @@ impl TokenVerifier {
         token: &str,
         now_secs: i64,
     ) -> Result<Vec<String>, AuthError> {
-        let header = decode_header(token).map_err(|_| AuthError::Malformed)?;
-        if header.alg != Algorithm::RS256 {
-            return Err(AuthError::Algorithm);
-        }
-        if header.typ.as_deref().is_some_and(|t| t != "JWT") {
-            return Err(AuthError::Malformed);
-        }
-        let kid = header.kid.ok_or(AuthError::UnknownKey)?;
-        let key = self.keys.key(&kid).await.ok_or(AuthError::UnknownKey)?;
-        let mut validation = Validation::new(Algorithm::RS256);
-        validation.validate_exp = false;
-        validation.validate_nbf = false;
-        validation.validate_aud = false;
+        let (key, mut validation) = self.signed_by_instance(token, Typ::Optional).await?;
         validation.set_required_spec_claims::<&str>(&[]);
         let claims = decode::<HandshakeClaims>(token, &key, &validation)
             .map_err(|_| AuthError::Invalid)?
