@@ -21,7 +21,7 @@ use crate::{
         },
         verify::unverified_iat,
     },
-    services::VerifiedToken,
+    services::{SignedOut, VerifiedToken},
     state::AppState,
 };
 
@@ -82,25 +82,10 @@ fn redirect(location: &str) -> Response {
     resp
 }
 
-/// The request as signed out: its session cookies and the guard's verdict on them removed.
+/// The request as signed out: the gate ignores its session cookies from here on.
 fn sign_out(parts: &mut Parts) {
-    let kept: Vec<String> = parts
-        .headers
-        .get_all(header::COOKIE)
-        .iter()
-        .filter_map(|v| v.to_str().ok())
-        .flat_map(|v| v.split(';'))
-        .map(str::trim)
-        .filter(|p| !p.is_empty() && !p.starts_with("__session"))
-        .map(str::to_string)
-        .collect();
-    parts.headers.remove(header::COOKIE);
-    if let Ok(v) = HeaderValue::from_str(&kept.join("; ")) {
-        if !kept.is_empty() {
-            parts.headers.insert(header::COOKIE, v);
-        }
-    }
     parts.extensions.remove::<VerifiedToken>();
+    parts.extensions.insert(SignedOut);
 }
 
 /// A dev-browser token as Clerk issues it (a JWT): anything else is not stored.

@@ -44,6 +44,11 @@ pub const STALENESS_BOUND: Duration = Duration::from_millis(250);
 #[derive(Clone)]
 pub struct VerifiedToken(pub Result<Session, AuthError>);
 
+/// Set on a request that is to be handled signed out whatever session cookie it carries (the
+/// handshake decided its cookie cannot be believed): the gate then sees no token.
+#[derive(Clone, Copy)]
+pub struct SignedOut;
+
 pub struct Gate {
     db: Db,
     tokens: Arc<TokenVerifier>,
@@ -83,9 +88,12 @@ impl Gate {
         &self.catalog
     }
 
-    /// The request's session token, if it carries one: `Authorization: Bearer` first, then
-    /// `__session_<suffix>`, then `__session`.
+    /// The request's session token, if it carries one (and is not marked `SignedOut`):
+    /// `Authorization: Bearer` first, then `__session_<suffix>`, then `__session`.
     pub fn token<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
+        if parts.extensions.get::<SignedOut>().is_some() {
+            return None;
+        }
         token_from_parts(parts, self.cookie_suffix.as_deref())
     }
 

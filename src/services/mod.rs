@@ -7,6 +7,6 @@ pub mod inbox;
 pub mod invalidation;
 pub mod reconcile;
 
-pub use gate::{Gate, VerifiedToken};
+pub use gate::{Gate, SignedOut, VerifiedToken};
 pub use inbox::{Inbox, InboxError, Receipt};
 pub use reconcile::{Reconciler, Report};

@@ -337,6 +337,23 @@ async fn a_forged_or_expired_handshake_token_sets_nothing_and_the_page_is_signed
             assert!(!r.text().await.unwrap().contains("user_hs6"), "signed out");
         }
     }
+    // Beside a session cookie that would verify, a rejected handshake still means signed out.
+    let beside = format!("__session={session}; __client_uat={t}; {DEV}");
+    assert!(navigate(&app, "/dashboard", &beside)
+        .await
+        .text()
+        .await
+        .unwrap()
+        .contains("user_hs6"));
+    let bad = sign_token(&keys().1, &payload(t + 60));
+    let r = navigate(
+        &app,
+        &format!("/dashboard?__clerk_handshake={bad}"),
+        &beside,
+    )
+    .await;
+    assert_eq!(r.status(), 200);
+    assert!(!r.text().await.unwrap().contains("user_hs6"), "signed out");
     // The genuine token, as a cookie, is resolved and the cookie cleared.
     let genuine = sign_token(&keys().0, &payload(t + 60));
     let r = navigate(
