@@ -242,6 +242,9 @@ mod tests {
             "/api/get_account",
             "/pkg/plangate.js",
             "/demo/sign-in",
+            "/.well-known/jwks.json",
+            "/favicon.ico",
+            "/healthz",
             "/readyz",
         ] {
             assert!(!is_page_path(p), "{p}");
