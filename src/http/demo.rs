@@ -16,7 +16,7 @@ use super::{
     WEBHOOK_PATH,
 };
 use crate::{
-    auth::{cookie, now_secs, Session},
+    auth::{cookie, handshake::Cookies, now_secs, Session},
     billing::{ItemState, PayerKind, Plan},
     db::{self, now_ms},
     demo::{
@@ -223,10 +223,9 @@ pub async fn handshake(
     let cookies = match client {
         Some((user_id, _)) => {
             let token = fresh_session(&state, &user_id).await?;
-            let uat = cookie(&parts, "__client_uat")
-                .and_then(|v| v.parse::<i64>().ok())
-                .filter(|v| (1..=now).contains(v))
-                .unwrap_or(now);
+            // The client's last sign-in as its cookie says, unless absent or from the future.
+            let uat = Cookies::read(&parts.headers, None).client_uat;
+            let uat = if (1..=now).contains(&uat) { uat } else { now };
             vec![session_cookie(d, &token), client_uat_cookie(uat)]
         }
         None => vec![
@@ -241,14 +240,7 @@ pub async fn handshake(
         .map_err(|_| ApiError::bad_request("redirect_url", "redirect_url is not a URL"))?;
     back.query_pairs_mut()
         .append_pair(crate::auth::handshake::HANDSHAKE, &token);
-    let mut resp = (
-        StatusCode::TEMPORARY_REDIRECT,
-        [(header::CACHE_CONTROL, "no-store")],
-    )
-        .into_response();
-    resp.headers_mut()
-        .insert(header::LOCATION, hv(back.as_str()));
-    Ok(resp)
+    Ok(super::handshake::redirect(back.as_str()))
 }
 
 pub async fn jwks(State(state): State<AppState>) -> Result<Json<serde_json::Value>, ApiError> {

@@ -70,7 +70,8 @@ fn path_without(uri: &Uri, drop: &[&str]) -> String {
     format!("{path}?{}", u.query().unwrap_or_default())
 }
 
-fn redirect(location: &str) -> Response {
+/// A `307` to `location` that no cache keeps (every handshake step is one).
+pub(super) fn redirect(location: &str) -> Response {
     let mut resp = (
         StatusCode::TEMPORARY_REDIRECT,
         [(header::CACHE_CONTROL, "no-store")],

@@ -219,12 +219,6 @@ impl Freshness {
     }
 }
 
-impl Default for PayerCache {
-    fn default() -> Self {
-        PayerCache::new(PAYER_CACHE_TTL, false)
-    }
-}
-
 impl PayerCache {
     fn new(ttl: Duration, announced: bool) -> PayerCache {
         PayerCache {
@@ -315,7 +309,7 @@ mod tests {
 
     #[test]
     fn one_caller_refreshes_an_expired_payer_while_the_others_keep_the_stored_state() {
-        let cache = PayerCache::default();
+        let cache = PayerCache::new(PAYER_CACHE_TTL, false);
         let key = (PayerKind::User, "user_1".to_string());
         let t0 = Instant::now();
         assert!(cache.cached(&key, t0).is_none(), "nothing stored yet");
@@ -407,7 +401,7 @@ mod tests {
             .cached(&key, t0 + STALENESS_BOUND - Duration::from_millis(1))
             .is_some());
         assert!(cache.cached(&key, t0 + STALENESS_BOUND).is_none());
-        let plain = PayerCache::default();
+        let plain = PayerCache::new(PAYER_CACHE_TTL, false);
         store(&plain, &key, t0);
         assert!(plain
             .cached(&key, t0 + PAYER_CACHE_TTL - Duration::from_millis(1))
@@ -417,7 +411,7 @@ mod tests {
 
     #[test]
     fn an_announcement_drops_only_the_payers_it_names() {
-        let cache = PayerCache::default();
+        let cache = PayerCache::new(PAYER_CACHE_TTL, false);
         let (a, b) = (
             (PayerKind::User, "user_a".to_string()),
             (PayerKind::User, "user_b".to_string()),
