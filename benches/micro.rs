@@ -87,6 +87,8 @@ fn entitlement(c: &mut Criterion) {
         canceled_at: None,
         past_due_at: None,
         event_at: 10,
+        inferred: false,
+        standing: Default::default(),
     };
     let ev = Evidence {
         user_item: Some(&item),

@@ -104,9 +104,15 @@ pub struct ClerkApi {
     base: String,
     key: SecretString,
     limiter: Limiter,
+    /// The share of the budget requests made on a visitor's behalf may take (checkout
+    /// returns): a tenth, so that many accounts cannot use up what the sweep needs.
+    interactive: Limiter,
     retry: Retry,
     metrics: Arc<Metrics>,
 }
+
+/// The part of the request budget interactive requests may take, in tenths.
+pub const INTERACTIVE_SHARE_PERCENT: u32 = 10;
 
 impl std::fmt::Debug for ClerkApi {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
@@ -136,6 +142,7 @@ impl ClerkApi {
             base: base.trim_end_matches('/').to_string(),
             key,
             limiter: Limiter::per_ten_seconds(per_10s),
+            interactive: Limiter::per_ten_seconds(per_10s * INTERACTIVE_SHARE_PERCENT / 100),
             retry: Retry::default(),
             metrics,
         })
@@ -146,12 +153,38 @@ impl ClerkApi {
         self
     }
 
+    /// Takes one request from the interactive share, without waiting; whether there was one.
+    /// A request made on a visitor's behalf asks this first and is skipped when it says no.
+    pub fn admit_interactive(&self) -> bool {
+        self.interactive.take(Instant::now()).is_ok()
+    }
+
     /// The payer's subscription (`commerce_subscription`, with `subscription_items`), or `None`
     /// when Clerk says the payer has none (`404`).
     pub async fn payer_subscription(
         &self,
         kind: PayerKind,
         id: &str,
+    ) -> Result<Option<Value>, ClerkApiError> {
+        self.payer_subscription_tries(kind, id, self.retry.attempts)
+            .await
+    }
+
+    /// [`Self::payer_subscription`] in one attempt, no retries (a visitor's request: its
+    /// share of the budget is one request).
+    pub async fn payer_subscription_once(
+        &self,
+        kind: PayerKind,
+        id: &str,
+    ) -> Result<Option<Value>, ClerkApiError> {
+        self.payer_subscription_tries(kind, id, 1).await
+    }
+
+    async fn payer_subscription_tries(
+        &self,
+        kind: PayerKind,
+        id: &str,
+        attempts: u32,
     ) -> Result<Option<Value>, ClerkApiError> {
         if !is_clerk_id(id) {
             return Err(ClerkApiError::BadId(id.to_string()));
@@ -160,7 +193,7 @@ impl ClerkApi {
             PayerKind::User => format!("/v1/users/{id}/billing/subscription"),
             PayerKind::Org => format!("/v1/organizations/{id}/billing/subscription"),
         };
-        match self.get(&path).await {
+        match self.get_tries(&path, attempts).await {
             Ok(v) => Ok(Some(v)),
             Err(ClerkApiError::Status { status: 404, .. }) => Ok(None),
             Err(e) => Err(e),
@@ -199,6 +232,10 @@ impl ClerkApi {
     }
 
     async fn get(&self, path: &str) -> Result<Value, ClerkApiError> {
+        self.get_tries(path, self.retry.attempts).await
+    }
+
+    async fn get_tries(&self, path: &str, attempts: u32) -> Result<Value, ClerkApiError> {
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         loop {
@@ -212,7 +249,7 @@ impl ClerkApi {
                 .header("Accept", "application/json")
                 .send()
                 .await;
-            let last = attempt >= self.retry.attempts;
+            let last = attempt >= attempts.min(self.retry.attempts);
             let resp = match sent {
                 Ok(r) => r,
                 Err(e) => {

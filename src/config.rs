@@ -125,6 +125,13 @@ impl Config {
         if production && !app_url.starts_with("https://") {
             return Err(err("APP_URL", "must be https:// in production"));
         }
+        // Whoever can alter the key download can mint any session.
+        if production && jwks_url.as_deref().is_some_and(|u| !is_https(u)) {
+            return Err(err(
+                "CLERK_JWKS_URL",
+                "must be https:// in production (session keys are downloaded from it)",
+            ));
+        }
         let (metrics_addr, reconcile_interval, inbox_retention_days) = operations(&env)?;
         if metrics_addr.is_some_and(|m| m.port() != 0 && m.port() == listen_addr.port()) {
             return Err(err(
@@ -259,7 +266,7 @@ fn database_url(env: &Vars, data_dir: &std::path::Path) -> Result<String, Config
     Ok(database_url)
 }
 
-/// The listening address and the public origin (`APP_URL`, by default localhost on that port).
+/// The listening address and the public origin (`APP_URL`, by default 127.0.0.1 on that port).
 fn addresses(env: &Vars) -> Result<(SocketAddr, String), ConfigError> {
     let listen_addr: SocketAddr = env
         .get("LEPTOS_SITE_ADDR")
@@ -273,7 +280,9 @@ fn addresses(env: &Vars) -> Result<(SocketAddr, String), ConfigError> {
         })?;
     let app_url = env
         .get("APP_URL")
-        .unwrap_or_else(|| format!("http://localhost:{}", listen_addr.port()))
+        // The address developers open (README: http://127.0.0.1:3000): state-changing requests
+        // must come from exactly this origin.
+        .unwrap_or_else(|| format!("http://127.0.0.1:{}", listen_addr.port()))
         .trim_end_matches('/')
         .to_string();
     if !(app_url.starts_with("http://") || app_url.starts_with("https://")) {
@@ -283,6 +292,11 @@ fn addresses(env: &Vars) -> Result<(SocketAddr, String), ConfigError> {
         ));
     }
     Ok((listen_addr, app_url))
+}
+
+/// Whether `url` is an `https` URL (any spelling of the scheme).
+fn is_https(url: &str) -> bool {
+    reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
 }
 
 /// The Clerk instance, from its keys; `None` (demo mode) only in development.
@@ -666,6 +680,28 @@ mod tests {
         assert_eq!(c.authorized_parties, ["https://app.example.com"]);
         assert_eq!(c.rate_limit_per_minute, 120);
         assert_eq!(c.frontend_api_url, "https://clerk.example.com");
+    }
+
+    /// Whoever can alter the key download can mint any session: production fetches keys over
+    /// https only, whatever the spelling of the plain scheme.
+    #[test]
+    fn a_plain_http_jwks_url_is_refused_in_production() {
+        for url in [
+            "http://clerk.example.com/.well-known/jwks.json",
+            "HTTP://clerk.example.com/jwks",
+            "http://127.0.0.1:9/jwks",
+            "ftp://clerk.example.com/jwks",
+        ] {
+            let e = production(&[("CLERK_JWKS_URL", url)]).unwrap_err();
+            assert_eq!(e.var, "CLERK_JWKS_URL", "{url}");
+        }
+        let c = production(&[("CLERK_JWKS_URL", "https://proxy.example.com/jwks")]).unwrap();
+        assert_eq!(
+            c.jwks_url.as_deref(),
+            Some("https://proxy.example.com/jwks")
+        );
+        let dev = Config::from_lookup(lookup(&[("CLERK_JWKS_URL", "http://127.0.0.1:9/jwks")]));
+        assert!(dev.is_ok(), "development may use a local stand-in");
     }
 
     /// The handshake's Frontend API comes from the publishable key; a stand-in is for tests,

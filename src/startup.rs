@@ -17,6 +17,7 @@ use crate::{
     db::now_ms,
     db::Db,
     demo::DemoIssuer,
+    http::serve::{raise_open_file_limit, serve},
     mail,
     metrics::Metrics,
     security::{csp::Csp, RateLimiter},
@@ -386,28 +387,19 @@ impl Application {
             info!(addr = %l.local_addr()?, "metrics listening");
             let router = crate::http::metrics_router(self.state.clone());
             tokio::spawn(async move {
-                if let Err(e) = axum::serve(l, router).await {
+                if let Err(e) = serve(l, router, std::future::pending()).await {
                     tracing::error!(error = %e, "metrics listener stopped");
                 }
             });
         }
+        if let Some((soft, hard)) = raise_open_file_limit() {
+            tracing::debug!(soft, hard, "open-file limit");
+        }
         self.background.spawn();
-        // Every response goes out as soon as it is written: without TCP_NODELAY a response
-        // written in more than one piece can wait for the client's delayed ACK (Nagle).
-        let listener = axum::serve::ListenerExt::tap_io(self.listener, |tcp| {
-            if let Err(e) = tcp.set_nodelay(true) {
-                tracing::debug!(error = %e, "TCP_NODELAY not set");
-            }
-        });
         // The peer address is the client address (unless TRUSTED_PROXIES says otherwise).
-        axum::serve(
-            listener,
-            self.router
-                .into_make_service_with_connect_info::<SocketAddr>(),
-        )
-        .with_graceful_shutdown(shutdown_signal())
-        .await
-        .context("serving HTTP")
+        serve(self.listener, self.router, shutdown_signal())
+            .await
+            .context("serving HTTP")
     }
 }
 

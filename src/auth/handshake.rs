@@ -18,6 +18,54 @@ pub const REDIRECT_COUNT: &str = "__clerk_redirect_count";
 /// otherwise loop forever).
 pub const MAX_REDIRECTS: u32 = 3;
 
+/// Where a redirect back into the app goes: `APP_URL` followed by the request's own path and
+/// query, whose leading run of slashes and backslashes becomes one `/`. Browsers read `//host`
+/// and `/\\host` as another site; an absolute URL on `APP_URL`'s origin with a plain path
+/// cannot leave it (README, "Security model": redirects stay home).
+pub fn location_on(app_url: &str, path_and_query: &str) -> String {
+    let rest = path_and_query.trim_start_matches(['/', '\\']);
+    format!("{}/{rest}", app_url.trim_end_matches('/'))
+}
+
+/// The cookies a handshake may set: Clerk's session cookies, each optionally `_<suffix>`.
+const HANDSHAKE_COOKIES: [&str; 4] = ["__session", "__client_uat", "__refresh", DEV_BROWSER];
+
+/// Whether one `Set-Cookie` value from a verified handshake may be set on this app (README,
+/// "Sessions"): its name is one of Clerk's session cookies (optionally `_<suffix>`), and its
+/// `Domain`, if any, is `app_host` or a parent of it with at least one dot. Anything else
+/// the token lists (a tracking cookie, a cookie scoped to another site) is dropped.
+pub fn handshake_cookie_allowed(set_cookie: &str, app_host: &str) -> bool {
+    let mut parts = set_cookie.split(';');
+    let Some((name, _)) = parts.next().and_then(|nv| nv.split_once('=')) else {
+        return false;
+    };
+    let name = name.trim();
+    let known = HANDSHAKE_COOKIES.iter().any(|base| {
+        name.strip_prefix(base).is_some_and(|rest| {
+            rest.is_empty()
+                || rest.strip_prefix('_').is_some_and(|s| {
+                    !s.is_empty()
+                        && s.len() <= 64
+                        && s.bytes()
+                            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+                })
+        })
+    });
+    if !known {
+        return false;
+    }
+    let host = app_host.to_ascii_lowercase();
+    parts.all(|attr| {
+        let (key, value) = attr.split_once('=').unwrap_or((attr, ""));
+        if !key.trim().eq_ignore_ascii_case("domain") {
+            return true;
+        }
+        let domain = value.trim().trim_start_matches('.').to_ascii_lowercase();
+        !domain.is_empty()
+            && (domain == host || (domain.contains('.') && host.ends_with(&format!(".{domain}"))))
+    })
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Instance {
     /// `pk_test_`: the dev-browser token must be present.
@@ -335,7 +383,107 @@ mod tests {
         ));
     }
 
+    #[test]
+    fn a_location_keeps_the_path_and_query_on_app_urls_origin() {
+        let app = "https://app.example.com";
+        assert_eq!(
+            location_on(app, "/dashboard?x=1"),
+            "https://app.example.com/dashboard?x=1"
+        );
+        assert_eq!(
+            location_on("http://localhost:3000/", "/"),
+            "http://localhost:3000/"
+        );
+        assert_eq!(location_on(app, ""), "https://app.example.com/");
+        for evil in [
+            "//evil.example/login",
+            "/\\evil.example/login",
+            "\\\\evil.example/login",
+            "///evil.example/login",
+            "/\\/\\evil.example/login",
+        ] {
+            assert_eq!(
+                location_on(app, evil),
+                "https://app.example.com/evil.example/login",
+                "{evil}"
+            );
+        }
+        assert_eq!(
+            location_on(app, "/a//b\\c"),
+            "https://app.example.com/a//b\\c",
+            "only the leading run is folded"
+        );
+    }
+
+    #[test]
+    fn only_clerks_session_cookies_for_this_host_are_set_by_a_handshake() {
+        let host = "app.example.com";
+        for ok in [
+            "__session=eyJ; Path=/; SameSite=Lax",
+            "__session_Ab3-x_9z=eyJ; Path=/",
+            "__client_uat=1700000000; Path=/; Domain=example.com",
+            "__client_uat=0; Domain=.example.com; Max-Age=0",
+            "__refresh=r; HttpOnly; Domain=APP.EXAMPLE.COM",
+            "__clerk_db_jwt=dvb_1; Path=/",
+            " __session = eyJ; Path=/",
+        ] {
+            assert!(handshake_cookie_allowed(ok, host), "{ok}");
+        }
+        for bad in [
+            "tracking=1; Max-Age=315360000",
+            "__session_x=eyJ; Domain=evil.example",
+            "__session=eyJ; Domain=.evil.example",
+            "__session=eyJ; Domain=com",
+            "__session=eyJ; Domain=.com",
+            "__session=eyJ; Domain=",
+            "__session=eyJ; Domain=xample.com",
+            "__session=eyJ; Domain=app.example.com.evil.example",
+            "__session=eyJ; Path=/; Domain=example.com; Domain=evil.example",
+            "__sessionx=1",
+            "__session_=1",
+            "__session_a.b=1",
+            "__clerk_handshake=x",
+            "__clerk_redirect_count=0",
+            "__Secure-__session=1",
+            "__session",
+            "",
+            "=__session",
+        ] {
+            assert!(!handshake_cookie_allowed(bad, host), "{bad}");
+        }
+        assert!(handshake_cookie_allowed(
+            "__session=1; Domain=localhost",
+            "localhost"
+        ));
+    }
+
     proptest! {
+        /// Whatever a request path holds, the location it becomes is on the app's origin.
+        #[test]
+        fn no_request_path_leaves_the_apps_origin(path in "[/\\\\a-z.:@%?#]{0,24}") {
+            let loc = location_on("https://app.example.com", &path);
+            let url = reqwest::Url::parse(&loc).unwrap();
+            prop_assert_eq!(url.host_str(), Some("app.example.com"));
+            prop_assert_eq!(url.scheme(), "https");
+            prop_assert_eq!(url.port(), None);
+        }
+
+        /// A cookie with a `Domain` is set only when that domain is the app's host or a parent.
+        #[test]
+        fn a_handshake_cookie_for_another_domain_is_never_set(
+            name in "(__session|__client_uat|__refresh|__clerk_db_jwt|x|__sess)(_[a-zA-Z0-9]{1,3})?",
+            domain in "\\.?[a-z]{1,6}(\\.[a-z]{1,6}){0,2}",
+        ) {
+            let host = "app.example.com";
+            let allowed = handshake_cookie_allowed(&format!("{name}=v; Domain={domain}"), host);
+            let d = domain.trim_start_matches('.');
+            let parent = d == host || (d.contains('.') && host.ends_with(&format!(".{d}")));
+            if allowed {
+                prop_assert!(parent, "{} {}", name, domain);
+                prop_assert!(!name.starts_with("x") && !name.starts_with("__sess_"));
+            }
+        }
+
         /// Whatever the cookies say, an invalid token is never served signed in, a valid one
         /// newer than `__client_uat` always is, and no state redirects past the loop limit.
         #[test]

@@ -194,6 +194,10 @@ fn status_allows(
                 (false, "past_due", Some(grace_end))
             }
         }
+        // A period that was past due and never paid runs to no end: canceling it grants nothing.
+        Status::Canceled if item.is_some_and(|i| i.standing.unpaid()) => {
+            (false, "canceled_unpaid", period_end)
+        }
         Status::Canceled => match period_end {
             Some(end) if now_ms < end => (true, "canceled_in_period", Some(end)),
             _ => (false, "canceled_period_over", period_end),
@@ -334,6 +338,8 @@ mod tests {
             canceled_at: None,
             past_due_at: None,
             event_at,
+            inferred: false,
+            standing: Default::default(),
         }
     }
 
@@ -675,6 +681,97 @@ mod tests {
                 if status == Status::Canceled {
                     assert!(now < i.period_end.unwrap());
                 }
+            }
+        }
+    }
+
+    /// One item's deliveries, applied in `order` as the writer does: the state of the greatest
+    /// order key wins, and every delivery (stale ones too) feeds the payment standing.
+    fn apply_all(events: &[(Status, i64)], order: &[usize]) -> ItemState {
+        use crate::billing::{OrderKey, Standing};
+        let mut stored: Option<(OrderKey, ItemState)> = None;
+        let mut standing = Standing::default();
+        for &i in order {
+            let (status, at) = events[i];
+            let mut next = item("pro", status, at);
+            next.period_end = Some(1_000_000);
+            standing = standing.merge(Standing::evidence(status, false, at));
+            let key = OrderKey::for_item(at, status, &format!("msg_{i}"));
+            if stored.as_ref().is_none_or(|(k, _)| *k < key) {
+                stored = Some((key, next));
+            }
+        }
+        let (_, mut state) = stored.expect("at least one delivery");
+        state.standing = standing;
+        state
+    }
+
+    #[test]
+    fn a_period_canceled_while_unpaid_grants_nothing_and_a_paid_one_runs_to_its_end() {
+        let failed_then_canceled = [
+            (Status::Active, 100),
+            (Status::PastDue, 200),
+            (Status::Canceled, 300),
+        ];
+        for order in [[0, 1, 2], [2, 1, 0], [0, 2, 1], [2, 0, 1]] {
+            let state = apply_all(&failed_then_canceled, &order);
+            assert_eq!(state.status, Status::Canceled);
+            let ev = Evidence {
+                user_item: Some(&state),
+                ..Default::default()
+            };
+            let d = run(&ev, 500, 30);
+            assert!(!d.allowed, "{order:?}: {d:?}");
+            assert_eq!(d.reason, "canceled_unpaid");
+            assert!(!state.is_live(500), "not the payer's current plan either");
+        }
+        let recovered = [
+            (Status::PastDue, 200),
+            (Status::Active, 250),
+            (Status::Canceled, 300),
+        ];
+        let state = apply_all(&recovered, &[2, 0, 1]);
+        let ev = Evidence {
+            user_item: Some(&state),
+            ..Default::default()
+        };
+        let d = run(&ev, 500, 0);
+        assert!(d.allowed, "{d:?}");
+        assert_eq!(d.reason, "canceled_in_period");
+    }
+
+    proptest::proptest! {
+        /// No sequence of deliveries, in any order and with any redeliveries, grants access for
+        /// a period whose payment failed and never succeeded after (grace 0).
+        #[test]
+        fn no_order_of_events_grants_a_period_whose_payment_failed_and_never_succeeded(
+            events in proptest::collection::vec(
+                (proptest::sample::select(vec![
+                    Status::Active, Status::PastDue, Status::Canceled, Status::Upcoming,
+                    Status::Ended,
+                ]), 0i64..50),
+                1..8,
+            ),
+            order_seed in proptest::collection::vec(0usize..64, 1..16),
+            now in 0i64..1_000_000,
+        ) {
+            // A delivery order: a permutation, with some deliveries repeated.
+            let n = events.len();
+            let mut order: Vec<usize> = (0..n).collect();
+            for (k, s) in order_seed.iter().enumerate() {
+                order.swap(k % n, s % n);
+            }
+            order.extend(order_seed.iter().map(|s| s % n));
+            let state = apply_all(&events, &order);
+            let failed = events.iter().filter(|(s, _)| *s == Status::PastDue).map(|e| e.1).max();
+            let paid_since = |f: i64| {
+                events.iter().any(|(s, at)| *s == Status::Active && *at >= f)
+            };
+            let unpaid = failed.is_some_and(|f| !paid_since(f));
+            let ev = Evidence { user_item: Some(&state), ..Default::default() };
+            let d = run(&ev, now, 0);
+            if unpaid {
+                proptest::prop_assert!(!d.allowed, "{:?} {:?} -> {:?}", events, order, d);
             }
         }
     }

@@ -10,6 +10,8 @@ pub mod entitlement;
 #[cfg(feature = "ssr")]
 pub mod plans;
 #[cfg(feature = "ssr")]
+pub mod standing;
+#[cfg(feature = "ssr")]
 pub mod subscription;
 
 pub use kinds::{PayerKind, Status};
@@ -19,4 +21,8 @@ pub use entitlement::{decide, Decision, Evidence, Policy, Source, TokenPlan};
 #[cfg(feature = "ssr")]
 pub use plans::{Catalog, Gate, Plan, PlansError};
 #[cfg(feature = "ssr")]
-pub use subscription::{current_item, current_plan, needs_correction, ItemState, OrderKey};
+pub use standing::Standing;
+#[cfg(feature = "ssr")]
+pub use subscription::{
+    current_item, current_plan, listed_event_at, needs_correction, ItemState, OrderKey,
+};

@@ -8,6 +8,7 @@
 use serde::{Deserialize, Serialize};
 
 pub use super::kinds::{PayerKind, Status};
+use super::standing::Standing;
 
 /// Total order over the evidence behind a stored state. Serialised as a fixed-width string so
 /// the database can compare keys atomically inside its upsert (`where old.key < new.key`).
@@ -78,16 +79,37 @@ pub struct ItemState {
     pub past_due_at: Option<i64>,
     /// Event time (ms) of the evidence this state comes from.
     pub event_at: i64,
+    /// This state was inferred, not seen: reconciliation recorded the item `ended` because
+    /// Clerk stopped listing it. Clerk's own word on the item (a later answer that lists it)
+    /// overrides it whatever the times say.
+    #[serde(default)]
+    pub inferred: bool,
+    /// Whether the item's period was paid, from every piece of evidence about it.
+    #[serde(default)]
+    pub standing: Standing,
 }
 
 impl ItemState {
-    /// Whether this state can grant access: active, past due, or canceled with time left.
+    /// Whether this state can grant access: active, past due, or canceled with time left in a
+    /// period that was paid.
     pub fn is_live(&self, now_ms: i64) -> bool {
         match self.status {
             Status::Active | Status::PastDue => true,
-            Status::Canceled => self.period_end.is_some_and(|end| end > now_ms),
+            Status::Canceled => {
+                self.period_end.is_some_and(|end| end > now_ms) && !self.standing.unpaid()
+            }
             _ => false,
         }
+    }
+
+    /// What this state says about payment, merged with what was known before it.
+    pub fn with_standing_from(mut self, previous: Standing) -> ItemState {
+        self.standing = previous.merge(Standing::evidence(
+            self.status,
+            self.is_free_trial,
+            self.event_at,
+        ));
+        self
     }
 
     /// Whether `other` says something different about what the payer has: plan, status,
@@ -109,12 +131,23 @@ impl ItemState {
 }
 
 /// Whether the Backend API's `api` state should be offered as a correction of `stored`: it
-/// is unknown here, or it differs and its evidence is not older. (The writer's ordering rule
-/// still decides under the row lock; this only spares the inbox rows that would be stale.)
+/// is unknown here, or it differs and its evidence is not older, or the stored state was only
+/// inferred. (The writer's ordering rule still decides under the row lock; this only spares
+/// the inbox rows that would be stale.)
 pub fn needs_correction(stored: Option<&ItemState>, api: &ItemState) -> bool {
     match stored {
         None => true,
-        Some(s) => api.differs_from(s) && api.event_at >= s.event_at,
+        Some(s) => api.differs_from(s) && (api.event_at >= s.event_at || s.inferred),
+    }
+}
+
+/// The event time a correction from an answer that lists the item carries: the item's own
+/// `updated_at`, unless the stored state was only inferred, which Clerk's word overrides (the
+/// answer is Clerk's state as of the request, after the inference).
+pub fn listed_event_at(stored: Option<&ItemState>, updated_at: i64) -> i64 {
+    match stored {
+        Some(s) if s.inferred => updated_at.max(s.event_at.saturating_add(1)),
+        _ => updated_at,
     }
 }
 
@@ -322,6 +355,8 @@ mod tests {
             canceled_at: None,
             past_due_at: None,
             event_at,
+            inferred: false,
+            standing: Standing::default(),
         }
     }
 

@@ -5,11 +5,11 @@ use sqlx::{any::AnyRow, AnyConnection, Row};
 use std::collections::HashSet;
 
 use super::{now_ms, placeholders, DbError, MAX_ROWS};
-use crate::billing::{subscription::Payer, ItemState, OrderKey, PayerKind, Status};
+use crate::billing::{subscription::Payer, ItemState, OrderKey, PayerKind, Standing, Status};
 
 const COLUMNS: &str = "id, subscription_id, payer_kind, payer_id, payer_user_id, payer_email, \
     plan_slug, plan_name, status, period_start, period_end, is_free_trial, canceled_at, \
-    past_due_at, event_at";
+    past_due_at, event_at, inferred, failed_at, paid_at";
 
 fn from_row(r: &AnyRow) -> ItemState {
     ItemState {
@@ -30,6 +30,11 @@ fn from_row(r: &AnyRow) -> ItemState {
         canceled_at: r.get("canceled_at"),
         past_due_at: r.get("past_due_at"),
         event_at: r.get("event_at"),
+        inferred: r.get::<i64, _>("inferred") != 0,
+        standing: Standing {
+            failed_at: r.get("failed_at"),
+            paid_at: r.get("paid_at"),
+        },
     }
 }
 
@@ -92,7 +97,7 @@ pub async fn upsert_many_if_newer(
     conn: &mut AnyConnection,
     items: &[(&ItemState, &OrderKey)],
 ) -> Result<HashSet<String>, DbError> {
-    const PER_ROW: usize = 18;
+    const PER_ROW: usize = 21;
     let mut sorted = items.to_vec();
     sorted.sort_by(|a, b| a.0.id.cmp(&b.0.id));
     let now = now_ms();
@@ -102,7 +107,8 @@ pub async fn upsert_many_if_newer(
         let sql = format!(
             "insert into subscription_item (id, subscription_id, payer_kind, payer_id, payer_user_id, \
                payer_email, plan_slug, plan_name, status, period_start, period_end, is_free_trial, \
-               canceled_at, past_due_at, event_at, order_key, created_at, updated_at) \
+               canceled_at, past_due_at, event_at, inferred, failed_at, paid_at, order_key, \
+               created_at, updated_at) \
              values {values} \
              on conflict (id) do update set \
                subscription_id = coalesce(excluded.subscription_id, subscription_item.subscription_id), \
@@ -112,7 +118,9 @@ pub async fn upsert_many_if_newer(
                status = excluded.status, period_start = excluded.period_start, \
                period_end = excluded.period_end, is_free_trial = excluded.is_free_trial, \
                canceled_at = excluded.canceled_at, past_due_at = excluded.past_due_at, \
-               event_at = excluded.event_at, order_key = excluded.order_key, updated_at = excluded.updated_at \
+               event_at = excluded.event_at, inferred = excluded.inferred, \
+               failed_at = {FAILED_AT}, paid_at = {PAID_AT}, \
+               order_key = excluded.order_key, updated_at = excluded.updated_at \
              where subscription_item.order_key < excluded.order_key \
              returning id"
         );
@@ -134,6 +142,9 @@ pub async fn upsert_many_if_newer(
                 .bind(item.canceled_at)
                 .bind(item.past_due_at)
                 .bind(item.event_at)
+                .bind(item.inferred as i64)
+                .bind(item.standing.failed_at)
+                .bind(item.standing.paid_at)
                 .bind(key.as_str())
                 .bind(now) // created_at
                 .bind(now); // updated_at
@@ -142,5 +153,53 @@ pub async fn upsert_many_if_newer(
             written.insert(row.get::<String, _>(0));
         }
     }
+    // Stale evidence still counts for payment standing (its registers only grow).
+    for (item, _) in items {
+        if !written.contains(&item.id) && !item.standing.is_empty() {
+            merge_standing(conn, &item.id, &item.standing).await?;
+        }
+    }
     Ok(written)
+}
+
+/// The larger of the stored and the new value of a standing register (`billing::standing`),
+/// in SQL both engines read: a null on either side keeps the other.
+macro_rules! later {
+    ($col:literal, $new:literal) => {
+        concat!(
+            "coalesce(case when ",
+            $new,
+            " > subscription_item.",
+            $col,
+            " then ",
+            $new,
+            " else subscription_item.",
+            $col,
+            " end, ",
+            $new,
+            ")"
+        )
+    };
+}
+const FAILED_AT: &str = later!("failed_at", "excluded.failed_at");
+const PAID_AT: &str = later!("paid_at", "excluded.paid_at");
+
+/// Merges `standing` into the stored item's registers without touching its state.
+async fn merge_standing(
+    conn: &mut AnyConnection,
+    id: &str,
+    standing: &Standing,
+) -> Result<(), DbError> {
+    let sql = format!(
+        "update subscription_item set failed_at = {}, paid_at = {} where id = $3",
+        later!("failed_at", "$1"),
+        later!("paid_at", "$2"),
+    );
+    sqlx::query(&sql)
+        .bind(standing.failed_at)
+        .bind(standing.paid_at)
+        .bind(id)
+        .execute(conn)
+        .await?;
+    Ok(())
 }

@@ -221,6 +221,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "leases",
         include_str!("../../migrations/0004_leases.sql"),
     ),
+    (
+        5,
+        "item evidence",
+        include_str!("../../migrations/0005_item_evidence.sql"),
+    ),
 ];
 
 #[derive(Debug)]

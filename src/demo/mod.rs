@@ -213,3 +213,14 @@ impl DemoIssuer {
         self.webhook_secret.expose_secret()
     }
 }
+
+/// The prefix of every demo user's id (`user_demo_<name>`).
+pub const USER_PREFIX: &str = "user_demo_";
+
+/// The mail address of a demo user, `<name>@demo.plangate.test`; `None` for any other id.
+pub fn email_of(user_id: &str) -> Option<String> {
+    let name = user_id
+        .strip_prefix(USER_PREFIX)
+        .filter(|n| !n.is_empty())?;
+    Some(format!("{name}@demo.plangate.test"))
+}

@@ -132,8 +132,8 @@ async fn sign_in_as(
             "pick a name made of letters and digits",
         ));
     };
-    let user_id = format!("user_demo_{name}");
-    let email = format!("{name}@demo.plangate.test");
+    let user_id = format!("{}{name}", crate::demo::USER_PREFIX);
+    let email = crate::demo::email_of(&user_id).expect("a demo user id");
     let spec = spec_for(&user_id, &email, now_ms());
     post_events(
         state,
@@ -236,8 +236,18 @@ pub async fn handshake(
     let token = d
         .mint_handshake(&cookies, now)
         .map_err(|e| ApiError::internal("minting a demo handshake", e))?;
-    let mut back = reqwest::Url::parse(&q.redirect_url)
+    let parsed = reqwest::Url::parse(&q.redirect_url)
         .map_err(|_| ApiError::bad_request("redirect_url", "redirect_url is not a URL"))?;
+    // Rebuilt on APP_URL from the path and query alone: nothing in it can name another host.
+    let path_and_query = match parsed.query() {
+        Some(query) => format!("{}?{query}", parsed.path()),
+        None => parsed.path().to_string(),
+    };
+    let mut back = reqwest::Url::parse(&crate::auth::handshake::location_on(
+        app_url,
+        &path_and_query,
+    ))
+    .map_err(|_| ApiError::bad_request("redirect_url", "redirect_url is not a URL"))?;
     back.query_pairs_mut()
         .append_pair(crate::auth::handshake::HANDSHAKE, &token);
     Ok(super::handshake::redirect(back.as_str()))
@@ -494,7 +504,20 @@ pub async fn replay(
     Form(form): Form<ReplayForm>,
 ) -> Result<Response, ApiError> {
     demo(&state)?;
-    signed_in(&state, &parts).await?;
+    let (session, _) = signed_in(&state, &parts).await?;
+    // A demo user replays only their own deliveries (the ones the events page shows them).
+    let own = state
+        .inbox()
+        .recent(&session.user_id, 200)
+        .await
+        .map_err(|e| ApiError::unavailable("reading deliveries", e))?;
+    if !own.iter().any(|r| r.svix_id == form.svix_id) {
+        return Err(ApiError::new(
+            StatusCode::NOT_FOUND,
+            "not_found",
+            "no such delivery",
+        ));
+    }
     match state.inbox().replay(&form.svix_id).await {
         Ok(r) => {
             tracing::info!(svix_id = %r.svix_id, outcome = r.outcome.as_str(), "replayed from the demo events page")

@@ -42,26 +42,36 @@ pub fn client_of(state: &AppState, peer: &Peer, headers: &HeaderMap) -> IpAddr {
     client_ip(peer, headers, &state.config().trusted_proxies)
 }
 
-/// The host (with port, lowercased) an origin names, e.g. `app.example.com:8443`.
-fn origin_host(origin: &str) -> Option<String> {
-    let rest = origin
-        .strip_prefix("https://")
-        .or_else(|| origin.strip_prefix("http://"))?;
-    (!rest.is_empty() && !rest.contains(['/', '?', '#', '@'])).then(|| rest.to_ascii_lowercase())
+/// An origin as a browser serialises it (`scheme://host[:port]`, nothing else), normalised:
+/// scheme and host lowercased, the scheme's default port dropped. `None` for anything else
+/// (`null`, a path, user info, an empty value).
+fn normalized_origin(origin: &str) -> Option<String> {
+    let (scheme, rest) = origin.split_once("://")?;
+    let scheme = scheme.to_ascii_lowercase();
+    if !matches!(scheme.as_str(), "http" | "https")
+        || rest.is_empty()
+        || rest.contains(['/', '?', '#', '@', '\\'])
+    {
+        return None;
+    }
+    let url = reqwest::Url::parse(&format!("{scheme}://{rest}/")).ok()?;
+    let host = url.host_str().filter(|h| !h.is_empty())?;
+    Some(match url.port() {
+        Some(port) => format!("{scheme}://{host}:{port}"),
+        None => format!("{scheme}://{host}"),
+    })
 }
 
-/// Whether a state-changing request comes from the app's own pages: its `Origin` is the app's
-/// (`APP_URL`'s, or the host the request was sent to, as a browser sets both itself), or, from
-/// a browser that sends no `Origin`, `Sec-Fetch-Site` does not say another site. Requests from
-/// outside browsers (curl, servers) carry neither and pass: they hold no victim's cookies.
+/// Whether a state-changing request comes from the app's own pages: its `Origin` is exactly
+/// `APP_URL`'s origin (scheme, host and port; the `Host` header is never consulted, so a
+/// rebound DNS name cannot vouch for itself), or, from a browser that sends no `Origin`,
+/// `Sec-Fetch-Site` does not say another site. Requests from outside browsers (curl,
+/// servers) carry neither and pass: they hold no victim's cookies.
 pub fn same_origin(headers: &HeaderMap, app_origin: &str) -> bool {
     let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
     match get(header::ORIGIN) {
         Some(origin) => {
-            origin.eq_ignore_ascii_case(app_origin)
-                || origin_host(origin).is_some_and(|h| {
-                    get(header::HOST).is_some_and(|host| host.eq_ignore_ascii_case(&h))
-                })
+            normalized_origin(origin).is_some_and(|o| Some(o) == normalized_origin(app_origin))
         }
         None => !matches!(
             get(header::HeaderName::from_static("sec-fetch-site")),
@@ -99,7 +109,10 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         return ApiError::new(
             StatusCode::FORBIDDEN,
             "cross_origin",
-            "this request must come from the app's own pages",
+            format!(
+                "this request must come from the app's own pages at {}",
+                state.config().app_url
+            ),
         )
         .into_response();
     }
@@ -114,12 +127,20 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         parts.extensions.insert(n.clone());
     }
 
+    // Anything that may have been rendered for someone: a credential or any cookie came with
+    // it (the handshake reads several), checked before the handshake may sign it out.
+    let personal = parts.headers.contains_key(header::AUTHORIZATION)
+        || parts.headers.contains_key(header::COOKIE);
+
     let mut resp = next.run(Request::from_parts(parts, body)).await;
     let headers = resp.headers_mut();
     let html = headers
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|ct| ct.starts_with("text/html"));
+    if !static_path {
+        mark_cacheability(headers, personal, html);
+    }
     if html {
         headers.insert(
             header::CONTENT_SECURITY_POLICY,
@@ -130,6 +151,20 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         headers.insert(header::STRICT_TRANSPORT_SECURITY, HSTS);
     }
     resp
+}
+
+pub const PRIVATE_NO_STORE: HeaderValue = HeaderValue::from_static("private, no-store");
+
+/// Nothing personal is cacheable (README, "Security model"): a response to a request that
+/// carried a credential or cookie, or that sets one, is `private, no-store` for every cache on
+/// the way; pages also vary on `Cookie`, so only the signed-out render can ever be shared.
+fn mark_cacheability(headers: &mut HeaderMap, personal: bool, html: bool) {
+    if personal || headers.contains_key(header::SET_COOKIE) {
+        headers.insert(header::CACHE_CONTROL, PRIVATE_NO_STORE);
+    }
+    if html {
+        headers.append(header::VARY, HeaderValue::from_static("Cookie"));
+    }
 }
 
 /// Verifies the request's session token once, for everything downstream; a forged one counts
@@ -144,6 +179,12 @@ async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response
         .map(|c| Extension(*c));
     let ip = client_of(state, &peer, &parts.headers);
     if let Some(retry) = state.limiter().blocked(ip) {
+        // A session this server verified minutes ago costs nothing to accept: neighbours
+        // behind one NAT are not locked out by someone else's forged tokens.
+        if let Some(session) = state.gate().already_verified(token) {
+            parts.extensions.insert(VerifiedToken(Ok(session)));
+            return Ok(());
+        }
         return Err(too_many(retry));
     }
     let result = state.gate().verify(token).await;
@@ -186,10 +227,7 @@ mod tests {
         let ok = [
             vec![("origin", "https://app.example.com")],
             vec![("origin", "HTTPS://APP.EXAMPLE.COM")],
-            vec![
-                ("origin", "http://127.0.0.1:3000"),
-                ("host", "127.0.0.1:3000"),
-            ],
+            vec![("origin", "https://app.example.com:443")],
             vec![("sec-fetch-site", "same-origin")],
             vec![("sec-fetch-site", "none")],
             vec![],
@@ -206,6 +244,19 @@ mod tests {
             vec![("origin", "https://app.example.com.evil.example")],
             vec![("origin", "https://app.example.com:444")],
             vec![("origin", "http://app.example.com")],
+            // DNS rebinding: the Host header names the attacker's own origin.
+            vec![
+                ("origin", "http://rebind.example"),
+                ("host", "rebind.example"),
+            ],
+            vec![
+                ("origin", "http://127.0.0.1:3000"),
+                ("host", "127.0.0.1:3000"),
+            ],
+            vec![("origin", "https://app.example.com/")],
+            vec![("origin", "https://app.example.com\\@evil.example")],
+            vec![("origin", "app.example.com")],
+            vec![("origin", "ftp://app.example.com")],
             vec![("origin", "null")],
             vec![("origin", "")],
             vec![
@@ -221,6 +272,21 @@ mod tests {
         ];
         for h in refused {
             assert!(!same_origin(&headers(&h), APP), "{h:?}");
+        }
+        // An http app refuses an https Origin for the same host, and takes its own port only.
+        let http_app = "http://localhost:3000";
+        assert!(same_origin(
+            &headers(&[("origin", "http://localhost:3000")]),
+            http_app
+        ));
+        for o in [
+            "https://localhost:3000",
+            "http://localhost",
+            "http://localhost:3001",
+        ] {
+            let mut h = HeaderMap::new();
+            h.insert("origin", HeaderValue::from_str(o).unwrap());
+            assert!(!same_origin(&h, http_app), "{o}");
         }
     }
 }

@@ -6,6 +6,7 @@
 //! and writes the responses. API routes, server functions, assets and fetches never redirect.
 
 use axum::{
+    body::Body,
     extract::{Request, State},
     http::{header, request::Parts, HeaderValue, StatusCode, Uri},
     middleware::Next,
@@ -16,8 +17,8 @@ use crate::{
     auth::{
         cookie,
         handshake::{
-            decide, is_document, Cookies, Instance, Step, TokenCheck, DEV_BROWSER, HANDSHAKE,
-            REDIRECT_COUNT, RETURN_PARAMS,
+            decide, handshake_cookie_allowed, is_document, location_on, Cookies, Instance, Step,
+            TokenCheck, DEV_BROWSER, HANDSHAKE, REDIRECT_COUNT, RETURN_PARAMS,
         },
         verify::unverified_iat,
     },
@@ -98,7 +99,7 @@ fn plausible_token(v: &str) -> bool {
 }
 
 pub async fn middleware(State(state): State<AppState>, req: Request, next: Next) -> Response {
-    let (mut parts, body) = req.into_parts();
+    let (parts, body) = req.into_parts();
     let applies = parts.method == axum::http::Method::GET
         && is_page_path(parts.uri.path())
         && !parts.headers.contains_key(header::AUTHORIZATION);
@@ -111,33 +112,81 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         Some(t) => Some((t, false)),
         None => cookie(&parts, HANDSHAKE).map(|t| (t.to_string(), true)),
     };
+    let app_url = state.config().app_url.clone();
+    // A rejected handshake cookie is cleared on whatever answer the request then gets.
+    let mut clear_handshake_cookie = false;
     if let Some((token, in_cookie)) = returned {
         match state.gate().verify_handshake(&token).await {
             Ok(set_cookies) => {
-                let mut resp = redirect(&path_without(&parts.uri, RETURN_PARAMS));
+                let mut resp = redirect(&location_on(
+                    &app_url,
+                    &path_without(&parts.uri, RETURN_PARAMS),
+                ));
+                let host = app_host(&app_url);
                 let h = resp.headers_mut();
+                let mut dropped = 0;
                 for c in &set_cookies {
+                    if !handshake_cookie_allowed(c, &host) {
+                        dropped += 1;
+                        continue;
+                    }
                     if let Ok(v) = HeaderValue::from_str(c) {
                         h.append(header::SET_COOKIE, v);
                     }
                 }
-                if in_cookie {
-                    h.append(
-                        header::SET_COOKIE,
-                        HeaderValue::from_static("__clerk_handshake=; Path=/; Max-Age=0"),
-                    );
+                if dropped > 0 {
+                    tracing::warn!(dropped, "handshake listed cookies that are not Clerk's session cookies for this host; not set");
                 }
-                tracing::debug!(cookies = set_cookies.len(), "handshake resolved");
+                if in_cookie {
+                    append_handshake_clears(h, &app_url);
+                }
+                tracing::debug!(cookies = set_cookies.len() - dropped, "handshake resolved");
                 return resp;
             }
             Err(e) => {
-                tracing::warn!(reason = %e, "handshake token rejected; the request is signed out");
-                sign_out(&mut parts);
-                return next.run(Request::from_parts(parts, body)).await;
+                // As Clerk's SDK does: the request is decided on its other cookies.
+                tracing::warn!(reason = %e, "handshake token rejected; deciding on the other cookies");
+                clear_handshake_cookie = in_cookie;
             }
         }
     }
+    let mut resp = decide_and_run(&state, parts, body, next).await;
+    if clear_handshake_cookie {
+        append_handshake_clears(resp.headers_mut(), &app_url);
+    }
+    resp
+}
 
+/// `APP_URL`'s host, lowercased, without a port.
+fn app_host(app_url: &str) -> String {
+    reqwest::Url::parse(app_url)
+        .ok()
+        .and_then(|u| u.host_str().map(str::to_ascii_lowercase))
+        .unwrap_or_default()
+}
+
+/// Clears `__clerk_handshake` on this host and on each parent domain it could have been set on
+/// (a sibling subdomain can plant it on the parent; clearing needs the same `Domain`).
+fn append_handshake_clears(h: &mut axum::http::HeaderMap, app_url: &str) {
+    let host = app_host(app_url);
+    let mut values = vec![format!("{HANDSHAKE}=; Path=/; Max-Age=0")];
+    let mut rest = host.as_str();
+    while let Some((_, parent)) = rest.split_once('.') {
+        if !parent.contains('.') {
+            break;
+        }
+        values.push(format!("{HANDSHAKE}=; Path=/; Max-Age=0; Domain={parent}"));
+        rest = parent;
+    }
+    for v in values {
+        if let Ok(v) = HeaderValue::from_str(&v) {
+            h.append(header::SET_COOKIE, v);
+        }
+    }
+}
+
+/// The handshake decision for a request that brought no handshake token (or a rejected one).
+async fn decide_and_run(state: &AppState, mut parts: Parts, body: Body, next: Next) -> Response {
     if !is_document(&parts.method, &parts.headers) {
         return next.run(Request::from_parts(parts, body)).await;
     }
@@ -161,7 +210,10 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
         }
         Step::StoreDevBrowser => {
             let value = dev_in_query.unwrap_or_default();
-            let mut resp = redirect(&path_without(&parts.uri, &[DEV_BROWSER]));
+            let mut resp = redirect(&location_on(
+                &config.app_url,
+                &path_without(&parts.uri, &[DEV_BROWSER]),
+            ));
             let mut names = vec![DEV_BROWSER.to_string()];
             if let Some(s) = state.gate().cookie_suffix() {
                 names.push(format!("{DEV_BROWSER}_{s}"));
@@ -183,10 +235,9 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
                 Ok(u) => u,
                 Err(_) => return next.run(Request::from_parts(parts, body)).await,
             };
-            let here = format!(
-                "{}{}",
-                config.app_url,
-                path_without(&parts.uri, &[DEV_BROWSER, "__dev_session"])
+            let here = location_on(
+                &config.app_url,
+                &path_without(&parts.uri, &[DEV_BROWSER, "__dev_session"]),
             );
             {
                 let mut q = target.query_pairs_mut();

@@ -9,6 +9,7 @@ pub mod extract;
 pub mod guard;
 pub mod handshake;
 pub mod page_cache;
+pub mod serve;
 pub mod webhook;
 
 use std::sync::{Arc, OnceLock};
@@ -23,7 +24,8 @@ use axum::{
 use leptos::prelude::*;
 use leptos_axum::{generate_route_list, LeptosRoutes};
 use tower_http::{
-    limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, trace::TraceLayer,
+    limit::RequestBodyLimitLayer, set_header::SetResponseHeaderLayer, timeout::TimeoutLayer,
+    trace::TraceLayer,
 };
 
 use crate::{
@@ -134,6 +136,11 @@ pub fn router(state: AppState) -> Router {
         .layer(SetResponseHeaderLayer::if_not_present(
             header::X_FRAME_OPTIONS,
             HeaderValue::from_static("DENY"),
+        ))
+        // A request and its body within 30 s, else 408 (README, "Security model").
+        .layer(TimeoutLayer::with_status_code(
+            axum::http::StatusCode::REQUEST_TIMEOUT,
+            serve::BODY_TIMEOUT,
         ))
         // Method and path only: never headers (tokens) or bodies.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {

@@ -26,19 +26,44 @@ pub async fn get_account(reconcile: bool) -> Result<AccountView, ServerFnError> 
     let Some(reconciler) = state.reconciler() else {
         return Ok(view);
     };
-    let mut ran = reconciler
-        .payer_after_checkout(crate::billing::PayerKind::User, &session.user_id)
-        .await;
+    let mut payers = vec![(crate::billing::PayerKind::User, session.user_id.as_str())];
     if let Some(org) = &session.org_id {
-        ran |= reconciler
-            .payer_after_checkout(crate::billing::PayerKind::Org, org)
-            .await;
+        payers.push((crate::billing::PayerKind::Org, org.as_str()));
+    }
+    let mut ran = false;
+    for (kind, id) in payers {
+        // Only a payer not yet paid here: a plain GET never spends the budget otherwise.
+        if stored_paid(&state, kind, id).await? {
+            continue;
+        }
+        ran |= reconciler.payer_after_checkout(kind, id).await;
     }
     if ran {
         account(&state, &session, demo).await
     } else {
         Ok(view)
     }
+}
+
+/// Whether the payer's stored state is a live paid plan.
+#[cfg(feature = "ssr")]
+async fn stored_paid(
+    state: &crate::state::AppState,
+    kind: crate::billing::PayerKind,
+    id: &str,
+) -> Result<bool, ServerFnError> {
+    let item = state
+        .gate()
+        .current_plan(kind, id)
+        .await
+        .map_err(crate::pages::server::internal)?;
+    Ok(item.is_some_and(|i| {
+        state
+            .gate()
+            .catalog()
+            .plan(&i.plan_slug)
+            .is_none_or(|p| !p.is_free())
+    }))
 }
 
 #[cfg(feature = "ssr")]

@@ -11,7 +11,16 @@ pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
     if state.demo().is_none() {
         return Err(ServerFnError::new("not found"));
     }
-    Ok(crate::mail::mailbox(&state.config().data_dir.join("mail")).await)
+    // Each demo user reads their own mail only; signed out, there is none to read.
+    let Some(email) = crate::pages::server::session(&state)
+        .await
+        .and_then(|s| crate::demo::email_of(&s.user_id))
+    else {
+        return Ok(Vec::new());
+    };
+    let mut mails = crate::mail::mailbox(&state.config().data_dir.join("mail")).await;
+    mails.retain(|m| m.to.eq_ignore_ascii_case(&email));
+    Ok(mails)
 }
 
 #[server]
@@ -23,19 +32,13 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
     let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(Vec::new());
     };
+    // The user's own deliveries only, dead letters first (another user's never show).
     let mut rows = state
         .inbox()
         .recent(&session.user_id, 50)
         .await
         .map_err(crate::pages::server::internal)?;
-    // Dead letters may not name a subject (that can be why they failed): all of them, first.
-    let failed = state
-        .inbox()
-        .list(true, 50)
-        .await
-        .map_err(crate::pages::server::internal)?;
-    rows.retain(|r| r.outcome != "failed");
-    rows.splice(0..0, failed);
+    rows.sort_by_key(|r| r.outcome != "failed");
     Ok(rows
         .into_iter()
         .map(|r| EventView {
@@ -62,7 +65,7 @@ pub fn Mailbox() -> impl IntoView {
     view! {
         <section>
             <h1>"Demo mailbox"</h1>
-            <p class="muted">"Mail the outbox wrote to data/mail/ (set SMTP_URL to send real mail)."</p>
+            <p class="muted">"Your mail, as the outbox wrote it to data/mail/ (set SMTP_URL to send real mail)."</p>
             <Suspense fallback=|| ()>
                 {move || mails.get().map(|r| match r {
                     Ok(list) if list.is_empty() => view! { <p data-testid="mail-empty">"No mail yet."</p> }.into_any(),

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::inbox::{Inbox, InboxError};
 use crate::{
-    billing::{needs_correction, ItemState, PayerKind},
+    billing::{listed_event_at, needs_correction, ItemState, PayerKind},
     clerk_api::{is_clerk_id, ClerkApi, ClerkApiError},
     db::{self, now_ms, Db, DbError},
     metrics::Metrics,
@@ -36,6 +36,27 @@ pub enum ReconcileError {
     Db(#[from] DbError),
     #[error(transparent)]
     Inbox(#[from] InboxError),
+    /// A `200` whose shape cannot be read (no item list, or an item without an id): never
+    /// taken as "no items", which would end every paying item of the payer.
+    #[error("the Backend API's answer for {payer} has no readable subscription_items list; the payer is left as it is")]
+    Unreadable { payer: String },
+}
+
+/// The items of a payer's subscription as the Backend API answered it: `subscription_items`
+/// (or `items`), a list whose every entry is an object with a string id; `None` when the
+/// answer has any other shape.
+fn listed_items(subscription: &Value) -> Option<Vec<Value>> {
+    let list = subscription
+        .get("subscription_items")
+        .or_else(|| subscription.get("items"))?
+        .as_array()?;
+    list.iter()
+        .all(|i| {
+            i.get("id")
+                .and_then(Value::as_str)
+                .is_some_and(|s| !s.is_empty())
+        })
+        .then(|| list.clone())
 }
 
 /// One item the run corrected.
@@ -125,7 +146,12 @@ fn event_type(status: &str) -> &'static str {
 /// A correction: its delivery id, the event's JSON, and the state it describes (read by the
 /// same parser as a delivery). `None` when the API item cannot be ordered (no `updated_at`) or has
 /// no usable id or payer.
-fn correction(data: Value, now: i64) -> Option<(String, Vec<u8>, ItemState)> {
+fn correction(
+    data: Value,
+    stored: Option<&ItemState>,
+    inferred: bool,
+    now: i64,
+) -> Option<(String, Vec<u8>, ItemState)> {
     let id = data.get("id")?.as_str()?.to_string();
     let updated_at = events::to_ms(
         data.get("updated_at")
@@ -135,14 +161,22 @@ fn correction(data: Value, now: i64) -> Option<(String, Vec<u8>, ItemState)> {
     if !is_clerk_id(&id) {
         return None;
     }
+    let updated_at = if inferred {
+        updated_at
+    } else {
+        listed_event_at(stored, updated_at)
+    };
     let status = data.get("status")?.as_str()?.to_string();
-    let event = json!({
+    let mut event = json!({
         "object": "event",
         "type": event_type(&status),
         "timestamp": updated_at,
         "data": data,
         "plangate_source": "reconcile",
     });
+    if inferred {
+        event[events::INFERRED] = Value::Bool(true);
+    }
     let body = serde_json::to_vec(&event).ok()?;
     let parsed = events::parse(&body).ok()?;
     let item = match parsed.changes(now).ok()?.pop()? {
@@ -171,13 +205,22 @@ impl Reconciler {
 
     /// Reconciles one payer: their subscription as Clerk has it, against the stored items.
     pub async fn payer(&self, kind: PayerKind, id: &str) -> Result<Report, ReconcileError> {
-        let result = self.payer_inner(kind, id).await;
+        let result = self.payer_inner(kind, id, false).await;
         self.count_run(&result, false);
         result
     }
 
-    async fn payer_inner(&self, kind: PayerKind, id: &str) -> Result<Report, ReconcileError> {
-        let subscription = self.api.payer_subscription(kind, id).await?;
+    async fn payer_inner(
+        &self,
+        kind: PayerKind,
+        id: &str,
+        interactive: bool,
+    ) -> Result<Report, ReconcileError> {
+        let subscription = if interactive {
+            self.api.payer_subscription_once(kind, id).await?
+        } else {
+            self.api.payer_subscription(kind, id).await?
+        };
         let stored = {
             let mut conn = self.db.conn().await?;
             db::items::for_payer(&mut conn, kind, id).await?
@@ -188,8 +231,10 @@ impl Reconciler {
         Ok(report)
     }
 
-    /// Reconciles one payer on the dashboard's behalf, at most once per [`PAYER_COOLDOWN`];
-    /// whether it ran.
+    /// Reconciles one payer on the dashboard's behalf, at most once per [`PAYER_COOLDOWN`] and
+    /// within the interactive share of the Backend API budget (one attempt, no retries), so
+    /// that visitors cannot stall the sweep; whether it ran. The caller asks only for a payer
+    /// whose stored state is not yet paid.
     pub async fn payer_after_checkout(&self, kind: PayerKind, id: &str) -> bool {
         let admitted = admit(
             &mut self.recent.lock().unwrap_or_else(|p| p.into_inner()),
@@ -199,7 +244,17 @@ impl Reconciler {
         if !admitted {
             return false;
         }
-        match self.payer(kind, id).await {
+        if !self.api.admit_interactive() {
+            self.metrics
+                .reconcile_runs
+                .with_label_values(&["skipped"])
+                .inc();
+            info!(payer = %payer_label(kind, id), "checkout reconcile skipped: the interactive share of the Backend API budget is used up");
+            return false;
+        }
+        let result = self.payer_inner(kind, id, true).await;
+        self.count_run(&result, false);
+        match result {
             Ok(r) => {
                 info!(payer = %payer_label(kind, id), corrected = r.corrected.len(), "reconciled after checkout");
                 true
@@ -255,7 +310,7 @@ impl Reconciler {
                     }
                 }
             }
-            self.offer(&mut report, data, known, now).await?;
+            self.offer(&mut report, data, known, false, now).await?;
         }
         // Live here, absent from Clerk's list: ask each such payer once.
         let mut missing: HashMap<(PayerKind, String), Vec<&ItemState>> = HashMap::new();
@@ -288,15 +343,12 @@ impl Reconciler {
         stored: &[ItemState],
     ) -> Result<(), ReconcileError> {
         let now = now_ms();
-        let items: Vec<Value> = subscription
-            .as_ref()
-            .and_then(|s| {
-                s.get("subscription_items")
-                    .or_else(|| s.get("items"))
-                    .and_then(Value::as_array)
-            })
-            .cloned()
-            .unwrap_or_default();
+        let items = match &subscription {
+            None => Vec::new(),
+            Some(s) => listed_items(s).ok_or_else(|| ReconcileError::Unreadable {
+                payer: payer_label(kind, id),
+            })?,
+        };
         let by_id: HashMap<&str, &ItemState> = stored.iter().map(|i| (i.id.as_str(), i)).collect();
         let mut listed = HashSet::new();
         for mut data in items {
@@ -311,7 +363,7 @@ impl Reconciler {
                 data["payer"] = payer_json(kind, id, user_id, email);
             }
             listed.insert(item_id);
-            self.offer(report, data, known, now).await?;
+            self.offer(report, data, known, false, now).await?;
         }
         for item in stored {
             if item.is_live(now) && !listed.contains(&item.id) {
@@ -328,7 +380,7 @@ impl Reconciler {
                     "updated_at": now,
                     "payer": payer_json(kind, id, item.payer.user_id.as_deref(), item.payer.email.as_deref()),
                 });
-                self.offer(report, data, Some(item), now).await?;
+                self.offer(report, data, Some(item), true, now).await?;
             }
         }
         Ok(())
@@ -341,10 +393,11 @@ impl Reconciler {
         report: &mut Report,
         data: Value,
         stored: Option<&ItemState>,
+        inferred: bool,
         now: i64,
     ) -> Result<(), ReconcileError> {
         report.checked += 1;
-        let Some((svix_id, body, item)) = correction(data, now) else {
+        let Some((svix_id, body, item)) = correction(data, stored, inferred, now) else {
             warn!("Backend API item without id, status, time or payer; skipped");
             return Ok(());
         };
@@ -420,7 +473,7 @@ mod tests {
             "updated_at": 1_800_000_000_000i64, "period_end": 1_800_000_100_000i64,
             "payer": {"user_id": "user_1"},
         });
-        let (svix_id, body, item) = correction(data, 1_800_000_500_000).unwrap();
+        let (svix_id, body, item) = correction(data, None, false, 1_800_000_500_000).unwrap();
         let event: Value = serde_json::from_slice(&body).unwrap();
         assert_eq!(svix_id, "reconcile_csub_item_1_1800000000000_ended");
         assert_eq!(event["type"], "subscriptionItem.ended");
@@ -434,16 +487,16 @@ mod tests {
     fn an_item_without_a_time_a_clerk_id_or_a_payer_is_no_correction() {
         let ok = json!({"id": "csub_item_1", "status": "active", "plan": {"slug": "pro"},
                         "updated_at": 5, "payer": {"user_id": "user_1"}});
-        assert!(correction(ok.clone(), 10).is_some());
+        assert!(correction(ok.clone(), None, false, 10).is_some());
         let mut no_time = ok.clone();
         no_time.as_object_mut().unwrap().remove("updated_at");
-        assert!(correction(no_time, 10).is_none());
+        assert!(correction(no_time, None, false, 10).is_none());
         let mut bad_id = ok.clone();
         bad_id["id"] = json!("../x");
-        assert!(correction(bad_id, 10).is_none());
+        assert!(correction(bad_id, None, false, 10).is_none());
         let mut no_payer = ok;
         no_payer.as_object_mut().unwrap().remove("payer");
-        assert!(correction(no_payer, 10).is_none());
+        assert!(correction(no_payer, None, false, 10).is_none());
     }
 
     #[test]
@@ -467,13 +520,13 @@ mod tests {
         let data = json!({"id": "csub_item_1", "status": "past_due", "plan": {"slug": "pro"},
                           "updated_at": 5, "payer": {"user_id": "user_1"}});
         assert_eq!(
-            correction(data, 10).unwrap().0,
+            correction(data, None, false, 10).unwrap().0,
             "reconcile_csub_item_1_5000_past_due"
         );
         let data = json!({"id": "csub_item_1", "status": "a b/../c", "plan": {"slug": "pro"},
                           "updated_at": 5, "payer": {"user_id": "user_1"}});
         assert_eq!(
-            correction(data, 10).unwrap().0,
+            correction(data, None, false, 10).unwrap().0,
             "reconcile_csub_item_1_5000_abc"
         );
     }

@@ -8,8 +8,12 @@ use serde_json::Value;
 
 use crate::billing::{
     subscription::{Payer, PayerKind},
-    ItemState, Status,
+    ItemState, Standing, Status,
 };
+
+/// The envelope field reconciliation sets on a correction it inferred (an item Clerk no longer
+/// lists, recorded `ended`): the state rests on no word of Clerk's, and one overrides it.
+pub const INFERRED: &str = "plangate_inferred";
 
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum EventError {
@@ -58,6 +62,9 @@ pub fn is_handled(event_type: &str) -> bool {
         )
 }
 
+// Nearly every change is an item, and a change lives only while its delivery is applied: boxing
+// the item would cost an allocation per change to save a few bytes on the rare user change.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone, PartialEq)]
 pub enum Change {
     User {
@@ -178,6 +185,8 @@ fn item_of(
         canceled_at: n(item, "canceled_at"),
         past_due_at: n(item, "past_due_at"),
         event_at,
+        inferred: false,
+        standing: Default::default(),
     })
 }
 
@@ -230,6 +239,8 @@ impl ClerkEvent {
                 *t = c;
             }
         };
+        // Only reconciliation writes this (a correction for an item Clerk stopped listing).
+        let inferred = self.raw.get(INFERRED) == Some(&Value::Bool(true));
         for change in &mut changes {
             match change {
                 Change::User { event_at, .. } => fix(event_at),
@@ -237,6 +248,10 @@ impl ClerkEvent {
                     fix(&mut item.event_at);
                     item.past_due_at.iter_mut().for_each(&mut fix);
                     item.canceled_at.iter_mut().for_each(&mut fix);
+                    item.inferred = inferred;
+                    // What this state says about payment; the database merges it with the rest.
+                    item.standing =
+                        Standing::evidence(item.status, item.is_free_trial, item.event_at);
                 }
             }
         }

@@ -378,6 +378,8 @@ mod tests {
             canceled_at: None,
             past_due_at: None,
             event_at: 1,
+            inferred: false,
+            standing: Default::default(),
         };
         let Change::Item(masked) = redact_change(Change::Item(item)) else {
             unreachable!()

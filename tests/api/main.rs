@@ -4,6 +4,7 @@
 mod auth;
 mod config;
 mod durability;
+mod edges;
 mod handshake;
 mod helpers;
 mod instances;

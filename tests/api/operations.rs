@@ -814,7 +814,9 @@ async fn the_demo_events_page_shows_a_dead_letter_with_replay_and_a_readable_tim
         .deliver_signed(
             &id,
             now(),
-            &json!({"type": "subscriptionItem.active", "data": {"id": "csub_item_e1"}}).to_string(),
+            &json!({"type": "subscriptionItem.active",
+                    "data": {"id": "csub_item_e1", "payer": {"user_id": "user_demo_alice"}}})
+            .to_string(),
             secret.trim(),
         )
         .await;
@@ -840,7 +842,7 @@ async fn the_demo_events_page_shows_a_dead_letter_with_replay_and_a_readable_tim
         html.contains("data-testid=\"replay\""),
         "with its Replay button"
     );
-    assert!(html.contains("missing `payer`"), "and its reason");
+    assert!(html.contains("missing `plan.slug`"), "and its reason");
     let today = plangate::views::format_date(now() * 1000);
     assert!(
         html.contains(&format!("{today} ")) && html.contains(" UTC"),
