@@ -133,7 +133,7 @@ fn startup(url: &str, cmd: &[String]) {
     });
 }
 
-/// Cross-instance invalidation latency (DESIGN §11: at most 250 ms). The token says `pro`; each
+/// Cross-instance invalidation latency (README, "Several instances": at most 250 ms). The token says `pro`; each
 /// change is newer than it, so b's answer follows the database: `ended` 403, `active` 200.
 fn invalidation(a: &str, b: &str, secret: &str, token: &str, n: usize) {
     runtime().block_on(async {

@@ -3,6 +3,7 @@
 # fresh database, and drives each scenario with wrk at fixed concurrency, next to a bare axum
 # handler as this machine's HTTP ceiling. Prints one table. Loopback only.
 #   bench/run.sh            BENCH_SECONDS=10 BENCH_CONNECTIONS=32 BENCH_PG_URL=postgres://…/postgres
+#                           BENCH_BIN=path/to/plangate BENCH_SKIP_BUILD=1 (A/B against another build)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-10}
@@ -12,8 +13,10 @@ PG_ADMIN=${BENCH_PG_URL:-postgres://postgres:postgres@127.0.0.1:5432/postgres}
 export BENCH_DIR="$PWD/bench"
 
 command -v wrk >/dev/null && command -v sqlite3 >/dev/null || { apt-get update -qq && apt-get install -y -qq wrk sqlite3 >/dev/null; }
-cargo build -q --release --features ssr,bench-tools --bin plangate --bin bare_axum --bin bench_tool
-BIN=target/release/plangate
+# BENCH_BIN: another build of the server to measure (an older commit's, for interleaved A/B runs).
+[[ "${BENCH_SKIP_BUILD:-0}" == 1 ]] ||
+  cargo build -q --release --features ssr,bench-tools --bin plangate --bin bare_axum --bin bench_tool
+BIN=${BENCH_BIN:-target/release/plangate}
 TOOL=target/release/bench_tool
 work=$(mktemp -d /tmp/plangate-bench.XXXXXX)
 PORT=3901 CEIL_PORT=3900

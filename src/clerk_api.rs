@@ -1,4 +1,4 @@
-//! Clerk's Backend API (DESIGN §7), the source the database is reconciled from: one payer's
+//! Clerk's Backend API (README, "Operations"), the source the database is reconciled from: one payer's
 //! subscription and the paginated list of every subscription item.
 //!
 //! On the reqwest client already in the tree. Every request carries the secret key as a Bearer

@@ -30,17 +30,44 @@ pub enum AppEnv {
     Production,
 }
 
-/// Clerk instance settings derived from the publishable key.
+/// Who issues the session tokens: plangate's own demo issuer (development without Clerk keys)
+/// or a Clerk instance. Everything derived from it is derived here, once.
 #[derive(Debug, Clone)]
-pub struct ClerkConfig {
+pub enum Identity {
+    Demo {
+        /// Tokens carry `APP_URL` as their issuer.
+        issuer: String,
+        /// The demo issuer's handshake endpoint base (`<APP_URL>/demo`, or a test's stand-in).
+        frontend_api_url: String,
+        /// The demo session token lifetime (`DEMO_SESSION_TTL_SECS`, default 60 like Clerk's).
+        session_ttl_secs: i64,
+    },
+    Clerk(ClerkInstance),
+}
+
+/// Whether a Clerk instance is a development (`pk_test_`) or production one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum InstanceKind {
+    Development,
+    Production,
+}
+
+/// A Clerk instance, from its publishable key, and every URL derived from it.
+#[derive(Debug, Clone)]
+pub struct ClerkInstance {
     pub publishable_key: String,
     /// Frontend API host, e.g. `clerk.example.com` or `foo-bar-1.clerk.accounts.dev`.
     pub frontend_api_host: String,
     pub secret_key: Option<SecretString>,
+    /// The Backend API base (`CLERK_API_URL`).
     pub api_url: String,
+    /// Where the handshake goes: `https://<frontend-api-host>`, or in development
+    /// `CLERK_FRONTEND_API_URL` (a test's stand-in).
+    pub frontend_api_url: String,
 }
 
-impl ClerkConfig {
+impl ClerkInstance {
+    /// The issuer session tokens must carry.
     pub fn issuer(&self) -> String {
         format!("https://{}", self.frontend_api_host)
     }
@@ -49,6 +76,117 @@ impl ClerkConfig {
     pub fn jwks_url(&self) -> String {
         format!("https://{}/.well-known/jwks.json", self.frontend_api_host)
     }
+
+    pub fn kind(&self) -> InstanceKind {
+        if self.publishable_key.starts_with("pk_test_") {
+            InstanceKind::Development
+        } else {
+            InstanceKind::Production
+        }
+    }
+
+    /// Clerk's account portal, where a payer manages their subscription and card.
+    pub fn account_portal_url(&self) -> String {
+        let host = &self.frontend_api_host;
+        let accounts = match host.strip_prefix("clerk.") {
+            Some(rest) => format!("accounts.{rest}"),
+            None => host.replace(".clerk.accounts.dev", ".accounts.dev"),
+        };
+        format!("https://{accounts}/user")
+    }
+
+    /// clerk-js v6, from the instance's Frontend API.
+    pub fn clerk_js_url(&self) -> String {
+        format!(
+            "https://{}/npm/@clerk/clerk-js@6/dist/clerk.browser.js",
+            self.frontend_api_host
+        )
+    }
+
+    /// `@clerk/ui`, which mounts the PricingTable and the other components.
+    pub fn clerk_ui_url(&self) -> String {
+        format!(
+            "https://{}/npm/@clerk/ui@1/dist/ui.browser.js",
+            self.frontend_api_host
+        )
+    }
+
+    /// Clerk's cookie-name suffix for this publishable key.
+    pub fn cookie_suffix(&self) -> String {
+        cookie_suffix(&self.publishable_key)
+    }
+}
+
+impl Identity {
+    pub fn clerk(&self) -> Option<&ClerkInstance> {
+        match self {
+            Identity::Clerk(c) => Some(c),
+            Identity::Demo { .. } => None,
+        }
+    }
+
+    /// The issuer session tokens must carry.
+    pub fn issuer(&self) -> String {
+        match self {
+            Identity::Clerk(c) => c.issuer(),
+            Identity::Demo { issuer, .. } => issuer.clone(),
+        }
+    }
+
+    /// Where the handshake sends browsers.
+    pub fn frontend_api_url(&self) -> &str {
+        match self {
+            Identity::Clerk(c) => &c.frontend_api_url,
+            Identity::Demo {
+                frontend_api_url, ..
+            } => frontend_api_url,
+        }
+    }
+}
+
+/// Session-token keys and who may present the tokens.
+#[derive(Debug, Clone)]
+pub struct TokenSettings {
+    /// `CLERK_JWT_KEY`: a PEM key for networkless verification (wins over the JWKS).
+    pub jwt_key_pem: Option<String>,
+    /// `CLERK_JWKS_URL`: where the keys are, instead of the Frontend API's JWKS.
+    pub jwks_url: Option<String>,
+    pub jwks_cooldown: Duration,
+    /// Origins accepted in `azp` (`CLERK_AUTHORIZED_PARTIES`, default `APP_URL`).
+    pub authorized_parties: Vec<String>,
+}
+
+/// Outgoing mail.
+#[derive(Debug, Clone)]
+pub struct MailSettings {
+    /// `SMTP_URL`; `None` writes mail to `DATA_DIR/mail/` (development).
+    pub smtp_url: Option<SecretString>,
+    pub from: String,
+}
+
+impl MailSettings {
+    pub fn smtp_url_exposed(&self) -> Option<&str> {
+        self.smtp_url.as_ref().map(|s| s.expose_secret())
+    }
+}
+
+/// Limits on hostile traffic.
+#[derive(Debug, Clone)]
+pub struct LimitSettings {
+    /// Failed attempts allowed per client address per minute; 0 disables the limit.
+    pub rate_limit_per_minute: u32,
+    pub trusted_proxies: TrustedProxies,
+}
+
+/// The operator's side: metrics, the drift sweep, inbox retention.
+#[derive(Debug, Clone)]
+pub struct OperationSettings {
+    /// Where Prometheus scrapes `/metrics`; `None` when `METRICS_ADDR=off`.
+    pub metrics_addr: Option<SocketAddr>,
+    /// The drift sweep's period; `None` disables it (`RECONCILE_INTERVAL_SECS=0`).
+    pub reconcile_interval: Option<Duration>,
+    /// Stored webhook payloads older than this are removed (their rows stay).
+    pub inbox_retention_days: i64,
 }
 
 #[derive(Debug, Clone)]
@@ -57,39 +195,27 @@ pub struct Config {
     pub database_url: String,
     pub app_url: String,
     pub listen_addr: SocketAddr,
-    /// `None` means demo mode (development only).
-    pub clerk: Option<ClerkConfig>,
-    pub webhook_secrets: Vec<SecretString>,
-    pub jwt_key_pem: Option<String>,
-    pub jwks_url: Option<String>,
-    pub jwks_cooldown: Duration,
-    pub authorized_parties: Vec<String>,
-    pub plans_file: PathBuf,
-    pub smtp_url: Option<SecretString>,
-    pub mail_from: String,
     pub data_dir: PathBuf,
-    pub past_due_grace_days: i64,
+    pub plans_file: PathBuf,
     pub json_logs: bool,
-    /// Failed attempts allowed per client address per minute; 0 disables the limit.
-    pub rate_limit_per_minute: u32,
-    pub trusted_proxies: TrustedProxies,
-    /// Where Prometheus scrapes `/metrics`; `None` when `METRICS_ADDR=off`.
-    pub metrics_addr: Option<SocketAddr>,
-    /// The drift sweep's period; `None` disables it (`RECONCILE_INTERVAL_SECS=0`).
-    pub reconcile_interval: Option<Duration>,
-    /// Stored webhook payloads older than this are removed (their rows stay).
-    pub inbox_retention_days: i64,
-    /// Where the handshake goes (DESIGN §10): `https://<frontend-api-host>`, the demo issuer's
-    /// `<APP_URL>/demo`, or in development `CLERK_FRONTEND_API_URL` (a test's stand-in).
-    pub frontend_api_url: String,
-    /// The demo issuer's session token lifetime (`DEMO_SESSION_TTL_SECS`, default 60 like
-    /// Clerk's; tests shorten it to see tokens expire).
-    pub demo_session_ttl_secs: i64,
+    pub past_due_grace_days: i64,
+    pub identity: Identity,
+    /// `CLERK_WEBHOOK_SECRET` (or `CLERK_WEBHOOK_SIGNING_SECRET`): one or more, while rotating.
+    pub webhook_secrets: Vec<SecretString>,
+    pub tokens: TokenSettings,
+    pub mail: MailSettings,
+    pub limits: LimitSettings,
+    pub operations: OperationSettings,
 }
 
 impl Config {
     pub fn demo_mode(&self) -> bool {
-        self.clerk.is_none()
+        matches!(self.identity, Identity::Demo { .. })
+    }
+
+    /// The Clerk instance, unless in demo mode.
+    pub fn clerk(&self) -> Option<&ClerkInstance> {
+        self.identity.clerk()
     }
 
     pub fn from_env() -> Result<Self, ConfigError> {
@@ -103,123 +229,70 @@ impl Config {
         let data_dir = PathBuf::from(env.get("DATA_DIR").unwrap_or_else(|| "data".into()));
         let database_url = database_url(&env, &data_dir)?;
         let (listen_addr, app_url) = addresses(&env)?;
-        let clerk = clerk(&env, production)?;
+        let identity = identity(&env, production, &app_url)?;
         let webhook_secrets = webhook_secrets(&env, production)?;
-        let (jwt_key_pem, jwks_url, jwks_cooldown) = token_keys(&env)?;
-        let authorized_parties = match env.get("CLERK_AUTHORIZED_PARTIES") {
-            Some(v) => authorized_parties(&v)?,
-            None => vec![app_url.clone()],
-        };
-        let (smtp_url, mail_from) = mail(&env)?;
+        let tokens = token_settings(&env, production, &app_url)?;
+        let mail = mail(&env)?;
         let past_due_grace_days = env.num("PAST_DUE_GRACE_DAYS", 0)?;
-        let rate_limit_per_minute = env.num("RATE_LIMIT_PER_MINUTE", 120)?.min(1_000_000) as u32;
-        let trusted_proxies = match env.get("TRUSTED_PROXIES") {
-            Some(v) => TrustedProxies::parse(&v).map_err(|bad| {
-                err(
-                    "TRUSTED_PROXIES",
-                    format!("`{bad}` is not an IP address or a CIDR range"),
-                )
-            })?,
-            None => Default::default(),
+        let limits = LimitSettings {
+            rate_limit_per_minute: env.num("RATE_LIMIT_PER_MINUTE", 120)?.min(1_000_000) as u32,
+            trusted_proxies: match env.get("TRUSTED_PROXIES") {
+                Some(v) => TrustedProxies::parse(&v).map_err(|bad| {
+                    err(
+                        "TRUSTED_PROXIES",
+                        format!("`{bad}` is not an IP address or a CIDR range"),
+                    )
+                })?,
+                None => Default::default(),
+            },
         };
         if production && !app_url.starts_with("https://") {
             return Err(err("APP_URL", "must be https:// in production"));
         }
-        // Whoever can alter the key download can mint any session.
-        if production && jwks_url.as_deref().is_some_and(|u| !is_https(u)) {
-            return Err(err(
-                "CLERK_JWKS_URL",
-                "must be https:// in production (session keys are downloaded from it)",
-            ));
-        }
-        let (metrics_addr, reconcile_interval, inbox_retention_days) = operations(&env)?;
-        if metrics_addr.is_some_and(|m| m.port() != 0 && m.port() == listen_addr.port()) {
+        let operations = operations(&env)?;
+        if operations
+            .metrics_addr
+            .is_some_and(|m| m.port() != 0 && m.port() == listen_addr.port())
+        {
             return Err(err(
                 "METRICS_ADDR",
                 "must not be the public port (LEPTOS_SITE_ADDR): metrics are for the operator only",
             ));
-        }
-        let frontend_api_url = match (env.get("CLERK_FRONTEND_API_URL"), &clerk) {
-            (Some(_), _) if production => {
-                return Err(err(
-                    "CLERK_FRONTEND_API_URL",
-                    "a test stand-in, not accepted in production (the publishable key names the Frontend API)",
-                ))
-            }
-            (Some(u), _) => {
-                let parsed = reqwest::Url::parse(&u)
-                    .map_err(|_| err("CLERK_FRONTEND_API_URL", "not a URL"))?;
-                if !matches!(parsed.scheme(), "http" | "https") {
-                    return Err(err("CLERK_FRONTEND_API_URL", "expected http:// or https://"));
-                }
-                u.trim_end_matches('/').to_string()
-            }
-            (None, Some(c)) => format!("https://{}", c.frontend_api_host),
-            (None, None) => format!("{app_url}/demo"),
-        };
-        let demo_session_ttl_secs = env.num("DEMO_SESSION_TTL_SECS", 60)?;
-        if !(1..=3600).contains(&demo_session_ttl_secs) {
-            return Err(err("DEMO_SESSION_TTL_SECS", "must be 1–3600 seconds"));
         }
         let json_logs = match env.get("LOG_FORMAT").as_deref() {
             None | Some("text") | Some("pretty") => false,
             Some("json") => true,
             Some(_) => return Err(err("LOG_FORMAT", "expected `text` or `json`")),
         };
-
         Ok(Config {
             app_env,
             database_url,
             app_url,
             listen_addr,
-            clerk,
-            webhook_secrets,
-            jwt_key_pem,
-            jwks_url,
-            jwks_cooldown,
-            authorized_parties,
-            plans_file: PathBuf::from(env.get("PLANS_FILE").unwrap_or_else(|| "plans.toml".into())),
-            smtp_url,
-            mail_from,
             data_dir,
-            past_due_grace_days,
+            plans_file: PathBuf::from(env.get("PLANS_FILE").unwrap_or_else(|| "plans.toml".into())),
             json_logs,
-            rate_limit_per_minute,
-            trusted_proxies,
-            metrics_addr,
-            reconcile_interval,
-            inbox_retention_days,
-            frontend_api_url,
-            demo_session_ttl_secs,
+            past_due_grace_days,
+            identity,
+            webhook_secrets,
+            tokens,
+            mail,
+            limits,
+            operations,
         })
     }
 
-    /// Where a payer fixes their card: Clerk's hosted account page, or the demo dashboard.
+    /// Where a payer fixes their card: Clerk's account portal, or the demo dashboard.
     pub fn manage_url(&self) -> String {
-        match &self.clerk {
-            Some(c) => {
-                let host = &c.frontend_api_host;
-                let accounts = if let Some(rest) = host.strip_prefix("clerk.") {
-                    format!("accounts.{rest}")
-                } else {
-                    host.replace(".clerk.accounts.dev", ".accounts.dev")
-                };
-                format!("https://{accounts}/user")
-            }
+        match self.clerk() {
+            Some(c) => c.account_portal_url(),
             None => format!("{}/dashboard", self.app_url),
         }
     }
 
     /// The issuer that session tokens must carry.
     pub fn issuer(&self) -> String {
-        match &self.clerk {
-            Some(c) => c.issuer(),
-            None => self.app_url.clone(),
-        }
-    }
-
-    pub fn smtp_url_exposed(&self) -> Option<&str> {
-        self.smtp_url.as_ref().map(|s| s.expose_secret())
+        self.identity.issuer()
     }
 }
 
@@ -294,13 +367,65 @@ fn addresses(env: &Vars) -> Result<(SocketAddr, String), ConfigError> {
     Ok((listen_addr, app_url))
 }
 
+/// The plans and gates of `PLANS_FILE`: what `serve` runs with and `plangate check` checks;
+/// the error says what is wrong with the file (the caller names it).
+pub fn load_catalog(path: &std::path::Path) -> Result<crate::billing::Catalog, String> {
+    let text = std::fs::read_to_string(path).map_err(|e| format!("cannot read it: {e}"))?;
+    crate::billing::Catalog::from_toml(&text).map_err(|e| e.to_string())
+}
+
+/// Clerk's cookie suffix: the first 8 characters of URL-safe base64 of SHA-1(publishable key).
+pub fn cookie_suffix(publishable_key: &str) -> String {
+    use sha1::{Digest, Sha1};
+    let digest = Sha1::digest(publishable_key.as_bytes());
+    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
+    enc.chars().take(8).collect()
+}
+
 /// Whether `url` is an `https` URL (any spelling of the scheme).
 fn is_https(url: &str) -> bool {
     reqwest::Url::parse(url).is_ok_and(|u| u.scheme() == "https")
 }
 
+/// Who issues tokens: the Clerk instance of the keys, or (development only) the demo issuer.
+fn identity(env: &Vars, production: bool, app_url: &str) -> Result<Identity, ConfigError> {
+    let stand_in = match env.get("CLERK_FRONTEND_API_URL") {
+        Some(_) if production => {
+            return Err(err(
+                "CLERK_FRONTEND_API_URL",
+                "a test stand-in, not accepted in production (the publishable key names the Frontend API)",
+            ))
+        }
+        Some(u) => {
+            let parsed =
+                reqwest::Url::parse(&u).map_err(|_| err("CLERK_FRONTEND_API_URL", "not a URL"))?;
+            if !matches!(parsed.scheme(), "http" | "https") {
+                return Err(err("CLERK_FRONTEND_API_URL", "expected http:// or https://"));
+            }
+            Some(u.trim_end_matches('/').to_string())
+        }
+        None => None,
+    };
+    let session_ttl_secs = env.num("DEMO_SESSION_TTL_SECS", 60)?;
+    if !(1..=3600).contains(&session_ttl_secs) {
+        return Err(err("DEMO_SESSION_TTL_SECS", "must be 1–3600 seconds"));
+    }
+    Ok(match clerk(env, production, stand_in.clone())? {
+        Some(c) => Identity::Clerk(c),
+        None => Identity::Demo {
+            issuer: app_url.to_string(),
+            frontend_api_url: stand_in.unwrap_or_else(|| format!("{app_url}/demo")),
+            session_ttl_secs,
+        },
+    })
+}
+
 /// The Clerk instance, from its keys; `None` (demo mode) only in development.
-fn clerk(env: &Vars, production: bool) -> Result<Option<ClerkConfig>, ConfigError> {
+fn clerk(
+    env: &Vars,
+    production: bool,
+    frontend_api_url: Option<String>,
+) -> Result<Option<ClerkInstance>, ConfigError> {
     let allow_test_keys = env.get("ALLOW_TEST_KEYS").as_deref() == Some("1");
     let test_key_in_production = |var| {
         err(
@@ -336,8 +461,9 @@ fn clerk(env: &Vars, production: bool) -> Result<Option<ClerkConfig>, ConfigErro
             if production && pk.starts_with("pk_test_") && !allow_test_keys {
                 return Err(test_key_in_production("CLERK_PUBLISHABLE_KEY"));
             }
-            Ok(Some(ClerkConfig {
+            Ok(Some(ClerkInstance {
                 publishable_key: pk,
+                frontend_api_url: frontend_api_url.unwrap_or_else(|| format!("https://{host}")),
                 frontend_api_host: host,
                 secret_key: secret_key.map(SecretString::from),
                 api_url,
@@ -380,8 +506,13 @@ fn webhook_secrets(env: &Vars, production: bool) -> Result<Vec<SecretString>, Co
     Ok(webhook_secrets)
 }
 
-/// Where session-token keys come from: a PEM key, a JWKS URL, and the refetch cooldown.
-fn token_keys(env: &Vars) -> Result<(Option<String>, Option<String>, Duration), ConfigError> {
+/// Where session-token keys come from (a PEM key, a JWKS URL, the refetch cooldown) and the
+/// origins accepted in `azp`.
+fn token_settings(
+    env: &Vars,
+    production: bool,
+    app_url: &str,
+) -> Result<TokenSettings, ConfigError> {
     let jwt_key_pem = env.get("CLERK_JWT_KEY").map(|k| k.replace("\\n", "\n"));
     if let Some(pem) = &jwt_key_pem {
         jsonwebtoken::DecodingKey::from_rsa_pem(pem.as_bytes())
@@ -390,13 +521,29 @@ fn token_keys(env: &Vars) -> Result<(Option<String>, Option<String>, Duration), 
     let jwks_url = env.get("CLERK_JWKS_URL");
     if let Some(u) = &jwks_url {
         reqwest::Url::parse(u).map_err(|_| err("CLERK_JWKS_URL", "not a URL"))?;
+        // Whoever can alter the key download can mint any session.
+        if production && !is_https(u) {
+            return Err(err(
+                "CLERK_JWKS_URL",
+                "must be https:// in production (session keys are downloaded from it)",
+            ));
+        }
     }
-    let cooldown = Duration::from_secs(env.num("JWKS_REFETCH_COOLDOWN_SECS", 60)? as u64);
-    Ok((jwt_key_pem, jwks_url, cooldown))
+    let jwks_cooldown = Duration::from_secs(env.num("JWKS_REFETCH_COOLDOWN_SECS", 60)? as u64);
+    let authorized_parties = match env.get("CLERK_AUTHORIZED_PARTIES") {
+        Some(v) => authorized_parties(&v)?,
+        None => vec![app_url.to_string()],
+    };
+    Ok(TokenSettings {
+        jwt_key_pem,
+        jwks_url,
+        jwks_cooldown,
+        authorized_parties,
+    })
 }
 
-/// The metrics listener, the reconciliation period and the inbox retention (DESIGN §7–§9).
-fn operations(env: &Vars) -> Result<(Option<SocketAddr>, Option<Duration>, i64), ConfigError> {
+/// The metrics listener, the reconciliation period and the inbox retention.
+fn operations(env: &Vars) -> Result<OperationSettings, ConfigError> {
     let metrics_addr = match env.get("METRICS_ADDR").as_deref() {
         Some("off") => None,
         other => Some(
@@ -420,10 +567,14 @@ fn operations(env: &Vars) -> Result<(Option<SocketAddr>, Option<Duration>, i64),
             "expected a whole number of days from 1 to 36500",
         ));
     }
-    Ok((metrics_addr, reconcile_interval, inbox_retention_days))
+    Ok(OperationSettings {
+        metrics_addr,
+        reconcile_interval,
+        inbox_retention_days,
+    })
 }
 
-fn mail(env: &Vars) -> Result<(Option<SecretString>, String), ConfigError> {
+fn mail(env: &Vars) -> Result<MailSettings, ConfigError> {
     let smtp_url = env.get("SMTP_URL");
     if let Some(u) = &smtp_url {
         if !(u.starts_with("smtp://") || u.starts_with("smtps://")) {
@@ -442,7 +593,10 @@ fn mail(env: &Vars) -> Result<(Option<SecretString>, String), ConfigError> {
             "not a mail address, e.g. Billing <billing@example.com>",
         ));
     }
-    Ok((smtp_url.map(SecretString::from), mail_from))
+    Ok(MailSettings {
+        smtp_url: smtp_url.map(SecretString::from),
+        from: mail_from,
+    })
 }
 
 fn parse_num(v: Option<String>, var: &'static str, default: i64) -> Result<i64, ConfigError> {
@@ -622,24 +776,39 @@ mod tests {
     #[test]
     fn operations_settings_have_their_defaults_and_their_off_switches() {
         let c = Config::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(c.metrics_addr, Some("127.0.0.1:9464".parse().unwrap()));
-        assert_eq!(c.reconcile_interval, Some(Duration::from_secs(3600)));
-        assert_eq!(c.inbox_retention_days, 30);
+        assert_eq!(
+            c.operations.metrics_addr,
+            Some("127.0.0.1:9464".parse().unwrap())
+        );
+        assert_eq!(
+            c.operations.reconcile_interval,
+            Some(Duration::from_secs(3600))
+        );
+        assert_eq!(c.operations.inbox_retention_days, 30);
         let c = Config::from_lookup(lookup(&[
             ("METRICS_ADDR", "off"),
             ("RECONCILE_INTERVAL_SECS", "0"),
             ("INBOX_RETENTION_DAYS", "1"),
         ]))
         .unwrap();
-        assert_eq!((c.metrics_addr, c.reconcile_interval), (None, None));
-        assert_eq!(c.inbox_retention_days, 1);
+        assert_eq!(
+            (c.operations.metrics_addr, c.operations.reconcile_interval),
+            (None, None)
+        );
+        assert_eq!(c.operations.inbox_retention_days, 1);
         let c = Config::from_lookup(lookup(&[
             ("METRICS_ADDR", "0.0.0.0:9100"),
             ("RECONCILE_INTERVAL_SECS", "90"),
         ]))
         .unwrap();
-        assert_eq!(c.metrics_addr, Some("0.0.0.0:9100".parse().unwrap()));
-        assert_eq!(c.reconcile_interval, Some(Duration::from_secs(90)));
+        assert_eq!(
+            c.operations.metrics_addr,
+            Some("0.0.0.0:9100".parse().unwrap())
+        );
+        assert_eq!(
+            c.operations.reconcile_interval,
+            Some(Duration::from_secs(90))
+        );
     }
 
     #[test]
@@ -677,9 +846,59 @@ mod tests {
     #[test]
     fn a_complete_production_configuration_starts() {
         let c = production(&[]).unwrap();
-        assert_eq!(c.authorized_parties, ["https://app.example.com"]);
-        assert_eq!(c.rate_limit_per_minute, 120);
-        assert_eq!(c.frontend_api_url, "https://clerk.example.com");
+        assert_eq!(c.tokens.authorized_parties, ["https://app.example.com"]);
+        assert_eq!(c.limits.rate_limit_per_minute, 120);
+        assert_eq!(c.identity.frontend_api_url(), "https://clerk.example.com");
+    }
+
+    #[test]
+    fn the_instance_owns_every_value_derived_from_its_key() {
+        let key = |host: &str, kind: &str| {
+            format!(
+                "pk_{kind}_{}",
+                base64::engine::general_purpose::STANDARD.encode(format!("{host}$"))
+            )
+        };
+        let dev = Config::from_lookup(lookup(&[(
+            "CLERK_PUBLISHABLE_KEY",
+            Box::leak(key("fine-owl-1.clerk.accounts.dev", "test").into_boxed_str()),
+        )]))
+        .unwrap();
+        let c = dev.clerk().unwrap();
+        assert_eq!(c.kind(), InstanceKind::Development);
+        assert_eq!(c.issuer(), "https://fine-owl-1.clerk.accounts.dev");
+        assert_eq!(
+            c.jwks_url(),
+            "https://fine-owl-1.clerk.accounts.dev/.well-known/jwks.json"
+        );
+        assert_eq!(c.frontend_api_url, "https://fine-owl-1.clerk.accounts.dev");
+        assert_eq!(
+            c.account_portal_url(),
+            "https://fine-owl-1.accounts.dev/user"
+        );
+        assert_eq!(
+            c.clerk_js_url(),
+            "https://fine-owl-1.clerk.accounts.dev/npm/@clerk/clerk-js@6/dist/clerk.browser.js"
+        );
+        assert_eq!(
+            c.clerk_ui_url(),
+            "https://fine-owl-1.clerk.accounts.dev/npm/@clerk/ui@1/dist/ui.browser.js"
+        );
+        assert_eq!(c.cookie_suffix().len(), 8);
+        assert_eq!(dev.issuer(), c.issuer());
+        assert_eq!(dev.manage_url(), c.account_portal_url());
+        let live = production(&[]).unwrap();
+        let c = live.clerk().unwrap();
+        assert_eq!(c.kind(), InstanceKind::Production);
+        assert_eq!(c.account_portal_url(), "https://accounts.example.com/user");
+        let demo = Config::from_lookup(lookup(&[("APP_URL", "http://127.0.0.1:3000")])).unwrap();
+        assert!(demo.demo_mode() && demo.clerk().is_none());
+        assert_eq!(demo.issuer(), "http://127.0.0.1:3000");
+        assert_eq!(demo.manage_url(), "http://127.0.0.1:3000/dashboard");
+        assert_eq!(
+            demo.identity.frontend_api_url(),
+            "http://127.0.0.1:3000/demo"
+        );
     }
 
     /// Whoever can alter the key download can mint any session: production fetches keys over
@@ -697,7 +916,7 @@ mod tests {
         }
         let c = production(&[("CLERK_JWKS_URL", "https://proxy.example.com/jwks")]).unwrap();
         assert_eq!(
-            c.jwks_url.as_deref(),
+            c.tokens.jwks_url.as_deref(),
             Some("https://proxy.example.com/jwks")
         );
         let dev = Config::from_lookup(lookup(&[("CLERK_JWKS_URL", "http://127.0.0.1:9/jwks")]));
@@ -714,14 +933,21 @@ mod tests {
         }
         let dev = |v: &str| Config::from_lookup(lookup(&[("CLERK_FRONTEND_API_URL", v)]));
         assert_eq!(
-            dev("http://127.0.0.1:9/").unwrap().frontend_api_url,
+            dev("http://127.0.0.1:9/")
+                .unwrap()
+                .identity
+                .frontend_api_url()
+                .to_string(),
             "http://127.0.0.1:9"
         );
         for bad in ["javascript:alert(1)", "not a url", "ftp://x"] {
             assert_eq!(dev(bad).unwrap_err().var, "CLERK_FRONTEND_API_URL", "{bad}");
         }
         let demo = Config::from_lookup(lookup(&[])).unwrap();
-        assert_eq!(demo.frontend_api_url, format!("{}/demo", demo.app_url));
+        assert_eq!(
+            demo.identity.frontend_api_url(),
+            format!("{}/demo", demo.app_url)
+        );
         for ttl in ["0", "3601", "-1", "x"] {
             let e = Config::from_lookup(lookup(&[("DEMO_SESSION_TTL_SECS", ttl)])).unwrap_err();
             assert_eq!(e.var, "DEMO_SESSION_TTL_SECS", "{ttl}");
@@ -779,14 +1005,14 @@ mod tests {
         }
         // Blank is unset: the default (APP_URL's origin) keeps the check on.
         let c = production(&[("CLERK_AUTHORIZED_PARTIES", " ")]).unwrap();
-        assert_eq!(c.authorized_parties, ["https://app.example.com"]);
+        assert_eq!(c.tokens.authorized_parties, ["https://app.example.com"]);
         let c = production(&[(
             "CLERK_AUTHORIZED_PARTIES",
             "https://app.example.com/, http://localhost:3000",
         )])
         .unwrap();
         assert_eq!(
-            c.authorized_parties,
+            c.tokens.authorized_parties,
             ["https://app.example.com", "http://localhost:3000"]
         );
     }

@@ -4,18 +4,22 @@
 //! `billing` (pure domain) · `metrics` · `db` (SQL) · `auth` (session tokens) · `webhooks`
 //! (Clerk's deliveries) · `clerk_api` (Clerk's Backend API) · `mail`, `demo`, `security` ·
 //! `services` (`Gate`, `Inbox`, `Reconciler`) · `state` · the
-//! pages (`app`, `pages`, `components`, `views`) · `http` (every route) · `startup`.
+//! pages (`app`, `pages`, `components`, `page_data`) · `http` (every route) · `startup`.
 
 pub mod app;
 pub mod billing;
 pub mod components;
+pub mod page_data;
 pub mod pages;
-pub mod views;
 
 #[cfg(feature = "ssr")]
 pub mod auth;
 #[cfg(feature = "ssr")]
+pub mod background;
+#[cfg(feature = "ssr")]
 pub mod clerk_api;
+#[cfg(feature = "ssr")]
+pub mod cli;
 #[cfg(feature = "ssr")]
 pub mod config;
 #[cfg(feature = "ssr")]

@@ -19,7 +19,7 @@ use tracing::{info, warn};
 
 use crate::{
     db::{self, now_ms, Db},
-    views::MailView,
+    page_data::MailView,
 };
 
 #[derive(Clone)]
@@ -169,8 +169,11 @@ pub async fn mailbox(dir: &Path) -> Vec<MailView> {
 mod tests {
     #[test]
     fn dates_are_civil_dates() {
-        assert_eq!(crate::views::format_date(0), "1970-01-01");
-        assert_eq!(crate::views::format_date(1_719_561_600_000), "2024-06-28");
+        assert_eq!(crate::page_data::format_date(0), "1970-01-01");
+        assert_eq!(
+            crate::page_data::format_date(1_719_561_600_000),
+            "2024-06-28"
+        );
     }
 
     #[test]

@@ -1,4 +1,4 @@
-//! Prometheus series (DESIGN §9), on the `prometheus` crate with a registry per application
+//! Prometheus series (README, "Operations"), on the `prometheus` crate with a registry per application
 //! (two apps in one test process, or two instances, never mix their counts). Counters and the
 //! histogram are updated where things happen; the inbox and outbox gauges are read from the
 //! database when scraped, so every instance reports the shared truth.

@@ -1,4 +1,4 @@
-//! `plangate check` (DESIGN §12): the launch preflight. Reads the configuration as `serve`
+//! `plangate check` (README, "Going live with Clerk"): the launch preflight. Reads the configuration as `serve`
 //! does and, without starting anything, checks what a misconfigured launch gets wrong silently:
 //! the settings, the Clerk instance behind the keys, the JWKS, the secret key, the plan slugs
 //! against Clerk's, the database. One line per check, `ok …` or `FAIL …` with what to do.
@@ -64,10 +64,7 @@ pub async fn run(lookup: impl Fn(&str) -> Option<String>) -> Vec<Line> {
             crate::config::AppEnv::Development => "development",
         }
     ))];
-    let catalog = match std::fs::read_to_string(&config.plans_file)
-        .map_err(|e| e.to_string())
-        .and_then(|t| Catalog::from_toml(&t).map_err(|e| e.to_string()))
-    {
+    let catalog = match crate::config::load_catalog(&config.plans_file) {
         Ok(c) => {
             lines.push(ok(format!(
                 "PLANS_FILE {} reads",
@@ -90,7 +87,7 @@ pub async fn run(lookup: impl Fn(&str) -> Option<String>) -> Vec<Line> {
             )));
         }
     }
-    match &config.clerk {
+    match config.clerk() {
         None => lines.push(fail(
             "CLERK_PUBLISHABLE_KEY is not set: plangate would run in demo mode (copy the keys from \
              the Clerk Dashboard, API keys)",
@@ -101,7 +98,7 @@ pub async fn run(lookup: impl Fn(&str) -> Option<String>) -> Vec<Line> {
                 clerk.frontend_api_host,
                 clerk.issuer()
             )));
-            lines.push(jwks(config.jwks_url.clone().unwrap_or_else(|| clerk.jwks_url())).await);
+            lines.push(jwks(config.tokens.jwks_url.clone().unwrap_or_else(|| clerk.jwks_url())).await);
             match &clerk.secret_key {
                 None => lines.push(fail(
                     "CLERK_SECRET_KEY is not set: the Backend API (reconciliation, these plan \

@@ -7,11 +7,13 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
+    auth::Sessions,
     config::Config,
     db::Db,
     demo::DemoIssuer,
     security::{csp::Csp, RateLimiter},
-    services::{Gate, Inbox, Reconciler},
+    services::{Entitlements, Inbox, Reconciler},
+    webhooks::verify::Verifier,
 };
 
 /// Handed to every request (axum clones the state per request), so it is a single `Arc`.
@@ -22,7 +24,11 @@ pub struct AppState(Arc<Wiring>);
 pub struct Wiring {
     pub leptos_options: LeptosOptions,
     pub db: Db,
-    pub gate: Arc<Gate>,
+    /// Where a request's session token is, and its verification (the guard's).
+    pub sessions: Arc<Sessions>,
+    pub entitlements: Arc<Entitlements>,
+    /// Clerk's webhook signatures (the webhook edge checks them before the inbox sees a byte).
+    pub verifier: Arc<Verifier>,
     pub inbox: Arc<Inbox>,
     /// Present when a Backend API key is configured.
     pub reconciler: Option<Arc<Reconciler>>,
@@ -48,8 +54,14 @@ impl AppState {
     pub fn db(&self) -> &Db {
         &self.0.db
     }
-    pub fn gate(&self) -> &Gate {
-        &self.0.gate
+    pub fn sessions(&self) -> &Sessions {
+        &self.0.sessions
+    }
+    pub fn entitlements(&self) -> &Entitlements {
+        &self.0.entitlements
+    }
+    pub fn verifier(&self) -> &Verifier {
+        &self.0.verifier
     }
     pub fn inbox(&self) -> &Inbox {
         &self.0.inbox

@@ -4,70 +4,11 @@
 
 use anyhow::{bail, Context};
 
+use crate::cli::TriggerArgs as Args;
 use crate::demo::{
     delivery,
     events::{self, Spec, DAY_MS},
 };
-
-pub struct Args {
-    pub event_type: Option<String>,
-    pub url: String,
-    pub secret: Option<String>,
-    pub user: String,
-    pub email: Option<String>,
-    pub org: Option<String>,
-    pub plan: String,
-    pub item: Option<String>,
-    pub repeat: u32,
-    pub shuffle: bool,
-    pub list: bool,
-}
-
-pub const USAGE: &str = "usage: plangate trigger <event-type> [--url URL] [--secret whsec_…] \
-[--user ID] [--email ADDR] [--org ID] [--plan SLUG] [--item ID] [--repeat N] [--shuffle] | --list";
-
-pub fn parse(args: &[String]) -> anyhow::Result<Args> {
-    let mut a = Args {
-        event_type: None,
-        url: "http://127.0.0.1:3000/api/webhooks/clerk".into(),
-        secret: None,
-        user: "user_demo_alice".into(),
-        email: None,
-        org: None,
-        plan: "pro".into(),
-        item: None,
-        repeat: 1,
-        shuffle: false,
-        list: false,
-    };
-    let mut it = args.iter();
-    while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .cloned()
-                .with_context(|| format!("{name} needs a value"))
-        };
-        match arg.as_str() {
-            "--url" => a.url = value("--url")?,
-            "--secret" => a.secret = Some(value("--secret")?),
-            "--user" => a.user = value("--user")?,
-            "--email" => a.email = Some(value("--email")?),
-            "--org" => a.org = Some(value("--org")?),
-            "--plan" => a.plan = value("--plan")?,
-            "--item" => a.item = Some(value("--item")?),
-            "--repeat" => {
-                a.repeat = value("--repeat")?
-                    .parse()
-                    .context("--repeat takes a number")?
-            }
-            "--shuffle" => a.shuffle = true,
-            "--list" => a.list = true,
-            s if s.starts_with("--") => bail!("unknown option {s}\n{USAGE}"),
-            s => a.event_type = Some(s.to_string()),
-        }
-    }
-    Ok(a)
-}
 
 fn spec(a: &Args, status: &str, at: i64) -> Spec {
     let item = a
@@ -96,8 +37,8 @@ fn spec(a: &Args, status: &str, at: i64) -> Spec {
     }
 }
 
-pub async fn run(args: &[String], configured_secret: Option<String>) -> anyhow::Result<()> {
-    let a = parse(args)?;
+/// Sends what `a` asks for; the secret is `--secret`, else the configured webhook secret.
+pub async fn run(a: Args, configured_secret: Option<String>) -> anyhow::Result<()> {
     if a.list {
         for t in events::TYPES {
             println!("{t}");
@@ -131,7 +72,7 @@ pub async fn run(args: &[String], configured_secret: Option<String>) -> anyhow::
         use rand::seq::SliceRandom;
         plan.shuffle(&mut rand::thread_rng());
     } else {
-        let t = a.event_type.clone().context(USAGE)?;
+        let t = a.event_type.clone().context(crate::cli::USAGE)?;
         let status = if t == "paymentAttempt.updated" {
             "failed".to_string()
         } else {

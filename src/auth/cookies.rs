@@ -1,23 +1,17 @@
 //! Where a request's session token is: `Authorization: Bearer` first, then Clerk's
 //! `__session_<suffix>` and `__session` cookies.
 
-use axum::http::request::Parts;
-use base64::Engine;
-use sha1::{Digest, Sha1};
+use axum::http::{request::Parts, HeaderMap};
 
-/// Clerk's cookie suffix: the first 8 characters of URL-safe base64 of SHA-1(publishable key).
-pub fn cookie_suffix(publishable_key: &str) -> String {
-    let digest = Sha1::digest(publishable_key.as_bytes());
-    let enc = base64::engine::general_purpose::URL_SAFE_NO_PAD.encode(digest);
-    enc.chars().take(8).collect()
-}
+/// Clerk's cookie suffix, derived from the publishable key with the rest of the instance.
+pub use crate::config::cookie_suffix;
 
 pub fn cookie<'a>(parts: &'a Parts, name: &str) -> Option<&'a str> {
     cookie_in(&parts.headers, name)
 }
 
 /// The non-empty value of cookie `name` in `headers`.
-pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&'a str> {
+pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
     headers
         .get_all(axum::http::header::COOKIE)
         .iter()
@@ -30,9 +24,10 @@ pub fn cookie_in<'a>(headers: &'a axum::http::HeaderMap, name: &str) -> Option<&
 }
 
 /// The session token of a request, if any: `Authorization: Bearer` first, then
-/// `__session_<suffix>`, then `__session`.
-pub fn token_from_parts<'a>(parts: &'a Parts, suffix: Option<&str>) -> Option<&'a str> {
-    if let Some(auth) = parts.headers.get(axum::http::header::AUTHORIZATION) {
+/// `__session_<suffix>`, then `__session`. The one place that says where a token is; the request
+/// guard asks it once per request and records its verdict as a [`super::Caller`].
+pub fn session_token<'a>(headers: &'a HeaderMap, suffix: Option<&str>) -> Option<&'a str> {
+    if let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) {
         return auth
             .to_str()
             .ok()
@@ -43,8 +38,8 @@ pub fn token_from_parts<'a>(parts: &'a Parts, suffix: Option<&str>) -> Option<&'
             .map(str::trim);
     }
     suffix
-        .and_then(|s| cookie(parts, &format!("__session_{s}")))
-        .or_else(|| cookie(parts, "__session"))
+        .and_then(|s| cookie_in(headers, &format!("__session_{s}")))
+        .or_else(|| cookie_in(headers, "__session"))
 }
 
 pub fn now_secs() -> i64 {

@@ -1,4 +1,4 @@
-//! Clerk's handshake (DESIGN §10), as `@clerk/backend`'s `authenticateRequest` decides it: for a
+//! Clerk's handshake (README, "Sessions"), as `@clerk/backend`'s `authenticateRequest` decides it: for a
 //! document request, whether the session cookie can be trusted as it is, must be refreshed by
 //! a round trip through the Frontend API (`/v1/client/handshake`), or means signed out. Pure:
 //! the edge (`http::handshake`) reads the request into `Observed` and acts on the `Step`.
@@ -73,16 +73,6 @@ pub enum Instance {
     Production,
     /// plangate's own issuer (no Clerk account): no dev-browser token.
     Demo,
-}
-
-impl Instance {
-    pub fn of(publishable_key: Option<&str>) -> Instance {
-        match publishable_key {
-            None => Instance::Demo,
-            Some(pk) if pk.starts_with("pk_test_") => Instance::Development,
-            Some(_) => Instance::Production,
-        }
-    }
 }
 
 /// A navigation that renders a page: `Sec-Fetch-Dest: document` or `iframe`; without the
@@ -310,13 +300,6 @@ mod tests {
             "production has no dev-browser token"
         );
         assert_eq!(decide(Instance::Demo, &c, false, None), Step::Serve);
-    }
-
-    #[test]
-    fn the_publishable_key_says_which_kind_of_instance() {
-        assert_eq!(Instance::of(Some("pk_test_abc")), Instance::Development);
-        assert_eq!(Instance::of(Some("pk_live_abc")), Instance::Production);
-        assert_eq!(Instance::of(None), Instance::Demo);
     }
 
     #[test]

@@ -46,6 +46,37 @@ pub struct KeyStore {
 }
 
 impl KeyStore {
+    /// Where this instance's session-token keys come from (README, "Security model"): the demo
+    /// issuer's own keys (`demo_keys`, demo mode), else `CLERK_JWT_KEY`, else the JWKS
+    /// (`CLERK_JWKS_URL`, or the Frontend API's, then the Backend API's with the secret key).
+    pub fn for_config(
+        config: &crate::config::Config,
+        demo_keys: Option<HashMap<String, DecodingKey>>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<KeyStore> {
+        use anyhow::Context;
+        if let Some(keys) = demo_keys {
+            return Ok(KeyStore::fixed(keys));
+        }
+        if let Some(pem) = &config.tokens.jwt_key_pem {
+            return KeyStore::pem(pem).context("CLERK_JWT_KEY");
+        }
+        let clerk = config
+            .clerk()
+            .context("no Clerk keys and no demo issuer: nothing to verify tokens with")?;
+        let urls = match &config.tokens.jwks_url {
+            Some(u) => vec![(u.clone(), None)],
+            None => {
+                let mut urls = vec![(clerk.jwks_url(), None)];
+                if let Some(sk) = &clerk.secret_key {
+                    urls.push((format!("{}/v1/jwks", clerk.api_url), Some(sk.clone())));
+                }
+                urls
+            }
+        };
+        Ok(KeyStore::jwks(urls, config.tokens.jwks_cooldown, http))
+    }
+
     pub fn pem(pem: &str) -> anyhow::Result<KeyStore> {
         let key = DecodingKey::from_rsa_pem(pem.as_bytes())?;
         Ok(Self::with(

@@ -1,13 +1,17 @@
 //! Clerk session tokens: where they come from (header, cookies), and how they are verified
 //! (RS256 against a cached key store, with Clerk's claim checks).
 
+pub mod caller;
 pub mod claims;
 pub mod cookies;
 pub mod handshake;
 pub mod keys;
+pub mod sessions;
 pub mod verify;
 
+pub use caller::Caller;
 pub use claims::Session;
-pub use cookies::{cookie, cookie_suffix, now_secs, token_from_parts};
+pub use cookies::{cookie, cookie_suffix, now_secs, session_token};
 pub use keys::KeyStore;
+pub use sessions::Sessions;
 pub use verify::{AuthError, TokenVerifier};

@@ -39,6 +39,21 @@ pub enum AuthError {
     Pending,
 }
 
+impl AuthError {
+    /// Whether this failure means someone tried a token that Clerk never signed. A token with a
+    /// valid signature that is merely expired (every returning visitor sends one) or not valid
+    /// for this app is not an attack on the keys and is not counted against the address.
+    pub fn is_forgery(self) -> bool {
+        matches!(
+            self,
+            AuthError::Malformed
+                | AuthError::Algorithm
+                | AuthError::UnknownKey
+                | AuthError::Invalid
+        )
+    }
+}
+
 /// Verified tokens, by SHA-256 of the token, until their `exp`: the RSA check is most of a
 /// request's cost and a session token is re-sent for its whole (60 s) life.
 const CACHE_MAX: usize = 10_000;

@@ -56,6 +56,35 @@ impl Status {
         }
     }
 
+    /// The `subscriptionItem.<x>` event that announces an item in this status (a correction
+    /// from the Backend API is written as that event; an unknown status as `updated`).
+    pub fn item_event_type(self) -> &'static str {
+        match self {
+            Status::Active => "subscriptionItem.active",
+            Status::Canceled => "subscriptionItem.canceled",
+            Status::Ended => "subscriptionItem.ended",
+            Status::PastDue => "subscriptionItem.pastDue",
+            Status::Upcoming => "subscriptionItem.upcoming",
+            Status::Abandoned => "subscriptionItem.abandoned",
+            Status::Incomplete => "subscriptionItem.incomplete",
+            Status::Unknown => "subscriptionItem.updated",
+        }
+    }
+
+    /// The status a `subscriptionItem.<x>` (or `subscription.<x>`) event carries.
+    pub fn of_event_type(event_type: &str) -> Option<Status> {
+        Some(match event_type.split_once('.')?.1 {
+            "active" | "updated" | "freeTrialEnding" | "created" => Status::Active,
+            "canceled" => Status::Canceled,
+            "upcoming" => Status::Upcoming,
+            "ended" => Status::Ended,
+            "abandoned" => Status::Abandoned,
+            "incomplete" => Status::Incomplete,
+            "pastDue" => Status::PastDue,
+            _ => return None,
+        })
+    }
+
     /// Tie-break for two events stamped with the same millisecond: the state further along
     /// the lifecycle wins, so equal timestamps still give one answer in every order.
     pub fn rank(self) -> u8 {
@@ -71,6 +100,29 @@ impl Status {
         }
     }
 }
+
+/// Clerk's event types whose data changes state; any other type is only recorded. The one
+/// list: the webhook parser asks it, the demo issuer and `plangate trigger` build each type.
+pub const HANDLED_EVENT_TYPES: &[&str] = &[
+    "user.created",
+    "user.updated",
+    "user.deleted",
+    "subscription.created",
+    "subscription.updated",
+    "subscription.active",
+    "subscription.pastDue",
+    "subscriptionItem.updated",
+    "subscriptionItem.active",
+    "subscriptionItem.canceled",
+    "subscriptionItem.upcoming",
+    "subscriptionItem.ended",
+    "subscriptionItem.abandoned",
+    "subscriptionItem.incomplete",
+    "subscriptionItem.pastDue",
+    "subscriptionItem.freeTrialEnding",
+    "paymentAttempt.created",
+    "paymentAttempt.updated",
+];
 
 /// Who pays for a subscription, and the scope of a plan or a claim (`u:` user, `o:`
 /// organization).
@@ -95,5 +147,35 @@ impl PayerKind {
         } else {
             PayerKind::User
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn each_status_has_its_item_event_and_reads_back_from_it() {
+        for s in Status::ALL {
+            let t = s.item_event_type();
+            assert!(HANDLED_EVENT_TYPES.contains(&t), "{t}");
+            if s != Status::Unknown {
+                assert_eq!(Status::of_event_type(t), Some(s), "{t}");
+            }
+        }
+        assert_eq!(
+            Status::Unknown.item_event_type(),
+            "subscriptionItem.updated"
+        );
+        for (t, s) in [
+            ("subscriptionItem.updated", Status::Active),
+            ("subscriptionItem.freeTrialEnding", Status::Active),
+            ("subscription.created", Status::Active),
+            ("subscription.pastDue", Status::PastDue),
+        ] {
+            assert_eq!(Status::of_event_type(t), Some(s), "{t}");
+        }
+        assert_eq!(Status::of_event_type("subscriptionItem.bogus"), None);
+        assert_eq!(Status::of_event_type("noDot"), None);
     }
 }

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::{billing::Status, views::PricingView};
+use crate::{billing::Status, page_data::PricingView};
 
 #[component]
 pub fn LocalPricingTable(view_data: PricingView) -> impl IntoView {

@@ -1,4 +1,4 @@
-//! Cache invalidation across instances on PostgreSQL (DESIGN §11): a transaction that changes a
+//! Cache invalidation across instances on PostgreSQL (README, "Several instances"): a transaction that changes a
 //! payer's subscription state announces the payer on the channel `plangate_payers`
 //! (`pg_notify`, delivered when the transaction commits, never when it rolls back), and every
 //! instance listens on its own connection. SQLite has one instance per file and needs none.

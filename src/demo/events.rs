@@ -27,39 +27,12 @@ pub struct Spec {
     pub at: i64,
 }
 
-pub const TYPES: &[&str] = &[
-    "user.created",
-    "user.updated",
-    "user.deleted",
-    "subscription.created",
-    "subscription.updated",
-    "subscription.active",
-    "subscription.pastDue",
-    "subscriptionItem.updated",
-    "subscriptionItem.active",
-    "subscriptionItem.canceled",
-    "subscriptionItem.upcoming",
-    "subscriptionItem.ended",
-    "subscriptionItem.abandoned",
-    "subscriptionItem.incomplete",
-    "subscriptionItem.pastDue",
-    "subscriptionItem.freeTrialEnding",
-    "paymentAttempt.created",
-    "paymentAttempt.updated",
-];
+/// The event types this factory builds: every type the app handles (`billing::kinds`).
+pub use crate::billing::kinds::HANDLED_EVENT_TYPES as TYPES;
 
 /// The item status a `subscriptionItem.<x>` event carries.
 pub fn status_for(event_type: &str) -> Option<&'static str> {
-    Some(match event_type.split_once('.')?.1 {
-        "active" | "updated" | "freeTrialEnding" | "created" => "active",
-        "canceled" => "canceled",
-        "upcoming" => "upcoming",
-        "ended" => "ended",
-        "abandoned" => "abandoned",
-        "incomplete" => "incomplete",
-        "pastDue" => "past_due",
-        _ => return None,
-    })
+    crate::billing::Status::of_event_type(event_type).map(crate::billing::Status::as_str)
 }
 
 fn payer(s: &Spec) -> Value {

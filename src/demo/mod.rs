@@ -5,6 +5,7 @@
 
 pub mod delivery;
 pub mod events;
+pub mod lifecycle;
 
 use std::{collections::HashMap, path::Path};
 

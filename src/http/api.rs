@@ -10,7 +10,7 @@ pub async fn me(
     State(state): State<AppState>,
     AuthUser(session): AuthUser,
 ) -> Result<Json<Value>, ApiError> {
-    let d = state.gate().check(&session, "premium").await?;
+    let d = state.entitlements().check(&session, "premium").await?;
     Ok(Json(json!({
         "user_id": session.user_id,
         "org_id": session.org_id,
@@ -26,7 +26,7 @@ pub async fn premium_feature(
     State(state): State<AppState>,
     AuthUser(session): AuthUser,
 ) -> Result<Json<Value>, ApiError> {
-    let d = state.gate().check(&session, "premium").await?;
+    let d = state.entitlements().check(&session, "premium").await?;
     if !d.allowed {
         return Err(ApiError::forbidden(d.reason));
     }

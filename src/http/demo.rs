@@ -16,12 +16,12 @@ use super::{
     WEBHOOK_PATH,
 };
 use crate::{
-    auth::{cookie, handshake::Cookies, now_secs, Session},
-    billing::{ItemState, PayerKind, Plan},
+    auth::{cookie, handshake::Cookies, now_secs, Caller, Session},
+    billing::PayerKind,
     db::{self, now_ms},
     demo::{
-        delivery,
-        events::{self, Spec, DAY_MS},
+        delivery, events,
+        lifecycle::{self, Action, ActionError},
         DemoIssuer, CLIENT_COOKIE, CLIENT_TTL_SECS,
     },
     state::AppState,
@@ -46,7 +46,7 @@ fn client_uat_cookie(at_secs: i64) -> String {
 
 /// What Clerk would put in `pla`/`fea` for this user right now.
 async fn plan_claims(state: &AppState, user_id: &str) -> Result<(String, String), ApiError> {
-    let gate = state.gate();
+    let gate = state.entitlements();
     let slug = gate
         .current_plan(PayerKind::User, user_id)
         .await?
@@ -134,7 +134,7 @@ async fn sign_in_as(
     };
     let user_id = format!("{}{name}", crate::demo::USER_PREFIX);
     let email = crate::demo::email_of(&user_id).expect("a demo user id");
-    let spec = spec_for(&user_id, &email, now_ms());
+    let spec = lifecycle::spec_for(&user_id, &email, now_ms());
     post_events(
         state,
         vec![events::build("user.created", &spec).expect("user event")],
@@ -257,26 +257,6 @@ pub async fn jwks(State(state): State<AppState>) -> Result<Json<serde_json::Valu
     Ok(Json(demo(&state)?.jwks.clone()))
 }
 
-fn spec_for(user_id: &str, email: &str, now: i64) -> Spec {
-    Spec {
-        user_id: user_id.into(),
-        email: email.into(),
-        org_id: None,
-        plan_slug: "free_user".into(),
-        plan_name: "Free".into(),
-        amount_cents: 0,
-        annual: false,
-        item_id: events::new_id("csub_item"),
-        subscription_id: events::new_id("csub"),
-        status: "active".into(),
-        period_start: now,
-        period_end: None,
-        canceled_at: None,
-        past_due_at: None,
-        at: now,
-    }
-}
-
 #[derive(Deserialize)]
 pub struct ActionForm {
     pub action: String,
@@ -286,150 +266,11 @@ pub struct ActionForm {
     pub period: Option<String>,
 }
 
-/// A demo billing button.
-enum Action {
-    Subscribe { plan: Plan, annual: bool },
-    Cancel,
-    FailPayment,
-    Recover,
-}
-
-impl Action {
-    fn parse(form: &ActionForm, state: &AppState) -> Result<Action, ApiError> {
-        Ok(match form.action.as_str() {
-            "subscribe" => {
-                let plan = state
-                    .gate()
-                    .catalog()
-                    .plan(form.plan.as_deref().unwrap_or_default())
-                    .filter(|p| !p.is_free())
-                    .ok_or_else(|| ApiError::bad_request("unknown_plan", "no such paid plan"))?
-                    .clone();
-                let annual = form.period.as_deref() == Some("annual") && plan.annual_cents > 0;
-                Action::Subscribe { plan, annual }
-            }
-            "cancel" => Action::Cancel,
-            "fail_payment" => Action::FailPayment,
-            "recover" => Action::Recover,
-            _ => {
-                return Err(ApiError::bad_request(
-                    "unknown_action",
-                    "unknown demo action",
-                ))
-            }
-        })
-    }
-}
-
-/// The Clerk events of one demo step, each one millisecond after the previous, so their
-/// order is unambiguous.
-struct Steps {
-    now: i64,
-    bodies: Vec<serde_json::Value>,
-}
-
-impl Steps {
-    fn push(&mut self, event_type: &str, spec: &mut Spec) {
-        spec.at = self.now + self.bodies.len() as i64;
-        if let Some(b) = events::build(event_type, spec) {
-            self.bodies.push(b);
-        }
-    }
-}
-
-/// `spec` describing the stored item `cur`.
-fn continue_item(spec: &mut Spec, cur: &ItemState, state: &AppState, now: i64) {
-    spec.item_id = cur.id.clone();
-    spec.subscription_id = cur
-        .subscription_id
-        .clone()
-        .unwrap_or_else(|| events::new_id("csub"));
-    spec.plan_slug = cur.plan_slug.clone();
-    spec.plan_name = cur
-        .plan_name
-        .clone()
-        .unwrap_or_else(|| cur.plan_slug.clone());
-    spec.period_start = cur.period_start.unwrap_or(now);
-    spec.period_end = cur.period_end;
-    spec.annual = cur
-        .period_end
-        .zip(cur.period_start)
-        .is_some_and(|(e, s)| e - s > 40 * DAY_MS);
-    spec.amount_cents = state
-        .gate()
-        .catalog()
-        .plan(&cur.plan_slug)
-        .map_or(0, |p| p.price_cents(spec.annual));
-}
-
-fn subscribe(
-    steps: &mut Steps,
-    base: &Spec,
-    current: Option<&ItemState>,
-    plan: &Plan,
-    annual: bool,
-    state: &AppState,
-) {
-    let now = steps.now;
-    if let Some(cur) = current.filter(|c| c.plan_slug != plan.slug) {
-        // Switching: the old item ends as the new one starts.
-        let mut old = base.clone();
-        continue_item(&mut old, cur, state, now);
-        old.status = "ended".into();
-        steps.push("subscriptionItem.ended", &mut old);
-    }
-    let mut spec = base.clone();
-    spec.plan_slug = plan.slug.clone();
-    spec.plan_name = plan.name.clone();
-    spec.annual = annual;
-    spec.amount_cents = plan.price_cents(annual);
-    spec.period_end = Some(now + if annual { 365 } else { 30 } * DAY_MS);
-    if let Some(cur) = current.filter(|c| c.plan_slug == plan.slug) {
-        spec.item_id = cur.id.clone();
-    }
-    for t in [
-        "paymentAttempt.created",
-        "paymentAttempt.updated",
-        "subscription.created",
-        "subscriptionItem.active",
-    ] {
-        steps.push(t, &mut spec);
-    }
-}
-
-fn change_paid(steps: &mut Steps, spec: &mut Spec, action: &Action) {
-    match action {
-        Action::Cancel => {
-            spec.status = "canceled".into();
-            spec.canceled_at = Some(steps.now);
-            steps.push("subscriptionItem.canceled", spec);
-            steps.push("subscription.updated", spec);
-        }
-        Action::FailPayment => {
-            spec.status = "failed".into();
-            spec.past_due_at = Some(steps.now);
-            steps.push("paymentAttempt.updated", spec);
-            spec.status = "past_due".into();
-            steps.push("subscriptionItem.pastDue", spec);
-            steps.push("subscription.pastDue", spec);
-        }
-        Action::Recover => {
-            spec.status = "active".into();
-            steps.push("paymentAttempt.updated", spec);
-            steps.push("subscriptionItem.active", spec);
-            steps.push("subscription.active", spec);
-        }
-        Action::Subscribe { .. } => {}
-    }
-}
-
+/// The signed-in demo user (the guard's verdict) and their mail address.
 async fn signed_in(state: &AppState, parts: &Parts) -> Result<(Session, String), ApiError> {
-    let session = state
-        .gate()
-        .session(parts)
-        .await
-        .ok()
-        .flatten()
+    let session = Caller::of(&parts.extensions)
+        .session()
+        .cloned()
         .ok_or_else(ApiError::unauthorized)?;
     let mut conn = state.db().conn().await?;
     let email = db::users::get(&mut conn, &session.user_id)
@@ -450,37 +291,22 @@ pub async fn action(
     let (session, email) = signed_in(&state, &parts).await?;
     let now = now_ms();
     let current = state
-        .gate()
+        .entitlements()
         .current_plan(PayerKind::User, &session.user_id)
         .await?;
-    let base = spec_for(&session.user_id, &email, now);
-    let mut steps = Steps {
-        now,
-        bodies: Vec::new(),
-    };
-    match Action::parse(&form, &state)? {
-        Action::Subscribe { plan, annual } => {
-            subscribe(&mut steps, &base, current.as_ref(), &plan, annual, &state)
-        }
-        action => {
-            let cur = current
-                .as_ref()
-                .filter(|c| {
-                    state
-                        .gate()
-                        .catalog()
-                        .plan(&c.plan_slug)
-                        .is_some_and(|p| !p.is_free())
-                })
-                .ok_or_else(|| {
-                    ApiError::bad_request("no_subscription", "no paid subscription to change")
-                })?;
-            let mut spec = base;
-            continue_item(&mut spec, cur, &state, now);
-            change_paid(&mut steps, &mut spec, &action);
-        }
-    }
-    post_events(&state, steps.bodies).await?;
+    let catalog = state.entitlements().catalog();
+    let bad = |e: ActionError| ApiError::bad_request(e.code(), e.to_string());
+    let action = Action::parse(
+        &form.action,
+        form.plan.as_deref(),
+        form.period.as_deref(),
+        catalog,
+    )
+    .map_err(bad)?;
+    let base = lifecycle::spec_for(&session.user_id, &email, now);
+    let bodies =
+        lifecycle::events_for(&action, base, current.as_ref(), catalog, now).map_err(bad)?;
+    post_events(&state, bodies).await?;
     // The plan changed: mint a token that says so, as Clerk would on its next refresh.
     let token = fresh_session(&state, &session.user_id).await?;
     let mut resp = Redirect::to("/dashboard").into_response();

@@ -1,12 +1,41 @@
-//! `AuthUser`: a signed-in caller, or `401`. A token that is present but does not verify is a
-//! `401` too, never "signed out".
+//! The caller as handlers take it, from the request guard's `auth::Caller` (never a second
+//! verification), as realworld-axum-sqlx has them: `AuthUser`, a signed-in caller or `401`;
+//! `MaybeAuthUser`, a signed-in caller or none. A token that came and did not verify is a
+//! `401` for both, never "signed out".
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 use super::error::ApiError;
-use crate::{auth::Session, services::VerifiedToken, state::AppState};
+use crate::{
+    auth::{Caller, Session},
+    state::AppState,
+};
 
 pub struct AuthUser(pub Session);
+
+pub struct MaybeAuthUser(pub Option<Session>);
+
+impl MaybeAuthUser {
+    /// The extractor's answer for a caller.
+    pub fn from_caller(caller: Caller) -> Result<MaybeAuthUser, ApiError> {
+        match caller {
+            Caller::Anonymous => Ok(MaybeAuthUser(None)),
+            Caller::Verified(session) => Ok(MaybeAuthUser(Some(session))),
+            Caller::Rejected(_) => Err(ApiError::unauthorized()),
+        }
+    }
+}
+
+impl FromRequestParts<AppState> for MaybeAuthUser {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(
+        parts: &mut Parts,
+        _state: &AppState,
+    ) -> Result<Self, Self::Rejection> {
+        MaybeAuthUser::from_caller(Caller::of(&parts.extensions))
+    }
+}
 
 impl FromRequestParts<AppState> for AuthUser {
     type Rejection = ApiError;
@@ -15,15 +44,45 @@ impl FromRequestParts<AppState> for AuthUser {
         parts: &mut Parts,
         state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        let gate = state.gate();
-        let result = match parts.extensions.remove::<VerifiedToken>() {
-            // The guard's verdict, taken rather than cloned: an extractor runs once.
-            Some(VerifiedToken(r)) if gate.token(parts).is_some() => r.map(Some),
-            _ => gate.session(parts).await,
-        };
-        match result {
-            Ok(Some(session)) => Ok(AuthUser(session)),
-            _ => Err(ApiError::unauthorized()),
+        match MaybeAuthUser::from_request_parts(parts, state).await? {
+            MaybeAuthUser(Some(session)) => Ok(AuthUser(session)),
+            MaybeAuthUser(None) => Err(ApiError::unauthorized()),
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::auth::AuthError;
+
+    fn session() -> Session {
+        Session {
+            user_id: "user_1".into(),
+            session_id: "sess_1".into(),
+            org_id: None,
+            org_slug: None,
+            org_role: None,
+            token_plan: None,
+            features: vec![],
+            iat_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_token_that_did_not_verify_is_an_error_not_signed_out() {
+        assert!(matches!(
+            MaybeAuthUser::from_caller(Caller::Anonymous),
+            Ok(MaybeAuthUser(None))
+        ));
+        assert!(matches!(
+            MaybeAuthUser::from_caller(Caller::Verified(session())),
+            Ok(MaybeAuthUser(Some(_)))
+        ));
+        let rejected = MaybeAuthUser::from_caller(Caller::Rejected(AuthError::Invalid));
+        assert_eq!(
+            rejected.err().map(|e| e.status),
+            Some(axum::http::StatusCode::UNAUTHORIZED)
+        );
     }
 }

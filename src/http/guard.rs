@@ -1,6 +1,7 @@
 //! The request guard every route passes through: who the client is, whether a state-changing
-//! request comes from the app's own pages, the session token checked once (and limited when
-//! forged), and the security headers of the response (CSP with this response's nonce, HSTS).
+//! request comes from the app's own pages, who is calling (the session token found and
+//! verified once, limited when forged, recorded as an `auth::Caller`), and the security
+//! headers of the response (CSP with this response's nonce, HSTS, cacheability).
 
 use std::{
     net::{IpAddr, SocketAddr},
@@ -20,8 +21,8 @@ use super::{
     WEBHOOK_PATH,
 };
 use crate::{
-    security::{client_ip, csp, is_forgery},
-    services::VerifiedToken,
+    auth::Caller,
+    security::{client_ip, csp},
     state::AppState,
 };
 
@@ -39,7 +40,7 @@ pub fn client_of(state: &AppState, peer: &Peer, headers: &HeaderMap) -> IpAddr {
     let peer = peer
         .as_ref()
         .map_or(IpAddr::V6(std::net::Ipv6Addr::UNSPECIFIED), |p| p.0 .0.ip());
-    client_ip(peer, headers, &state.config().trusted_proxies)
+    client_ip(peer, headers, &state.config().limits.trusted_proxies)
 }
 
 /// An origin as a browser serialises it (`scheme://host[:port]`, nothing else), normalised:
@@ -167,10 +168,12 @@ fn mark_cacheability(headers: &mut HeaderMap, personal: bool, html: bool) {
     }
 }
 
-/// Verifies the request's session token once, for everything downstream; a forged one counts
+/// Decides who is calling, once per request: finds the session token, verifies it, and puts
+/// the verdict in the request as a [`Caller`] for everything downstream. A forged token counts
 /// against the client's address, and an address with no attempts left is refused unread.
 async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response> {
-    let Some(token) = state.gate().token(parts) else {
+    let Some(token) = state.sessions().token(&parts.headers) else {
+        parts.extensions.insert(Caller::Anonymous);
         return Ok(());
     };
     let peer = parts
@@ -181,19 +184,22 @@ async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response
     if let Some(retry) = state.limiter().blocked(ip) {
         // A session this server verified minutes ago costs nothing to accept: neighbours
         // behind one NAT are not locked out by someone else's forged tokens.
-        if let Some(session) = state.gate().already_verified(token) {
-            parts.extensions.insert(VerifiedToken(Ok(session)));
+        if let Some(session) = state.sessions().already_verified(token) {
+            parts.extensions.insert(Caller::Verified(session));
             return Ok(());
         }
         return Err(too_many(retry));
     }
-    let result = state.gate().verify(token).await;
-    if let Err(e) = result {
-        if is_forgery(e) {
-            state.limiter().count(ip);
+    let caller = match state.sessions().verify(token).await {
+        Ok(session) => Caller::Verified(session),
+        Err(e) => {
+            if e.is_forgery() {
+                state.limiter().count(ip);
+            }
+            Caller::Rejected(e)
         }
-    }
-    parts.extensions.insert(VerifiedToken(result));
+    };
+    parts.extensions.insert(caller);
     Ok(())
 }
 

@@ -1,4 +1,4 @@
-//! Clerk's handshake at the edge (DESIGN §10): document requests whose session cookie cannot
+//! Clerk's handshake at the edge (README, "Sessions"): document requests whose session cookie cannot
 //! be trusted as it is take a `307` round trip through the Frontend API (Clerk's, or the demo
 //! issuer's `/demo/v1/client/handshake`), which returns the fresh cookies signed into
 //! `__clerk_handshake`; they are set on a `307` back to the page, so its first render is
@@ -21,8 +21,9 @@ use crate::{
             TokenCheck, DEV_BROWSER, HANDSHAKE, REDIRECT_COUNT, RETURN_PARAMS,
         },
         verify::unverified_iat,
+        Caller,
     },
-    services::{SignedOut, VerifiedToken},
+    config::InstanceKind,
     state::AppState,
 };
 
@@ -84,10 +85,10 @@ pub(super) fn redirect(location: &str) -> Response {
     resp
 }
 
-/// The request as signed out: the gate ignores its session cookies from here on.
+/// The request as signed out: every later reader sees an anonymous caller, whatever session
+/// cookie it carries.
 fn sign_out(parts: &mut Parts) {
-    parts.extensions.remove::<VerifiedToken>();
-    parts.extensions.insert(SignedOut);
+    parts.extensions.insert(Caller::Anonymous);
 }
 
 /// A dev-browser token as Clerk issues it (a JWT): anything else is not stored.
@@ -116,7 +117,7 @@ pub async fn middleware(State(state): State<AppState>, req: Request, next: Next)
     // A rejected handshake cookie is cleared on whatever answer the request then gets.
     let mut clear_handshake_cookie = false;
     if let Some((token, in_cookie)) = returned {
-        match state.gate().verify_handshake(&token).await {
+        match state.sessions().verify_handshake(&token).await {
             Ok(set_cookies) => {
                 let mut resp = redirect(&location_on(
                     &app_url,
@@ -191,12 +192,25 @@ async fn decide_and_run(state: &AppState, mut parts: Parts, body: Body, next: Ne
         return next.run(Request::from_parts(parts, body)).await;
     }
     let config = state.config();
-    let instance = Instance::of(config.clerk.as_ref().map(|c| c.publishable_key.as_str()));
+    let instance = match config.clerk().map(|c| c.kind()) {
+        None => Instance::Demo,
+        Some(InstanceKind::Development) => Instance::Development,
+        Some(InstanceKind::Production) => Instance::Production,
+    };
     let dev_in_query = query_param(&parts.uri, DEV_BROWSER).filter(|v| plausible_token(v));
-    let cookies = Cookies::read(&parts.headers, state.gate().cookie_suffix());
+    let sessions = state.sessions();
+    let cookies = Cookies::read(&parts.headers, sessions.cookie_suffix());
     let check = match cookies.session {
         Some(token) => {
-            let verified = state.gate().verify(token).await.map(|s| s.iat_ms / 1000);
+            // The guard's verdict when it is this cookie's (the usual case); Clerk's cookie
+            // rule can pick another cookie than the guard's (a suffixed session without its
+            // suffixed __client_uat), and only then is that one verified here.
+            let verified = match Caller::of(&parts.extensions).verdict() {
+                Some(verdict) if sessions.token(&parts.headers) == Some(token) => {
+                    verdict.map(|s| s.iat_ms / 1000).map_err(|e| *e)
+                }
+                _ => sessions.verify(token).await.map(|s| s.iat_ms / 1000),
+            };
             Some(TokenCheck::from_result(verified, unverified_iat(token)))
         }
         None => None,
@@ -215,7 +229,7 @@ async fn decide_and_run(state: &AppState, mut parts: Parts, body: Body, next: Ne
                 &path_without(&parts.uri, &[DEV_BROWSER]),
             ));
             let mut names = vec![DEV_BROWSER.to_string()];
-            if let Some(s) = state.gate().cookie_suffix() {
+            if let Some(s) = state.sessions().cookie_suffix() {
                 names.push(format!("{DEV_BROWSER}_{s}"));
             }
             for name in names {
@@ -230,7 +244,7 @@ async fn decide_and_run(state: &AppState, mut parts: Parts, body: Body, next: Ne
         Step::Handshake(reason) => {
             let mut target = match reqwest::Url::parse(&format!(
                 "{}/v1/client/handshake",
-                config.frontend_api_url
+                config.identity.frontend_api_url()
             )) {
                 Ok(u) => u,
                 Err(_) => return next.run(Request::from_parts(parts, body)).await,

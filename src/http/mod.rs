@@ -1,6 +1,7 @@
 //! The HTTP edges, all in this folder: the JSON API, the webhook endpoint, the demo routes,
 //! the Leptos pages, the request guard and the signed-out page cache, with one error type.
-//! Handlers are thin: they call the `Gate` and the `Inbox` and map the result.
+//! Handlers are thin: they read the guard's `auth::Caller`, call the services
+//! (`Entitlements`, `Inbox`) and map the result.
 
 pub mod api;
 pub mod demo;
@@ -113,7 +114,7 @@ pub fn router(state: AppState) -> Router {
         ));
     // Inside the handshake below: a handshake's redirects never reach the page cache.
     app = app.layer(middleware::from_fn_with_state(
-        (state.clone(), Arc::new(page_cache::PageCache::default())),
+        Arc::new(page_cache::PageCache::default()),
         page_cache::middleware,
     ));
     // Clerk's handshake (the demo issuer's in demo mode): a document request with a session

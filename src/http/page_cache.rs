@@ -1,9 +1,9 @@
 //! Signed-out renders of the public pages, kept for a few seconds.
 //!
 //! Without a session token `/` and `/pricing` render the same bytes for everyone (plans come
-//! from `PLANS_FILE`, read at start), so rendering them once per TTL is enough. A request that carries
-//! a token (cookie or `Authorization`), valid or not, is always rendered, as is any response
-//! that is not a plain 200 or that sets a cookie.
+//! from `PLANS_FILE`, read at start), so rendering them once per TTL is enough. A request whose
+//! caller brought a token (cookie or `Authorization`), valid or not, is always rendered, as is
+//! any response that is not a plain 200 or that sets a cookie.
 //!
 //! Every response has a fresh Content-Security-Policy nonce (the request guard picks it). A
 //! cached render holds the nonce of the request that rendered it, so the entry keeps the body
@@ -25,7 +25,7 @@ use axum::{
 };
 
 use super::guard::CspNonce;
-use crate::state::AppState;
+use crate::auth::Caller;
 
 /// Pages whose signed-out render depends on nothing in the request but its query.
 const PUBLIC_PAGES: [&str; 2] = ["/", "/pricing"];
@@ -117,19 +117,12 @@ impl PageCache {
     }
 }
 
-/// The middleware's state: the app's (for the session cookie names) and the cache it keeps.
-pub type CacheState = (AppState, Arc<PageCache>);
-
-pub async fn middleware(
-    State((state, pages)): State<CacheState>,
-    req: Request,
-    next: Next,
-) -> Response {
+pub async fn middleware(State(pages): State<Arc<PageCache>>, req: Request, next: Next) -> Response {
     if req.method() != Method::GET || !PUBLIC_PAGES.contains(&req.uri().path()) {
         return next.run(req).await;
     }
     let (parts, body) = req.into_parts();
-    if state.gate().token(&parts).is_some() {
+    if Caller::of(&parts.extensions).has_token() {
         return next.run(Request::from_parts(parts, body)).await;
     }
     let key = parts.uri.to_string();

@@ -1,4 +1,5 @@
-//! `POST /api/webhooks/clerk`: the raw bytes to the inbox, its verdict to HTTP. A delivery not
+//! `POST /api/webhooks/clerk`: the signature checked over the raw bytes, then the bytes to the
+//! inbox, its verdict to HTTP. A delivery not
 //! signed by Clerk is `400` (past the address's limit of failures, `429`); one that cannot be
 //! read is `400`; one that is signed but cannot be applied is stored as a dead letter and
 //! answered `422` (Svix retries it); a database that cannot take it is `503` (Svix retries).
@@ -26,7 +27,22 @@ pub async fn receive(
     headers: HeaderMap,
     body: Bytes,
 ) -> Result<(StatusCode, Json<Value>), Response> {
-    match state.inbox().receive(&headers, &body).await {
+    // Verified over the raw bytes before anything else reads them.
+    let signed = match state.verifier().verify(&headers, &body) {
+        Ok(signed) => signed,
+        // Failed signature checks are limited per address: past the limit a failure is
+        // answered 429 rather than 400. A valid delivery is always applied (an HMAC check
+        // costs next to nothing, and Clerk's deliveries must never wait on someone else's).
+        Err(rejection) => {
+            state.inbox().rejected_signature(rejection);
+            let ip = client_of(&state, &peer, &headers);
+            state.limiter().charge(ip).map_err(too_many)?;
+            return Err(
+                ApiError::bad_request("invalid_signature", rejection.message()).into_response(),
+            );
+        }
+    };
+    match state.inbox().receive(signed, &body).await {
         Ok(r) if r.outcome == Outcome::Failed => Err((
             StatusCode::UNPROCESSABLE_ENTITY,
             Json(json!({
@@ -43,14 +59,6 @@ pub async fn receive(
             StatusCode::OK,
             Json(json!({"svix_id": r.svix_id, "outcome": r.outcome.as_str()})),
         )),
-        // Failed signature checks are limited per address: past the limit a failure is
-        // answered 429 rather than 400. A valid delivery is always applied (an HMAC check
-        // costs next to nothing, and Clerk's deliveries must never wait on someone else's).
-        Err(InboxError::Signature(rejection)) => {
-            let ip = client_of(&state, &peer, &headers);
-            state.limiter().charge(ip).map_err(too_many)?;
-            Err(ApiError::bad_request("invalid_signature", rejection.message()).into_response())
-        }
         Err(InboxError::Payload(e)) => {
             Err(ApiError::bad_request("invalid_payload", e.to_string()).into_response())
         }

@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::{billing::Status, components::clerk::InlineScript, views::AccountView};
+use crate::{billing::Status, components::clerk::InlineScript, page_data::AccountView};
 
 /// The signed-in account. `reconcile`: the page has shown "activating…" for a while after a
 /// checkout and the plan is still not paid, so the payer is reconciled from Clerk's Backend API
@@ -53,13 +53,13 @@ async fn stored_paid(
     id: &str,
 ) -> Result<bool, ServerFnError> {
     let item = state
-        .gate()
+        .entitlements()
         .current_plan(kind, id)
         .await
         .map_err(crate::pages::server::internal)?;
     Ok(item.is_some_and(|i| {
         state
-            .gate()
+            .entitlements()
             .catalog()
             .plan(&i.plan_slug)
             .is_none_or(|p| !p.is_free())
@@ -73,13 +73,13 @@ async fn account(
     demo: bool,
 ) -> Result<AccountView, ServerFnError> {
     let d = state
-        .gate()
+        .entitlements()
         .check(session, "premium")
         .await
         .map_err(crate::pages::server::internal)?;
     let plan_name = d.plan.as_deref().map(|slug| {
         state
-            .gate()
+            .entitlements()
             .catalog()
             .plan(slug)
             .map(|p| p.name.clone())
@@ -88,7 +88,7 @@ async fn account(
     let paid = d
         .plan
         .as_deref()
-        .and_then(|slug| state.gate().catalog().plan(slug))
+        .and_then(|slug| state.entitlements().catalog().plan(slug))
         .is_some_and(|p| !p.is_free());
     Ok(AccountView {
         signed_in: true,
@@ -101,8 +101,8 @@ async fn account(
         entitled: d.allowed,
         reason: d.reason.to_string(),
         source: d.source.as_str().to_string(),
-        period_end: d.period_end.map(crate::views::format_date),
-        access_until: d.until.map(crate::views::format_date),
+        period_end: d.period_end.map(crate::page_data::format_date),
+        access_until: d.until.map(crate::page_data::format_date),
         is_free_trial: d.is_free_trial,
         paid,
     })

@@ -3,7 +3,7 @@
 
 use leptos::prelude::*;
 
-use crate::views::{EventView, MailView};
+use crate::page_data::{EventView, MailView};
 
 #[server]
 pub async fn demo_mailbox() -> Result<Vec<MailView>, ServerFnError> {
@@ -46,7 +46,7 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
             reason: r.reason,
             svix_id: r.svix_id,
             event_type: r.event_type,
-            received: crate::views::format_datetime(r.received_at),
+            received: crate::page_data::format_datetime(r.received_at),
             outcome: match r.duplicates {
                 0 => r.outcome,
                 n => format!(

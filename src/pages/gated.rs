@@ -4,7 +4,7 @@
 use leptos::prelude::*;
 
 use super::pricing::{get_pricing, PricingBlock};
-use crate::views::Gated;
+use crate::page_data::Gated;
 
 #[server]
 pub async fn get_gated() -> Result<Gated, ServerFnError> {
@@ -13,7 +13,7 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
         return Ok(Gated::SignedOut);
     };
     let d = state
-        .gate()
+        .entitlements()
         .check(&session, "premium")
         .await
         .map_err(crate::pages::server::internal)?;

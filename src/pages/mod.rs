@@ -12,7 +12,7 @@ pub mod sign_in;
 
 use leptos::prelude::*;
 
-use crate::views::Site;
+use crate::page_data::Site;
 
 /// Who is looking, and whether this is demo mode (for the layout).
 #[server]
@@ -25,18 +25,11 @@ pub async fn site_info() -> Result<Site, ServerFnError> {
         user_id: session.map(|s| s.user_id),
         clerk: state
             .config()
-            .clerk
-            .as_ref()
-            .map(|c| crate::views::ClerkScripts {
+            .clerk()
+            .map(|c| crate::page_data::ClerkScripts {
                 publishable_key: c.publishable_key.clone(),
-                js_url: format!(
-                    "https://{}/npm/@clerk/clerk-js@6/dist/clerk.browser.js",
-                    c.frontend_api_host
-                ),
-                ui_url: format!(
-                    "https://{}/npm/@clerk/ui@1/dist/ui.browser.js",
-                    c.frontend_api_host
-                ),
+                js_url: c.clerk_js_url(),
+                ui_url: c.clerk_ui_url(),
             }),
     })
 }

@@ -6,12 +6,12 @@ use leptos_router::hooks::use_query_map;
 
 use crate::{
     components::{clerk::ClerkMount, plans::LocalPricingTable},
-    views::PricingView,
+    page_data::PricingView,
 };
 
 #[server]
 pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
-    use crate::{billing::PayerKind, views::PlanView};
+    use crate::{billing::PayerKind, page_data::PlanView};
 
     let state = crate::pages::server::state()?;
     let session = crate::pages::server::session(&state).await;
@@ -21,7 +21,7 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
         PayerKind::User
     };
     let plans = state
-        .gate()
+        .entitlements()
         .catalog()
         .plans_for(scope)
         .map(|p| PlanView {
@@ -37,7 +37,7 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
     let (mut current_plan, mut current_status) = (None, None);
     if let Some(s) = &session {
         let plan = state
-            .gate()
+            .entitlements()
             .current_plan(PayerKind::User, &s.user_id)
             .await
             .map_err(crate::pages::server::internal)?;

@@ -3,7 +3,7 @@
 use leptos::prelude::*;
 
 #[server]
-pub async fn get_pricing_for_sign_in() -> Result<crate::views::PricingView, ServerFnError> {
+pub async fn get_pricing_for_sign_in() -> Result<crate::page_data::PricingView, ServerFnError> {
     super::pricing::get_pricing(false).await
 }
 

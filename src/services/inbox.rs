@@ -1,9 +1,9 @@
-//! The inbox: a Clerk delivery verified over its raw bytes, parsed, redacted, and handed to
-//! the webhook writer, which stores it once per `svix-id`, applies it in the same
-//! transaction and answers only after a durable commit. The HTTP edge only maps the result.
+//! The inbox: a Clerk delivery (its signature verified by the webhook edge over the raw
+//! bytes), parsed, redacted, and handed to the webhook writer, which stores it once per
+//! `svix-id`, applies it in the same transaction and answers only after a durable commit.
 //!
 //! Three kinds of input take that one path: deliveries (`receive`), stored deliveries applied
-//! again (`replay`, DESIGN §8) and corrections from Clerk's Backend API (`correct`, §7), so
+//! again (`replay`) and corrections from Clerk's Backend API (`correct`, README, "Operations"), so
 //! the ordering rule and the exactly-once side effects hold for all of them.
 
 use std::{
@@ -14,24 +14,22 @@ use std::{
     time::Instant,
 };
 
-use axum::http::HeaderMap;
 use tracing::warn;
 
 use crate::{
-    db::{self, inbox::EventRow, now_ms, Db, DbError},
+    db::{self, inbox::EventRow, Db, DbError},
     metrics::Metrics,
     webhooks::{
         events::{self, EventError},
         ingest::{Delivery, Outcome},
         redact,
-        verify::{Rejection, Verifier},
+        verify::{Rejection, Signed},
         writer::Writer,
     },
 };
 
 pub struct Inbox {
     db: Db,
-    verifier: Verifier,
     writer: Writer,
     metrics: Arc<Metrics>,
     /// Deliveries rejected before anything was stored.
@@ -49,9 +47,6 @@ pub struct Receipt {
 
 #[derive(Debug, thiserror::Error)]
 pub enum InboxError {
-    /// Not signed by Clerk (under any configured secret): nothing was stored.
-    #[error("{}", .0.message())]
-    Signature(Rejection),
     /// Signed, but not a Clerk event at all (not a JSON object with a `type`): nothing stored.
     #[error(transparent)]
     Payload(#[from] EventError),
@@ -73,10 +68,9 @@ impl From<DbError> for InboxError {
 }
 
 impl Inbox {
-    pub fn new(db: Db, verifier: Verifier, writer: Writer, metrics: Arc<Metrics>) -> Inbox {
+    pub fn new(db: Db, writer: Writer, metrics: Arc<Metrics>) -> Inbox {
         Inbox {
             db,
-            verifier,
             writer,
             metrics,
             rejected: AtomicU64::new(0),
@@ -100,24 +94,23 @@ impl Inbox {
         db::inbox::list(&mut conn, failed_only, limit).await
     }
 
-    /// Verifies, stores and applies one delivery.
-    pub async fn receive(&self, headers: &HeaderMap, body: &[u8]) -> Result<Receipt, InboxError> {
-        let svix_id = self.verifier.verify(headers, body).map_err(|rejection| {
-            let n = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
-            self.reject(rejection.code());
-            warn!(
-                reason = rejection.message(),
-                rejected_total = n,
-                "webhook rejected"
-            );
-            InboxError::Signature(rejection)
-        })?;
-        let signed_at_ms = headers
-            .get("svix-timestamp")
-            .or_else(|| headers.get("webhook-timestamp"))
-            .and_then(|v| v.to_str().ok())
-            .and_then(|v| v.parse::<i64>().ok())
-            .map_or_else(now_ms, |s| s.saturating_mul(1000));
+    /// Counts a delivery whose signature did not verify (nothing of it is stored).
+    pub fn rejected_signature(&self, rejection: Rejection) {
+        let n = self.rejected.fetch_add(1, Ordering::Relaxed) + 1;
+        self.reject(rejection.code());
+        warn!(
+            reason = rejection.message(),
+            rejected_total = n,
+            "webhook rejected"
+        );
+    }
+
+    /// Stores and applies one delivery whose signature the webhook edge verified.
+    pub async fn receive(&self, signed: Signed, body: &[u8]) -> Result<Receipt, InboxError> {
+        let Signed {
+            svix_id,
+            signed_at_ms,
+        } = signed;
         let started = Instant::now();
         let delivery = self
             .prepare(svix_id, signed_at_ms, body, false)

@@ -1,7 +1,7 @@
-//! Follows the other instances' commits on PostgreSQL (DESIGN §11): listens on
-//! `db::notify::CHANNEL`, drops the announced payers from the gate's cache, and every
+//! Follows the other instances' commits on PostgreSQL (README, "Several instances"): listens on
+//! `db::notify::CHANNEL`, drops the announced payers from the entitlement cache, and every
 //! `PING_EVERY` proves the connection current with a round trip, which lets the cache answer for
-//! `gate::STALENESS_BOUND` more. A lost or silent connection clears the whole cache; until a new
+//! `entitlements::STALENESS_BOUND` more. A lost or silent connection clears the whole cache; until a new
 //! one listens, every request reads the database. SQLite needs none of this.
 
 use std::{
@@ -15,7 +15,7 @@ use crate::{
         Db,
     },
     metrics::Metrics,
-    services::Gate,
+    services::Entitlements,
 };
 
 /// How often the listening connection is read and proved current: an announcement takes at
@@ -27,14 +27,14 @@ const BACKOFF_FIRST: Duration = Duration::from_millis(100);
 const BACKOFF_MAX: Duration = Duration::from_secs(2);
 
 /// Runs until the process ends; returns at once on SQLite.
-pub async fn follow(db: Db, gate: Arc<Gate>, metrics: Arc<Metrics>) {
+pub async fn follow(db: Db, entitlements: Arc<Entitlements>, metrics: Arc<Metrics>) {
     let mut backoff = BACKOFF_FIRST;
     loop {
         match Listener::connect(&db).await {
             Ok(None) => return,
             Ok(Some(mut listener)) => {
                 // Whatever was cached before the LISTEN took effect may have missed a change.
-                gate.invalidate();
+                entitlements.invalidate();
                 metrics.invalidation_listening.set(1);
                 tracing::info!("listening for other instances' changes");
                 backoff = BACKOFF_FIRST;
@@ -43,9 +43,9 @@ pub async fn follow(db: Db, gate: Arc<Gate>, metrics: Arc<Metrics>) {
                     match tokio::time::timeout(PING_TIMEOUT, listener.ping()).await {
                         Ok(Ok(())) => {
                             for payload in listener.take() {
-                                gate.forget(&decode(&payload));
+                                entitlements.forget(&decode(&payload));
                             }
-                            gate.confirm(sent);
+                            entitlements.confirm(sent);
                         }
                         Ok(Err(e)) => break e.to_string(),
                         Err(_) => break format!("no answer within {PING_TIMEOUT:?}"),
@@ -53,7 +53,7 @@ pub async fn follow(db: Db, gate: Arc<Gate>, metrics: Arc<Metrics>) {
                     tokio::time::sleep(PING_EVERY).await;
                 };
                 metrics.invalidation_listening.set(0);
-                gate.invalidate();
+                entitlements.invalidate();
                 tracing::warn!(error = %reason, "lost the listening connection; serving uncached until it is back");
             }
             Err(e) => {

@@ -1,4 +1,4 @@
-//! Reconciliation with Clerk's Backend API (DESIGN §7): webhooks may arrive late or never, so
+//! Reconciliation with Clerk's Backend API (README, "Operations"): webhooks may arrive late or never, so
 //! the database is compared with what Clerk says and corrected.
 //!
 //! A correction is written as the Clerk event that would have carried it
@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::inbox::{Inbox, InboxError};
 use crate::{
-    billing::{listed_event_at, needs_correction, ItemState, PayerKind},
+    billing::{listed_event_at, needs_correction, ItemState, PayerKind, Status},
     clerk_api::{is_clerk_id, ClerkApi, ClerkApiError},
     db::{self, now_ms, Db, DbError},
     metrics::Metrics,
@@ -129,18 +129,9 @@ fn payer_json(kind: PayerKind, id: &str, user_id: Option<&str>, email: Option<&s
     }
 }
 
-/// The webhook event type that announces an item in `status`.
+/// The webhook event type that announces an item in `status` (the API's spelling).
 fn event_type(status: &str) -> &'static str {
-    match status {
-        "active" => "subscriptionItem.active",
-        "canceled" => "subscriptionItem.canceled",
-        "ended" => "subscriptionItem.ended",
-        "past_due" => "subscriptionItem.pastDue",
-        "upcoming" => "subscriptionItem.upcoming",
-        "abandoned" => "subscriptionItem.abandoned",
-        "incomplete" => "subscriptionItem.incomplete",
-        _ => "subscriptionItem.updated",
-    }
+    Status::parse(status).item_event_type()
 }
 
 /// A correction: its delivery id, the event's JSON, and the state it describes (read by the
@@ -464,7 +455,6 @@ fn has_payer(data: &Value) -> bool {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::Status;
 
     #[test]
     fn a_correction_is_the_clerk_event_that_would_have_carried_it() {

@@ -7,6 +7,7 @@
 use serde_json::Value;
 
 use crate::billing::{
+    kinds::HANDLED_EVENT_TYPES,
     subscription::{Payer, PayerKind},
     ItemState, Standing, Status,
 };
@@ -49,17 +50,16 @@ pub struct ClerkEvent {
     pub raw: Value,
 }
 
-/// The event types whose data changes state (DESIGN §4); any other type is only recorded.
+/// Whether an event type's data changes state: the listed types
+/// (`billing::kinds::HANDLED_EVENT_TYPES`), and any later `subscription.<x>` or
+/// `subscriptionItem.<x>` Clerk adds (its item carries its status). Any other type is only
+/// recorded.
 pub fn is_handled(event_type: &str) -> bool {
-    matches!(event_type, "user.created" | "user.updated" | "user.deleted")
+    HANDLED_EVENT_TYPES.contains(&event_type)
         || event_type
             .strip_prefix("subscription.")
             .or_else(|| event_type.strip_prefix("subscriptionItem."))
             .is_some_and(|rest| !rest.is_empty())
-        || matches!(
-            event_type,
-            "paymentAttempt.created" | "paymentAttempt.updated"
-        )
 }
 
 // Nearly every change is an item, and a change lives only while its delivery is applied: boxing
@@ -358,6 +358,28 @@ impl ClerkEvent {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn the_listed_types_are_handled_and_others_only_recorded() {
+        for t in HANDLED_EVENT_TYPES {
+            assert!(is_handled(t), "{t}");
+        }
+        assert!(
+            is_handled("subscriptionItem.somethingNew"),
+            "a later item event"
+        );
+        for t in [
+            "email.created",
+            "paymentAttempt.deleted",
+            "subscription.",
+            "subscriptionItem.",
+            "user.somethingElse",
+            "organization.created",
+            "",
+        ] {
+            assert!(!is_handled(t), "{t}");
+        }
+    }
 
     fn example(name: &str) -> Vec<u8> {
         std::fs::read(format!(

@@ -270,7 +270,7 @@ async fn queue_payment_failed(
         tracing::warn!(item = %item.id, "past due but no address to mail");
         return Ok(0);
     };
-    let m = super::notify::payment_failed(item, &d.event, ctx.manage_url);
+    let m = super::past_due_mail::payment_failed(item, &d.event, ctx.manage_url);
     let id = format!("{}:payment_failed:{}", d.svix_id, item.id);
     Ok(db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? as usize)
 }

@@ -5,7 +5,7 @@
 
 pub mod events;
 pub mod ingest;
-pub mod notify;
+pub mod past_due_mail;
 pub mod redact;
 pub mod verify;
 pub mod writer;

@@ -10,6 +10,13 @@ pub struct Verifier {
     hooks: Vec<std::sync::Arc<Webhook>>,
 }
 
+/// A delivery whose signature verified: its id and the time it was signed (ms).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Signed {
+    pub svix_id: String,
+    pub signed_at_ms: i64,
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Rejection {
     NoSecret,
@@ -49,8 +56,8 @@ impl Verifier {
         Verifier { hooks }
     }
 
-    /// Verifies and returns the delivery id (`svix-id` or `webhook-id`).
-    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<String, Rejection> {
+    /// Verifies; the delivery id (`svix-id` or `webhook-id`) and the signed time.
+    pub fn verify(&self, headers: &HeaderMap, body: &[u8]) -> Result<Signed, Rejection> {
         if self.hooks.is_empty() {
             return Err(Rejection::NoSecret);
         }
@@ -64,7 +71,19 @@ impl Verifier {
                         .and_then(|v| v.to_str().ok())
                         .filter(|v| !v.is_empty() && v.len() <= 200)
                         .ok_or(Rejection::MissingHeaders)?;
-                    return Ok(id.to_string());
+                    // The signature covered it, and the svix crate checked it is a number
+                    // within the tolerance.
+                    let signed_at_ms = headers
+                        .get("svix-timestamp")
+                        .or_else(|| headers.get("webhook-timestamp"))
+                        .and_then(|v| v.to_str().ok())
+                        .and_then(|v| v.parse::<i64>().ok())
+                        .ok_or(Rejection::MissingHeaders)?
+                        .saturating_mul(1000);
+                    return Ok(Signed {
+                        svix_id: id.to_string(),
+                        signed_at_ms,
+                    });
                 }
                 Err(WebhookError::MissingHeader(_) | WebhookError::InvalidHeader(_)) => {
                     return Err(Rejection::MissingHeaders)

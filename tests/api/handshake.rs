@@ -1,4 +1,4 @@
-//! Clerk's handshake (DESIGN §10): which page requests go through the Frontend API, what the
+//! Clerk's handshake (README, "Sessions"): which page requests go through the Frontend API, what the
 //! redirect says, what comes back, and what never redirects. A stand-in Frontend API signs
 //! handshake tokens with the test key, as Clerk's does with the instance key.
 

@@ -1,4 +1,4 @@
-//! Several instances on one PostgreSQL database (DESIGN §11): what one applies the other
+//! Several instances on one PostgreSQL database (README, "Several instances"): what one applies the other
 //! serves, exactly-once across them, background work leased to one, and a database outage cut
 //! by a proxy between the instances and PostgreSQL. The PostgreSQL tests need
 //! `TEST_DATABASE_URL` (CI's PostgreSQL run); the lease rules run on both engines.

@@ -13,4 +13,5 @@ mod operations;
 mod pages;
 mod preflight;
 mod security;
+mod session;
 mod webhooks;

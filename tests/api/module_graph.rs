@@ -141,8 +141,51 @@ fn the_module_graph_has_no_cycle_and_keeps_its_bottom_layers_pure() {
     }
 }
 
+/// The names of HTTP types a piece of code uses: axum's, hyper's, the `http` crate's, or the
+/// crate's own HTTP edge.
+fn http_names(code: &str) -> Vec<&'static str> {
+    [
+        "axum",
+        "hyper",
+        "http::",
+        "HeaderMap",
+        "StatusCode",
+        "crate::http",
+        "crate::state",
+    ]
+    .into_iter()
+    .filter(|n| code.contains(n))
+    .collect()
+}
+
+#[test]
+fn the_service_layer_names_no_http_type() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src/services"));
+    let mut checked = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let src = std::fs::read_to_string(&path).unwrap();
+        let found = http_names(&code(&src));
+        assert!(found.is_empty(), "{} names {found:?}", path.display());
+        checked += 1;
+    }
+    assert!(checked >= 4, "the service files were read");
+    let g = graph(Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src")));
+    assert!(
+        !g["services"].contains("http") && !g["services"].contains("state"),
+        "services uses {:?}",
+        g["services"]
+    );
+}
+
 #[test]
 fn the_check_finds_paths_in_groups_and_cycles() {
+    assert_eq!(
+        http_names("use axum::http::request::Parts;"),
+        ["axum", "http::"]
+    );
+    assert_eq!(http_names("fn f(h: &HeaderMap)"), ["HeaderMap"]);
+    assert!(http_names("use crate::{db::Db, billing::Catalog};").is_empty());
     let names = uses(&code(
         "use crate::{a::X, b, c::{d::E, f}};\nlet x = crate::g::h(); // crate::z\n#[cfg(test)]\nuse crate::t;",
     ));

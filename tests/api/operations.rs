@@ -1,4 +1,4 @@
-//! Operations (DESIGN §7–§9): reconciliation against a stand-in Backend API, dead letters and
+//! Operations (README, "Operations"): reconciliation against a stand-in Backend API, dead letters and
 //! replay, retention, and the metrics an operator scrapes.
 
 use std::{sync::Arc, time::Duration};
@@ -418,7 +418,7 @@ async fn the_checkout_return_reconciles_that_payer_instead_of_waiting() {
         async move {
             client
                 .get(url)
-                // As a browser on a development instance holds them (DESIGN §10).
+                // As a browser on a development instance holds them (README, "Sessions").
                 .header(
                     "cookie",
                     format!(
@@ -843,7 +843,7 @@ async fn the_demo_events_page_shows_a_dead_letter_with_replay_and_a_readable_tim
         "with its Replay button"
     );
     assert!(html.contains("missing `plan.slug`"), "and its reason");
-    let today = plangate::views::format_date(now() * 1000);
+    let today = plangate::page_data::format_date(now() * 1000);
     assert!(
         html.contains(&format!("{today} ")) && html.contains(" UTC"),
         "a readable time"

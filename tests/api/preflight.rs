@@ -1,5 +1,5 @@
 //! `plangate check` against stand-in JWKS and Backend API servers, and `plangate backup` under
-//! webhook load (DESIGN §12, issue "Going live").
+//! webhook load (README, "Going live with Clerk").
 
 use std::{
     collections::HashSet,

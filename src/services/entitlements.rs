@@ -1,8 +1,9 @@
-//! The gate: who is asking (the session token, verified once per request) and what they may
-//! open (the entitlement decision over the webhook-maintained state and the token's claims).
-//! Every gated surface (API, server functions, SSR pages, the demo issuer) asks through it.
+//! Entitlements: what a verified caller may open (the entitlement decision over the
+//! webhook-maintained state and the token's claims). Every gated surface (API, server
+//! functions, SSR pages, the demo issuer) asks through it; who the caller is, the request guard
+//! decided before (`auth::Caller`). No HTTP type reaches this layer.
 //!
-//! Payer state is read through a short-lived cache: the gate sits on every request and the
+//! Payer state is read through a short-lived cache: the check sits on every request and the
 //! state changes only when a webhook commits. The inbox's commit hook empties the cache before
 //! a delivery is acknowledged. On PostgreSQL other instances' commits arrive as notifications
 //! (`services::invalidation`), and the cache answers only while the listening connection has
@@ -19,10 +20,8 @@ use std::{
     time::{Duration, Instant},
 };
 
-use axum::http::request::Parts;
-
 use crate::{
-    auth::{now_secs, token_from_parts, AuthError, Session, TokenVerifier},
+    auth::Session,
     billing::{
         self, current_item, current_plan, Catalog, Decision, Evidence, ItemState, PayerKind, Policy,
     },
@@ -35,102 +34,41 @@ pub const PAYER_CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long it is kept on PostgreSQL, where every commit through plangate is announced: only a
 /// write from outside plangate (an operator's SQL) waits this long.
 pub const PAYER_CACHE_TTL_ANNOUNCED: Duration = Duration::from_secs(10);
-/// No instance serves a cached entitlement that may be older than this (DESIGN §11).
+/// No instance serves a cached entitlement that may be older than this (README, "Several instances").
 pub const STALENESS_BOUND: Duration = Duration::from_millis(250);
 
-/// The verdict on the request's session token, as the request guard reached it, so that
-/// handlers, pages and server functions do not verify it again. Whatever replaces the
-/// request's token afterwards (the demo refresh) removes it.
-#[derive(Clone)]
-pub struct VerifiedToken(pub Result<Session, AuthError>);
-
-/// Set on a request that is to be handled signed out whatever session cookie it carries (the
-/// handshake decided its cookie cannot be believed): the gate then sees no token.
-#[derive(Clone, Copy)]
-pub struct SignedOut;
-
-pub struct Gate {
+/// What a verified caller may open: the entitlement decision over the payer state (through
+/// its cache) and the token's claims, the payer's current plan, and the cache's invalidation.
+pub struct Entitlements {
     db: Db,
-    tokens: Arc<TokenVerifier>,
     payers: PayerCache,
     catalog: Arc<Catalog>,
     policy: Policy,
-    /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
-    cookie_suffix: Option<String>,
     metrics: Arc<Metrics>,
 }
 
-impl Gate {
+impl Entitlements {
     pub fn new(
         db: Db,
-        tokens: Arc<TokenVerifier>,
         catalog: Arc<Catalog>,
         policy: Policy,
-        cookie_suffix: Option<String>,
         metrics: Arc<Metrics>,
-    ) -> Gate {
+    ) -> Entitlements {
         let payers = match db.engine {
             db::Engine::Sqlite => PayerCache::new(PAYER_CACHE_TTL, false),
             db::Engine::Postgres => PayerCache::new(PAYER_CACHE_TTL_ANNOUNCED, true),
         };
-        Gate {
+        Entitlements {
             db,
-            tokens,
             payers,
             catalog,
             policy,
-            cookie_suffix,
             metrics,
         }
     }
 
     pub fn catalog(&self) -> &Catalog {
         &self.catalog
-    }
-
-    /// The request's session token, if it carries one (and is not marked `SignedOut`):
-    /// `Authorization: Bearer` first, then `__session_<suffix>`, then `__session`.
-    pub fn token<'a>(&self, parts: &'a Parts) -> Option<&'a str> {
-        if parts.extensions.get::<SignedOut>().is_some() {
-            return None;
-        }
-        token_from_parts(parts, self.cookie_suffix.as_deref())
-    }
-
-    /// Clerk's cookie-name suffix for this publishable key (none in demo mode).
-    pub fn cookie_suffix(&self) -> Option<&str> {
-        self.cookie_suffix.as_deref()
-    }
-
-    /// Verifies a returned handshake token now; its `Set-Cookie` values.
-    pub async fn verify_handshake(&self, token: &str) -> Result<Vec<String>, AuthError> {
-        self.tokens.verify_handshake(token, now_secs()).await
-    }
-
-    /// The session of a token that verified recently, from the cache alone (free to accept).
-    pub fn already_verified(&self, token: &str) -> Option<Session> {
-        self.tokens.cached(token, now_secs())
-    }
-
-    /// Verifies a session token now.
-    pub async fn verify(&self, token: &str) -> Result<Session, AuthError> {
-        let result = self.tokens.verify(token, now_secs()).await;
-        if let Err(e) = &result {
-            tracing::debug!(reason = %e, "session token rejected");
-        }
-        result
-    }
-
-    /// The request's session: the guard's verdict on its token, or a verification now.
-    /// `Ok(None)` when it carries no token.
-    pub async fn session(&self, parts: &Parts) -> Result<Option<Session>, AuthError> {
-        match self.token(parts) {
-            None => Ok(None),
-            Some(token) => match parts.extensions.get::<VerifiedToken>() {
-                Some(v) => v.0.clone().map(Some),
-                None => self.verify(token).await.map(Some),
-            },
-        }
     }
 
     /// May `session` open `gate_name`? An unknown gate opens for nobody.

@@ -2,7 +2,7 @@
 //! event, redacted like everything stored.
 
 use super::{events::ClerkEvent, redact::redact_text};
-use crate::{billing::ItemState, views::format_date};
+use crate::{billing::ItemState, page_data::format_date};
 
 pub struct Composed {
     pub subject: String,

@@ -1,0 +1,175 @@
+//! The periodic work `serve` does besides answering requests, each loop a function of its own
+//! (as zero-to-production's `issue_delivery_worker` and svix's `expired_message_cleaner` are):
+//! following the other instances' commits (`services::invalidation`), draining the outbox
+//! (`mail::worker`), inbox retention and the reconciliation sweep. What must run once across
+//! instances (the sweep, retention) runs under a lease in the database; the outbox worker claims
+//! each mail instead (`db::outbox::claim`).
+
+use std::{sync::Arc, time::Duration};
+
+use tokio::sync::Notify;
+use tracing::info;
+
+use crate::{
+    db::Db,
+    mail,
+    metrics::Metrics,
+    services::{Entitlements, Inbox, Reconciler},
+};
+
+/// The time in ms since the epoch, as background work sees it.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
+/// How often retention looks for payloads to remove.
+pub const RETENTION_PERIOD: Duration = Duration::from_secs(3600);
+const RETENTION_LEASE: &str = "inbox_retention";
+const SWEEP_LEASE: &str = "reconcile_sweep";
+
+/// This instance's leases on once-only background work.
+#[derive(Clone)]
+pub struct Leases {
+    db: Db,
+    /// Who this instance is, as the lease table names it (host, process, a random part, so two
+    /// applications in one process differ too).
+    holder: String,
+    clock: Clock,
+}
+
+impl Leases {
+    pub fn new(db: Db, clock: Clock) -> Leases {
+        let host = std::fs::read_to_string("/proc/sys/kernel/hostname")
+            .map(|h| h.trim().to_string())
+            .unwrap_or_else(|_| "host".into());
+        let holder = format!(
+            "{host}:{}:{:08x}",
+            std::process::id(),
+            rand::random::<u32>()
+        );
+        Leases { db, holder, clock }
+    }
+
+    /// Takes `name` for `ttl` unless another instance holds it. A database error counts as
+    /// "not taken": the work waits for its next turn rather than risk running twice.
+    async fn take(&self, name: &str, ttl: Duration) -> bool {
+        let ttl_ms = i64::try_from(ttl.as_millis()).unwrap_or(i64::MAX);
+        match crate::db::leases::acquire(&self.db.pool, name, &self.holder, (self.clock)(), ttl_ms)
+            .await
+        {
+            Ok(taken) => {
+                if !taken {
+                    tracing::debug!(lease = name, "held by another instance; skipped");
+                }
+                taken
+            }
+            Err(e) => {
+                tracing::warn!(lease = name, error = %e, "cannot take the lease; skipped");
+                false
+            }
+        }
+    }
+
+    /// Gives `name` back, so that the work can be tried again soon (by any instance).
+    async fn release(&self, name: &str) {
+        if let Err(e) = crate::db::leases::release(&self.db.pool, name, &self.holder).await {
+            tracing::warn!(lease = name, error = %e, "cannot release the lease; it expires");
+        }
+    }
+}
+
+/// Everything the loops need; `spawn` starts them.
+pub struct Background {
+    pub db: Db,
+    pub inbox: Arc<Inbox>,
+    pub reconciler: Option<Arc<Reconciler>>,
+    pub reconcile_interval: Option<Duration>,
+    pub retention_days: i64,
+    pub clock: Clock,
+    pub leases: Leases,
+    pub entitlements: Arc<Entitlements>,
+    pub metrics: Arc<Metrics>,
+    pub mail: (mail::Transport, lettre::message::Mailbox, Arc<Notify>),
+}
+
+impl Background {
+    pub fn spawn(self) {
+        let Background {
+            db,
+            inbox,
+            reconciler,
+            reconcile_interval,
+            retention_days,
+            clock,
+            leases,
+            entitlements,
+            metrics,
+            mail: (transport, from, notify),
+        } = self;
+        tokio::spawn(crate::services::invalidation::follow(
+            db.clone(),
+            entitlements,
+            metrics,
+        ));
+        tokio::spawn(mail::worker(db, transport, from, notify));
+        tokio::spawn(retention_loop(inbox, retention_days, clock, leases.clone()));
+        if let (Some(reconciler), Some(interval)) = (reconciler, reconcile_interval) {
+            tokio::spawn(sweep_loop(reconciler, interval, leases));
+        }
+    }
+}
+
+/// Retention every [`RETENTION_PERIOD`] (start-up runs it once before serving).
+async fn retention_loop(inbox: Arc<Inbox>, days: i64, clock: Clock, leases: Leases) {
+    loop {
+        tokio::time::sleep(RETENTION_PERIOD).await;
+        purge(&inbox, days, &clock, &leases).await;
+    }
+}
+
+/// The reconciliation sweep, once per `interval` across all instances (the lease lasts the
+/// interval); a failed sweep is tried again sooner than a whole period later, by any instance.
+async fn sweep_loop(reconciler: Arc<Reconciler>, interval: Duration, leases: Leases) {
+    let retry = interval.min(Duration::from_secs(60));
+    let mut wait = interval.min(Duration::from_secs(30));
+    loop {
+        tokio::time::sleep(wait).await;
+        if !leases.take(SWEEP_LEASE, interval).await {
+            wait = retry;
+            continue;
+        }
+        wait = match reconciler.sweep().await {
+            Ok(report) => {
+                info!(
+                    checked = report.checked,
+                    corrected = report.corrected.len(),
+                    "reconciliation sweep done"
+                );
+                interval
+            }
+            Err(_) => {
+                leases.release(SWEEP_LEASE).await;
+                retry
+            }
+        };
+    }
+}
+
+/// Removes the payloads older than the retention period (the rows stay for deduplication),
+/// unless another instance did within the last period.
+pub async fn purge(inbox: &Inbox, days: i64, clock: &Clock, leases: &Leases) {
+    if !leases.take(RETENTION_LEASE, RETENTION_PERIOD).await {
+        return;
+    }
+    let now = clock();
+    match inbox
+        .purge_payloads(now.saturating_sub(days.saturating_mul(86_400_000)), now)
+        .await
+    {
+        Ok(0) => {}
+        Ok(n) => info!(
+            payloads = n,
+            retention_days = days,
+            "inbox retention removed old payloads"
+        ),
+        Err(e) => tracing::warn!(error = %e, "inbox retention failed; the next pass tries again"),
+    }
+}
