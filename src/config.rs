@@ -725,6 +725,21 @@ mod tests {
     }
 
     #[test]
+    fn production_requires_a_webhook_secret_under_either_name() {
+        let e = production(&[("CLERK_WEBHOOK_SECRET", "")]).unwrap_err();
+        assert_eq!(e.var, "CLERK_WEBHOOK_SECRET");
+        assert!(e.reason.contains("required in production"), "{e}");
+        let signing = production(&[
+            ("CLERK_WEBHOOK_SECRET", ""),
+            (
+                "CLERK_WEBHOOK_SIGNING_SECRET",
+                "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
+            ),
+        ]);
+        assert_eq!(signing.unwrap().webhook_secrets.len(), 1, "the alias");
+    }
+
+    #[test]
     fn production_refuses_test_keys_unless_allowed() {
         let pk = format!(
             "pk_test_{}",

@@ -54,16 +54,7 @@ mod tests {
     use super::*;
 
     fn session() -> Session {
-        Session {
-            user_id: "user_1".into(),
-            session_id: "sess_1".into(),
-            org_id: None,
-            org_slug: None,
-            org_role: None,
-            token_plan: None,
-            features: vec![],
-            iat_ms: 5_000,
-        }
+        Session::example("user_1")
     }
 
     #[test]

@@ -88,3 +88,20 @@ impl Session {
         }
     }
 }
+
+#[cfg(test)]
+impl Session {
+    /// A verified session of `user_id` with no plan, organization or features (unit tests).
+    pub fn example(user_id: &str) -> Session {
+        Session {
+            user_id: user_id.into(),
+            session_id: format!("sess_{user_id}"),
+            org_id: None,
+            org_slug: None,
+            org_role: None,
+            token_plan: None,
+            features: vec![],
+            iat_ms: 5_000,
+        }
+    }
+}

@@ -239,7 +239,7 @@ mod tests {
     }
 
     /// The item states the events carry, as the webhook parser reads them.
-    fn states(bodies: &[Value]) -> Vec<(String, Status, i64)> {
+    fn items(bodies: &[Value]) -> Vec<ItemState> {
         bodies
             .iter()
             .flat_map(|b| {
@@ -249,27 +249,24 @@ mod tests {
                     .unwrap()
             })
             .filter_map(|c| match c {
-                Change::Item(i) => Some((i.plan_slug, i.status, i.event_at)),
+                Change::Item(i) => Some(i),
                 Change::User { .. } => None,
             })
             .collect()
     }
 
+    fn states(bodies: &[Value]) -> Vec<(String, Status, i64)> {
+        items(bodies)
+            .into_iter()
+            .map(|i| (i.plan_slug, i.status, i.event_at))
+            .collect()
+    }
+
     /// The state of plan `slug`'s item the last of `bodies` describes.
     fn stored(bodies: &[Value], slug: &str) -> ItemState {
-        bodies
-            .iter()
-            .flat_map(|b| {
-                parse(&serde_json::to_vec(b).unwrap())
-                    .unwrap()
-                    .changes(NOW + 60_000)
-                    .unwrap()
-            })
-            .filter_map(|c| match c {
-                Change::Item(i) if i.plan_slug == slug => Some(i),
-                _ => None,
-            })
-            .next_back()
+        items(bodies)
+            .into_iter()
+            .rfind(|i| i.plan_slug == slug)
             .unwrap()
     }
 

@@ -57,16 +57,7 @@ mod tests {
     use crate::auth::AuthError;
 
     fn session() -> Session {
-        Session {
-            user_id: "user_1".into(),
-            session_id: "sess_1".into(),
-            org_id: None,
-            org_slug: None,
-            org_role: None,
-            token_plan: None,
-            features: vec![],
-            iat_ms: 1,
-        }
+        Session::example("user_1")
     }
 
     #[test]

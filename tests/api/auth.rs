@@ -7,13 +7,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn status_of(app: &TestApp, token: &str) -> u16 {
-    app.get_with_token("/api/premium-feature", token)
-        .await
-        .status()
-        .as_u16()
-}
-
 fn pro(user: &str) -> Value {
     let mut c = claims(user);
     c["pla"] = json!("u:pro");
@@ -100,7 +93,7 @@ async fn check_matrix(app: &TestApp) {
         ),
     ];
     for (name, token, expected) in cases {
-        assert_eq!(status_of(app, &token).await, expected, "{name}");
+        assert_eq!(premium_status_token(app, &token).await, expected, "{name}");
     }
 
     // Forged tokens.
@@ -110,7 +103,7 @@ async fn check_matrix(app: &TestApp) {
         b64(&json!({"alg": "none", "typ": "JWT", "kid": key.kid})),
         b64(&pro("u"))
     );
-    assert_eq!(status_of(app, &none).await, 401, "alg none");
+    assert_eq!(premium_status_token(app, &none).await, 401, "alg none");
     let hs = jsonwebtoken::encode(
         &{
             let mut h = jsonwebtoken::Header::new(jsonwebtoken::Algorithm::HS256);
@@ -122,7 +115,7 @@ async fn check_matrix(app: &TestApp) {
     )
     .unwrap();
     assert_eq!(
-        status_of(app, &hs).await,
+        premium_status_token(app, &hs).await,
         401,
         "HS256 with the public key as secret"
     );
@@ -131,11 +124,15 @@ async fn check_matrix(app: &TestApp) {
     payload["sub"] = json!("user_admin");
     parts[1] = b64(&payload);
     assert_eq!(
-        status_of(app, &parts.join(".")).await,
+        premium_status_token(app, &parts.join(".")).await,
         401,
         "tampered payload"
     );
-    assert_eq!(status_of(app, "not-a-token").await, 401, "garbage");
+    assert_eq!(
+        premium_status_token(app, "not-a-token").await,
+        401,
+        "garbage"
+    );
 
     let no_token = app
         .client
@@ -170,7 +167,11 @@ async fn tokens_are_checked_by_every_clerk_rule_with_jwks() {
     .await;
     check_matrix(&app).await;
     let unknown = sign_token(&keys().1, &pro("u"));
-    assert_eq!(status_of(&app, &unknown).await, 401, "unknown kid");
+    assert_eq!(
+        premium_status_token(&app, &unknown).await,
+        401,
+        "unknown kid"
+    );
 }
 
 #[tokio::test]
@@ -206,7 +207,7 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
     .await;
     let token = sign_token(&keys().0, &pro("user_j"));
     for _ in 0..30 {
-        assert_eq!(status_of(&app, &token).await, 200);
+        assert_eq!(premium_status_token(&app, &token).await, 200);
     }
     assert_eq!(
         jwks.hits.load(Ordering::SeqCst),
@@ -220,11 +221,11 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
         .await;
     jwks.keys.lock().unwrap().push(keys().1.jwk.clone());
     let rotated = sign_token(&keys().1, &pro("user_j"));
-    assert_eq!(status_of(&app, &rotated).await, 200);
+    assert_eq!(premium_status_token(&app, &rotated).await, 200);
     assert_eq!(jwks.hits.load(Ordering::SeqCst), 2);
     let fresh_old = sign_token(&keys().0, &with(pro("user_j"), "jti", json!("old-key")));
     assert_eq!(
-        status_of(&app, &fresh_old).await,
+        premium_status_token(&app, &fresh_old).await,
         200,
         "the old key keeps working"
     );
@@ -237,7 +238,7 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
         h.kid = Some(format!("random_{i}"));
         h.typ = Some("JWT".into());
         let t = jsonwebtoken::encode(&h, &c, &keys().0.encoding).unwrap();
-        assert_eq!(status_of(&app, &t).await, 401);
+        assert_eq!(premium_status_token(&app, &t).await, 401);
     }
     assert!(
         jwks.hits.load(Ordering::SeqCst) <= 3,
@@ -252,7 +253,7 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
         &keys().1,
         &with(pro("user_j"), "jti", json!("after-outage")),
     );
-    assert_eq!(status_of(&app, &unseen).await, 200);
+    assert_eq!(premium_status_token(&app, &unseen).await, 200);
 }
 
 async fn deliver_item(app: &TestApp, user: &str, status: &str, at_ms: i64) {
@@ -282,7 +283,7 @@ async fn newest_evidence_wins_between_the_database_and_the_token() {
             json!(t - 30),
         ),
     );
-    assert_eq!(status_of(&app, &older).await, 403);
+    assert_eq!(premium_status_token(&app, &older).await, 403);
     let me: Value = app
         .get_with_token("/api/me", &older)
         .await
@@ -294,7 +295,7 @@ async fn newest_evidence_wins_between_the_database_and_the_token() {
 
     // Paid in the token, no webhook yet: allowed, from the token.
     let fresh = sign_token(&keys().0, &pro("user_new"));
-    assert_eq!(status_of(&app, &fresh).await, 200);
+    assert_eq!(premium_status_token(&app, &fresh).await, 200);
     let me: Value = app
         .get_with_token("/api/me", &fresh)
         .await

@@ -11,7 +11,7 @@ use tokio::{
     net::TcpStream,
 };
 
-use crate::{helpers::*, webhooks::item_event};
+use crate::helpers::*;
 
 const DEV: &str = "__clerk_db_jwt=dvb_test";
 
@@ -518,14 +518,10 @@ async fn app_with_api(api: &BackendApi) -> TestApp {
     .await
 }
 
-async fn premium(app: &TestApp, user: &str) -> u16 {
-    app.get_with_token(
-        "/api/premium-feature",
-        &sign_token(&keys().0, &claims(user)),
-    )
-    .await
-    .status()
-    .as_u16()
+/// Delivers `item` of `user` active on Pro as of `at_ms`.
+async fn deliver_active(app: &TestApp, item: &str, user: &str, at_ms: i64) {
+    let ev = item_event("subscriptionItem.active", "active", item, user, at_ms);
+    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
 }
 
 #[tokio::test]
@@ -533,15 +529,8 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
     let api = backend_api().await;
     let app = app_with_api(&api).await;
     let t = now() * 1000 - 60_000;
-    let ev = item_event(
-        "subscriptionItem.active",
-        "active",
-        "csub_item_m1",
-        "user_m1",
-        t,
-    );
-    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
-    assert_eq!(premium(&app, "user_m1").await, 200);
+    deliver_active(&app, "csub_item_m1", "user_m1", t).await;
+    assert_eq!(premium_status(&app, "user_m1").await, 200);
     let reconciler = app.state.reconciler().unwrap();
     let user = plangate::billing::PayerKind::User;
 
@@ -561,7 +550,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
         let result = reconciler.payer(user, "user_m1").await;
         assert!(result.is_err(), "{answer} read as {result:?}");
         assert_eq!(
-            premium(&app, "user_m1").await,
+            premium_status(&app, "user_m1").await,
             200,
             "{answer} ended the payer"
         );
@@ -577,7 +566,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
     // Clerk says "no subscription" (404): the item is inferred ended ...
     api.subscriptions.lock().unwrap().clear();
     reconciler.payer(user, "user_m1").await.unwrap();
-    assert_eq!(premium(&app, "user_m1").await, 403);
+    assert_eq!(premium_status(&app, "user_m1").await, 403);
     // ... and when Clerk lists it again, active as of its old updated_at, Clerk wins.
     api.subscriptions.lock().unwrap().insert(
         "user_m1".into(),
@@ -588,7 +577,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
     let report = reconciler.payer(user, "user_m1").await.unwrap();
     assert_eq!(report.corrected.len(), 1, "{report:?}");
     assert_eq!(
-        premium(&app, "user_m1").await,
+        premium_status(&app, "user_m1").await,
         200,
         "the inference was overridden"
     );
@@ -603,7 +592,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
         t - 1,
     );
     app.deliver(&msg_id(), &old).await;
-    assert_eq!(premium(&app, "user_m1").await, 403);
+    assert_eq!(premium_status(&app, "user_m1").await, 403);
 }
 
 #[tokio::test]
@@ -621,7 +610,7 @@ async fn canceling_a_period_that_was_never_paid_grants_nothing() {
         }
     };
     deliver("subscriptionItem.active", "active", "csub_item_u1", t).await;
-    assert_eq!(premium(&app, "user_u1").await, 200);
+    assert_eq!(premium_status(&app, "user_u1").await, 200);
     deliver(
         "subscriptionItem.pastDue",
         "past_due",
@@ -629,7 +618,11 @@ async fn canceling_a_period_that_was_never_paid_grants_nothing() {
         t + 1000,
     )
     .await;
-    assert_eq!(premium(&app, "user_u1").await, 403, "past due, no grace");
+    assert_eq!(
+        premium_status(&app, "user_u1").await,
+        403,
+        "past due, no grace"
+    );
     deliver(
         "subscriptionItem.canceled",
         "canceled",
@@ -638,7 +631,7 @@ async fn canceling_a_period_that_was_never_paid_grants_nothing() {
     )
     .await;
     assert_eq!(
-        premium(&app, "user_u1").await,
+        premium_status(&app, "user_u1").await,
         403,
         "canceling the unpaid period"
     );
@@ -659,7 +652,11 @@ async fn canceling_a_period_that_was_never_paid_grants_nothing() {
         t + 1000,
     )
     .await;
-    assert_eq!(premium(&app, "user_u1").await, 403, "whatever the order");
+    assert_eq!(
+        premium_status(&app, "user_u1").await,
+        403,
+        "whatever the order"
+    );
 
     // A period that was paid after its failure runs to its end when canceled.
     let app2 = spawn_app().await;
@@ -674,7 +671,7 @@ async fn canceling_a_period_that_was_never_paid_grants_nothing() {
         assert_eq!(app2.deliver(&msg_id(), &ev).await.status(), 200);
     }
     assert_eq!(
-        premium(&app2, "user_u3").await,
+        premium_status(&app2, "user_u3").await,
         200,
         "paid, canceled in period"
     );
@@ -706,14 +703,7 @@ async fn a_checkout_return_spends_only_a_share_of_the_budget_and_only_for_unpaid
     };
     // A payer already paid here: a plain GET never calls Clerk.
     let t = now() * 1000 - 60_000;
-    let ev = item_event(
-        "subscriptionItem.active",
-        "active",
-        "csub_item_b1",
-        "user_b_paid",
-        t,
-    );
-    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
+    deliver_active(&app, "csub_item_b1", "user_b_paid", t).await;
     assert_eq!(page("user_b_paid".into()).await, 200);
     assert!(api.paths().is_empty(), "{:?}", api.paths());
 

@@ -600,3 +600,45 @@ pub fn api_item(id: &str, user: &str, plan: &str, status: &str, updated_at: i64)
         "payer": {"user_id": user, "organization_id": null},
     })
 }
+
+/// A `subscriptionItem.<x>` delivery: item `item` of `user` on Pro in `status`, stamped
+/// `at_ms` (envelope and `updated_at`), its period a month from then.
+pub fn item_event(kind: &str, status: &str, item: &str, user: &str, at_ms: i64) -> Value {
+    let mut v = fixture("subscriptionItem.active");
+    v["type"] = json!(kind);
+    v["timestamp"] = json!(at_ms);
+    v["data"]["id"] = json!(item);
+    v["data"]["status"] = json!(status);
+    v["data"]["updated_at"] = json!(at_ms);
+    v["data"]["plan"]["slug"] = json!("pro");
+    v["data"]["period_end"] = json!(at_ms + 30 * 86_400_000);
+    v["data"]["payer"]["user_id"] = json!(user);
+    v
+}
+
+pub fn failed_payment(item: &str, user: &str, at_ms: i64) -> Value {
+    let mut v = fixture("paymentAttempt.updated");
+    v["timestamp"] = json!(at_ms);
+    v["data"]["status"] = json!("failed");
+    v["data"]["failed_at"] = json!(at_ms);
+    v["data"]["updated_at"] = json!(at_ms);
+    v["data"]["payer"]["user_id"] = json!(user);
+    v["data"]["payer"]["email"] = json!(format!("{user}@example.com"));
+    v["data"]["subscription_items"][0]["id"] = json!(item);
+    v["data"]["subscription_items"][0]["plan"]["slug"] = json!("pro");
+    v
+}
+
+/// The status `/api/premium-feature` answers this token.
+pub async fn premium_status_token(app: &TestApp, token: &str) -> u16 {
+    app.get_with_token("/api/premium-feature", token)
+        .await
+        .status()
+        .as_u16()
+}
+
+/// The status `/api/premium-feature` answers a fresh token of `user` (no plan claim: the
+/// database decides).
+pub async fn premium_status(app: &TestApp, user: &str) -> u16 {
+    premium_status_token(app, &sign_token(&keys().0, &claims(user))).await
+}

@@ -15,7 +15,6 @@ use tokio::{
 };
 
 use crate::helpers::*;
-use crate::webhooks::{failed_payment, item_event};
 
 /// `None` (the test is skipped) unless the tests run on PostgreSQL.
 fn postgres() -> Option<String> {

@@ -6,10 +6,7 @@ use std::{sync::Arc, time::Duration};
 use plangate::billing::Status;
 use serde_json::{json, Value};
 
-use crate::{
-    helpers::*,
-    webhooks::{failed_payment, item_event},
-};
+use crate::helpers::*;
 
 const DAY_MS: i64 = 86_400_000;
 

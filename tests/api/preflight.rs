@@ -12,7 +12,7 @@ use std::{
 
 use serde_json::json;
 
-use crate::{helpers::*, webhooks::item_event};
+use crate::helpers::*;
 
 /// Clerk's plans for the shipped plans.toml: every paid one under its slug and payer type.
 fn clerk_plans(api: &BackendApi, skip: &str) {

@@ -9,21 +9,13 @@ use crate::helpers::*;
 
 const DAY_MS: i64 = 86_400_000;
 
-fn item_event(kind: &str, status: &str, item: &str, user: &str, updated_at: Value) -> Value {
-    let mut v = fixture("subscriptionItem.active");
-    v["type"] = json!(kind);
+/// The shared item delivery with no envelope time and `updated_at` as given (any unit or
+/// type a hostile sender might try), its period a month from now.
+fn item_event_at(kind: &str, status: &str, item: &str, user: &str, updated_at: Value) -> Value {
+    let mut v = item_event(kind, status, item, user, now() * 1000);
     v.as_object_mut().unwrap().remove("timestamp");
-    v["data"]["id"] = json!(item);
-    v["data"]["status"] = json!(status);
     v["data"]["updated_at"] = updated_at;
-    v["data"]["plan"]["slug"] = json!("pro");
-    v["data"]["period_end"] = json!(now() * 1000 + 30 * DAY_MS);
-    v["data"]["payer"]["user_id"] = json!(user);
     v
-}
-
-async fn premium_status(app: &TestApp, user: &str) -> u16 {
-    premium_status_token(app, &sign_token(&keys().0, &claims(user))).await
 }
 
 async fn stored_payload(app: &TestApp, id: &str) -> String {
@@ -121,11 +113,11 @@ async fn an_event_time_ahead_of_the_signed_timestamp_cannot_pin_access() {
         ("user_ahead", json!(t + DAY_MS)),
     ] {
         let item = format!("csub_item_{user}");
-        let active = item_event("subscriptionItem.active", "active", &item, user, slipped);
+        let active = item_event_at("subscriptionItem.active", "active", &item, user, slipped);
         assert_eq!(app.deliver(&msg_id(), &active).await.status(), 200);
         assert_eq!(premium_status(&app, user).await, 200, "{user} subscribed");
 
-        let ended = item_event(
+        let ended = item_event_at(
             "subscriptionItem.ended",
             "ended",
             &item,
@@ -150,7 +142,7 @@ async fn an_active_item_long_past_its_period_end_no_longer_entitles() {
         ("user_lost_end", t - 4 * DAY_MS, 403),
         ("user_renewing", t - DAY_MS, 200),
     ] {
-        let mut v = item_event(
+        let mut v = item_event_at(
             "subscriptionItem.active",
             "active",
             &format!("i_{user}"),
@@ -222,13 +214,6 @@ async fn a_signing_key_withdrawn_from_the_jwks_is_refused_after_one_refetch() {
         403,
         "the remaining key verifies"
     );
-}
-
-async fn premium_status_token(app: &TestApp, token: &str) -> u16 {
-    app.get_with_token("/api/premium-feature", token)
-        .await
-        .status()
-        .as_u16()
 }
 
 async fn post_form(
@@ -390,7 +375,7 @@ async fn failed_attempts_are_rate_limited_per_address_and_valid_traffic_never_is
         );
     }
     for i in 0..20 {
-        let ev = item_event(
+        let ev = item_event_at(
             "subscriptionItem.active",
             "active",
             &format!("i_valid_{i}"),
@@ -434,7 +419,7 @@ async fn failed_attempts_are_rate_limited_per_address_and_valid_traffic_never_is
     let body: Value = limited.json().await.unwrap();
     assert_eq!(body["error"]["code"], "rate_limited");
     // A valid delivery from that address is still applied: Clerk's never wait on failures.
-    let ev = item_event(
+    let ev = item_event_at(
         "subscriptionItem.active",
         "active",
         "i_after_limit",

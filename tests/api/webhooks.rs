@@ -9,32 +9,6 @@ use crate::helpers::*;
 
 type Headers = Vec<(&'static str, String)>;
 
-pub fn item_event(kind: &str, status: &str, item: &str, user: &str, at_ms: i64) -> Value {
-    let mut v = fixture("subscriptionItem.active");
-    v["type"] = json!(kind);
-    v["timestamp"] = json!(at_ms);
-    v["data"]["id"] = json!(item);
-    v["data"]["status"] = json!(status);
-    v["data"]["updated_at"] = json!(at_ms);
-    v["data"]["plan"]["slug"] = json!("pro");
-    v["data"]["period_end"] = json!(at_ms + 30 * 86_400_000);
-    v["data"]["payer"]["user_id"] = json!(user);
-    v
-}
-
-pub fn failed_payment(item: &str, user: &str, at_ms: i64) -> Value {
-    let mut v = fixture("paymentAttempt.updated");
-    v["timestamp"] = json!(at_ms);
-    v["data"]["status"] = json!("failed");
-    v["data"]["failed_at"] = json!(at_ms);
-    v["data"]["updated_at"] = json!(at_ms);
-    v["data"]["payer"]["user_id"] = json!(user);
-    v["data"]["payer"]["email"] = json!(format!("{user}@example.com"));
-    v["data"]["subscription_items"][0]["id"] = json!(item);
-    v["data"]["subscription_items"][0]["plan"]["slug"] = json!("pro");
-    v
-}
-
 #[tokio::test]
 async fn every_clerk_example_payload_is_accepted_and_produces_its_state() {
     let app = spawn_app().await;
