@@ -1,7 +1,7 @@
 //! The caller as handlers take it, from the request guard's `auth::Caller` (never a second
 //! verification), as realworld-axum-sqlx has them: `AuthUser`, a signed-in caller or `401`;
 //! `MaybeAuthUser`, a signed-in caller or none. A token that came and did not verify is a
-//! `401` for both, never "signed out".
+//! `401` for both, never "signed out". A handler takes one of them, once.
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
@@ -33,7 +33,13 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         parts: &mut Parts,
         _state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        MaybeAuthUser::from_caller(Caller::of(&parts.extensions))
+        // Taken rather than cloned (a session's strings, on every API call): a handler takes
+        // its caller once.
+        let caller = parts
+            .extensions
+            .remove::<Caller>()
+            .unwrap_or(Caller::Anonymous);
+        MaybeAuthUser::from_caller(caller)
     }
 }
 
