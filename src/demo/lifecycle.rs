@@ -306,12 +306,64 @@ mod tests {
             Action::parse("refund", None, None, &c),
             Err(ActionError::UnknownAction)
         );
-        for e in [
-            ActionError::UnknownPlan,
-            ActionError::UnknownAction,
-            ActionError::NoSubscription,
+        for (e, code) in [
+            (ActionError::UnknownPlan, "unknown_plan"),
+            (ActionError::UnknownAction, "unknown_action"),
+            (ActionError::NoSubscription, "no_subscription"),
         ] {
-            assert!(!e.code().is_empty() && !e.to_string().is_empty());
+            assert_eq!(e.code(), code);
+            assert!(!e.to_string().is_empty());
+        }
+        // A plan without an annual price is billed monthly whatever the form asks.
+        let monthly_only = Catalog::from_toml(
+            r#"
+            [[plans]]
+            slug = "starter"
+            name = "Starter"
+            for = "user"
+            monthly_cents = 500
+
+            [gates.premium]
+            plans = ["u:starter"]
+        "#,
+        )
+        .unwrap();
+        assert!(matches!(
+            Action::parse("subscribe", Some("starter"), Some("annual"), &monthly_only),
+            Ok(Action::Subscribe { annual: false, .. })
+        ));
+    }
+
+    #[test]
+    fn a_change_to_an_item_keeps_its_billing_interval_and_price() {
+        let c = catalog();
+        let pro = c.plan("pro").unwrap().clone();
+        let base = spec_for("user_demo_c", "c@demo.plangate.test", NOW);
+        // Item periods: a month, a year, and exactly 40 days (the line: still monthly).
+        for (days, annual) in [(30, false), (365, true), (40, false), (41, true)] {
+            let mut item = stored(
+                &events_for(
+                    &Action::parse("subscribe", Some("pro"), None, &c).unwrap(),
+                    base.clone(),
+                    None,
+                    &c,
+                    NOW,
+                )
+                .unwrap(),
+                "pro",
+            );
+            item.period_start = Some(NOW);
+            item.period_end = Some(NOW + days * DAY_MS);
+            let bodies =
+                events_for(&Action::Cancel, base.clone(), Some(&item), &c, NOW + 1).unwrap();
+            let data = &bodies[0]["data"];
+            let (interval, price) = if annual {
+                ("annual", pro.annual_cents)
+            } else {
+                ("month", pro.monthly_cents)
+            };
+            assert_eq!(data["interval"], interval, "{days} days");
+            assert_eq!(data["plan"]["amount"], price, "{days} days");
         }
     }
 

@@ -13,45 +13,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 async fn start_server(db_url: &str, dir: &std::path::Path) -> (tokio::process::Child, String) {
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
-    let child = tokio::process::Command::new(env!("CARGO_BIN_EXE_plangate"))
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "error")
-        .env("DATABASE_URL", db_url)
-        .env("DATA_DIR", dir)
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        // Tests run side by side: no fixed metrics port.
-        .env("METRICS_ADDR", "off")
-        .env("APP_URL", APP_URL)
-        .env(
-            "PLANS_FILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
-        )
-        .env("CLERK_PUBLISHABLE_KEY", publishable_key())
-        .env("CLERK_JWT_KEY", &keys().0.public_pem)
-        .env("CLERK_WEBHOOK_SECRET", SECRET_A)
-        .kill_on_drop(true)
-        .spawn()
-        .unwrap();
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            return (child, base);
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    panic!("server did not start");
+    serve_process(db_url, dir, &[], true).await
 }
 
 fn event(i: usize) -> String {

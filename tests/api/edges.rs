@@ -230,48 +230,14 @@ async fn a_thousand_idle_sockets_do_not_lock_others_out() {
         return;
     }
     let dir = TempDir::new("plangate-fd-");
-    let port = std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port();
     let db = format!("sqlite://{}/fd.db", dir.display());
-    let mut child = tokio::process::Command::new("prlimit")
-        .arg(format!("--nofile=1024:{hard}"))
-        .arg("--")
-        .arg(env!("CARGO_BIN_EXE_plangate"))
-        .arg("serve")
-        .env_clear()
-        .env("PATH", std::env::var("PATH").unwrap_or_default())
-        .env("RUST_LOG", "error")
-        .env("DATABASE_URL", &db)
-        .env("DATA_DIR", &*dir)
-        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
-        .env("METRICS_ADDR", "off")
-        .env("APP_URL", APP_URL)
-        .env(
-            "PLANS_FILE",
-            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
-        )
-        .kill_on_drop(true)
-        .spawn()
-        .expect("prlimit (util-linux) runs the server");
-    let base = format!("http://127.0.0.1:{port}");
-    let client = reqwest::Client::new();
-    let mut up = false;
-    for _ in 0..300 {
-        if client
-            .get(format!("{base}/readyz"))
-            .send()
-            .await
-            .is_ok_and(|r| r.status() == 200)
-        {
-            up = true;
-            break;
-        }
-        tokio::time::sleep(Duration::from_millis(20)).await;
-    }
-    assert!(up, "server did not start");
+    let launcher = [
+        "prlimit".to_string(),
+        format!("--nofile=1024:{hard}"),
+        "--".into(),
+    ];
+    let (mut child, base) = serve_process(&db, &dir, &launcher, false).await;
+    let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     let mut idle = Vec::new();
     for _ in 0..1100 {
         idle.push(

@@ -642,3 +642,62 @@ pub async fn premium_status_token(app: &TestApp, token: &str) -> u16 {
 pub async fn premium_status(app: &TestApp, user: &str) -> u16 {
     premium_status_token(app, &sign_token(&keys().0, &claims(user))).await
 }
+
+/// `plangate serve` as a separate process on a free port, on `db_url` and data folder `dir`,
+/// started through `launcher` (e.g. `prlimit --nofile=…` then the binary) when given; `clerk`
+/// adds the test instance's keys. Returns the child (killed on drop) once `/readyz` answers 200,
+/// and its base URL.
+pub async fn serve_process(
+    db_url: &str,
+    dir: &std::path::Path,
+    launcher: &[String],
+    clerk: bool,
+) -> (tokio::process::Child, String) {
+    let port = std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port();
+    let bin = env!("CARGO_BIN_EXE_plangate").to_string();
+    let argv: Vec<String> = launcher
+        .iter()
+        .cloned()
+        .chain([bin, "serve".to_string()])
+        .collect();
+    let mut cmd = tokio::process::Command::new(&argv[0]);
+    cmd.args(&argv[1..])
+        .env_clear()
+        .env("PATH", std::env::var("PATH").unwrap_or_default())
+        .env("RUST_LOG", "error")
+        .env("DATABASE_URL", db_url)
+        .env("DATA_DIR", dir)
+        .env("LEPTOS_SITE_ADDR", format!("127.0.0.1:{port}"))
+        // Tests run side by side: no fixed metrics port.
+        .env("METRICS_ADDR", "off")
+        .env("APP_URL", APP_URL)
+        .env(
+            "PLANS_FILE",
+            concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml"),
+        )
+        .kill_on_drop(true);
+    if clerk {
+        cmd.env("CLERK_PUBLISHABLE_KEY", publishable_key())
+            .env("CLERK_JWT_KEY", &keys().0.public_pem)
+            .env("CLERK_WEBHOOK_SECRET", SECRET_A);
+    }
+    let child = cmd.spawn().expect("the server process starts");
+    let base = format!("http://127.0.0.1:{port}");
+    let client = reqwest::Client::new();
+    for _ in 0..300 {
+        if client
+            .get(format!("{base}/readyz"))
+            .send()
+            .await
+            .is_ok_and(|r| r.status() == 200)
+        {
+            return (child, base);
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(20)).await;
+    }
+    panic!("server did not start");
+}
