@@ -30,7 +30,10 @@ pub fn parse_scoped(entry: &str) -> Option<(Vec<PayerKind>, &str)> {
     Some((scopes, name))
 }
 
+/// A key the file does not know (a misspelt `monthly_cent`) stops the start rather than being
+/// ignored: a price or a feature silently missing is worse than a refusal.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Plan {
     pub slug: String,
     pub name: String,
@@ -74,6 +77,7 @@ impl Plan {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Gate {
     #[serde(default)]
     pub plans: Vec<String>,
@@ -105,6 +109,7 @@ impl Gate {
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
 pub struct Catalog {
     #[serde(default)]
     pub plans: Vec<Plan>,
@@ -184,6 +189,38 @@ impl Catalog {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_unknown_key_anywhere_stops_the_file() {
+        let ok = r#"
+            [[plans]]
+            slug = "pro"
+            name = "Pro"
+            monthly_cents = 2000
+
+            [gates.premium]
+            plans = ["u:pro"]
+        "#;
+        assert!(Catalog::from_toml(ok).is_ok());
+        for (from, to, key) in [
+            ("monthly_cents", "monthly_cent", "monthly_cent"),
+            (
+                "name = \"Pro\"",
+                "name = \"Pro\"\nfeatrues = []",
+                "featrues",
+            ),
+            (
+                "plans = [\"u:pro\"]",
+                "plans = [\"u:pro\"]\nfeature = []",
+                "feature",
+            ),
+            ("[[plans]]", "currency = \"usd\"\n[[plans]]", "currency"),
+        ] {
+            let bad = ok.replacen(from, to, 1);
+            let e = Catalog::from_toml(&bad).unwrap_err().to_string();
+            assert!(e.contains(key), "{key}: {e}");
+        }
+    }
 
     const SAMPLE: &str = r#"
         [[plans]]
