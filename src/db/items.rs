@@ -190,12 +190,14 @@ async fn merge_standing(
     id: &str,
     standing: &Standing,
 ) -> Result<(), DbError> {
-    let sql = format!(
-        "update subscription_item set failed_at = {}, paid_at = {} where id = $3",
+    const SQL: &str = concat!(
+        "update subscription_item set failed_at = ",
         later!("failed_at", "$1"),
+        ", paid_at = ",
         later!("paid_at", "$2"),
+        " where id = $3"
     );
-    sqlx::query(&sql)
+    sqlx::query(SQL)
         .bind(standing.failed_at)
         .bind(standing.paid_at)
         .bind(id)

@@ -13,8 +13,6 @@ use tokio::{
 
 use crate::helpers::*;
 
-const DEV: &str = "__clerk_db_jwt=dvb_test";
-
 /// Sends `raw` as it is (no client normalises the request line) and reads what comes back
 /// until the server closes or `wait` passes.
 async fn raw(app: &TestApp, raw: &[u8], wait: Duration) -> String {
@@ -124,12 +122,6 @@ async fn redirects_built_from_the_request_path_stay_on_the_apps_origin() {
         let r = navigate_raw(&demo, &format!("{evil}?__clerk_handshake={token}"), "").await;
         assert_home(&r, &format!("demo return {evil}"));
     }
-}
-
-fn urlencode(s: &str) -> String {
-    let mut u = reqwest::Url::parse("http://x/").unwrap();
-    u.query_pairs_mut().append_pair("v", s);
-    u.query().unwrap()[2..].to_string()
 }
 
 #[tokio::test]
@@ -325,12 +317,7 @@ async fn nothing_rendered_for_a_session_is_cacheable_and_pages_vary_on_cookie() 
         assert_eq!(cc(&r), "private, no-store", "{path} with the cookie");
     }
     // A handshake answer (a stale session goes through the Frontend API).
-    let stale = {
-        let t = now() - 600;
-        let c = with(claims("user_cc1"), "iat", json!(t));
-        let c = with(c, "nbf", json!(t - 10));
-        sign_token(&keys().0, &with(c, "exp", json!(t + 60)))
-    };
+    let stale = expired("user_cc1");
     let r = app
         .client
         .get(app.url("/dashboard"))

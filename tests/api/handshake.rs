@@ -89,15 +89,6 @@ fn query(url: &str) -> std::collections::HashMap<String, String> {
         .collect()
 }
 
-fn expired(user: &str) -> String {
-    let t = now() - 600;
-    let c = with(claims(user), "iat", json!(t));
-    let c = with(c, "nbf", json!(t - 10));
-    sign_token(&keys().0, &with(c, "exp", json!(t + 60)))
-}
-
-const DEV: &str = "__clerk_db_jwt=dvb_test";
-
 #[tokio::test]
 async fn an_expired_session_goes_through_the_handshake_and_the_first_render_is_signed_in() {
     let fapi = frontend_api("user_hs1").await;
@@ -482,10 +473,4 @@ async fn demo_mode_hands_a_stale_session_to_its_own_issuer_and_back() {
     )
     .await;
     assert_eq!(lookalike.status(), 400);
-}
-
-fn urlencode(s: &str) -> String {
-    let mut u = reqwest::Url::parse("http://x/").unwrap();
-    u.query_pairs_mut().append_pair("v", s);
-    u.query().unwrap()[2..].to_string()
 }

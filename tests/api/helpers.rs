@@ -701,3 +701,21 @@ pub async fn serve_process(
     }
     panic!("server did not start");
 }
+
+/// The development instance's dev-browser cookie, as a browser on it holds one.
+pub const DEV: &str = "__clerk_db_jwt=dvb_test";
+
+/// A token of `user`, genuine but expired ten minutes ago (its `iat` 10 minutes back).
+pub fn expired(user: &str) -> String {
+    let t = now() - 600;
+    let c = with(claims(user), "iat", json!(t));
+    let c = with(c, "nbf", json!(t - 10));
+    sign_token(&keys().0, &with(c, "exp", json!(t + 60)))
+}
+
+/// `s` percent-encoded as a query value.
+pub fn urlencode(s: &str) -> String {
+    let mut u = reqwest::Url::parse("http://x/").unwrap();
+    u.query_pairs_mut().append_pair("v", s);
+    u.query().unwrap()[2..].to_string()
+}

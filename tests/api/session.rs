@@ -6,8 +6,6 @@ use serde_json::json;
 
 use crate::helpers::*;
 
-const DEV: &str = "__clerk_db_jwt=dvb_test";
-
 #[tokio::test]
 async fn each_request_verifies_its_token_at_most_once() {
     let app = spawn_app().await;
