@@ -409,6 +409,9 @@ async fn the_checkout_return_reconciles_that_payer_instead_of_waiting() {
             api_item("csub_item_k1", "user_k1", "pro", "active", t)
         ]}),
     );
+    // The browser's `__client_uat` is never newer than its session token: fixed once, before
+    // signing, so a second that ticks over during the test cannot ask for a handshake.
+    let uat = now() - 5;
     let token = entitled_token("user_k1");
     let page = |path: &'static str| {
         let (client, url, token) = (app.client.clone(), app.url(path), token.clone());
@@ -418,10 +421,7 @@ async fn the_checkout_return_reconciles_that_payer_instead_of_waiting() {
                 // As a browser on a development instance holds them (README, "Sessions").
                 .header(
                     "cookie",
-                    format!(
-                        "__session={token}; __client_uat={}; __clerk_db_jwt=dvb_1",
-                        now()
-                    ),
+                    format!("__session={token}; __client_uat={uat}; __clerk_db_jwt=dvb_1"),
                 )
                 .header("accept", "text/html")
                 .send()
@@ -435,7 +435,7 @@ async fn the_checkout_return_reconciles_that_payer_instead_of_waiting() {
     let first = page("/dashboard?checkout=1").await;
     assert!(
         first.contains("data-testid=\"activating\""),
-        "first look: activating"
+        "first look: activating, got {first}"
     );
     assert!(api.paths().is_empty(), "the first look does not call Clerk");
 
