@@ -14,7 +14,7 @@ use crate::{
     db::Db,
     mail,
     metrics::Metrics,
-    services::{Entitlements, Inbox, Reconciler},
+    services::{usage::SETTLE_EVERY, Entitlements, Inbox, Reconciler, Usage},
 };
 
 /// The time in ms since the epoch, as background work sees it.
@@ -86,6 +86,7 @@ pub struct Background {
     pub clock: Clock,
     pub leases: Leases,
     pub entitlements: Arc<Entitlements>,
+    pub usage: Arc<Usage>,
     pub metrics: Arc<Metrics>,
     pub mail: (mail::Transport, lettre::message::Mailbox, Arc<Notify>),
 }
@@ -101,9 +102,11 @@ impl Background {
             clock,
             leases,
             entitlements,
+            usage,
             metrics,
             mail: (transport, from, notify),
         } = self;
+        tokio::spawn(settle_loop(usage));
         tokio::spawn(crate::services::invalidation::follow(
             db.clone(),
             entitlements,
@@ -113,6 +116,17 @@ impl Background {
         tokio::spawn(retention_loop(inbox, retention_days, clock, leases.clone()));
         if let (Some(reconciler), Some(interval)) = (reconciler, reconcile_interval) {
             tokio::spawn(sweep_loop(reconciler, interval, leases));
+        }
+    }
+}
+
+/// Gives unspent metered units back every [`SETTLE_EVERY`], so that what one instance holds
+/// and does not spend can be spent through another.
+async fn settle_loop(usage: Arc<Usage>) {
+    loop {
+        tokio::time::sleep(SETTLE_EVERY).await;
+        if let Err(e) = usage.settle().await {
+            tracing::warn!(error = %e, "giving unspent units back failed; next pass tries again");
         }
     }
 }

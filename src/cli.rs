@@ -7,9 +7,11 @@ use std::path::PathBuf;
 use crate::billing::PayerKind;
 
 pub const USAGE: &str =
-    "usage: plangate [serve | migrate | trigger <event-type> … | reconcile … | inbox … | check | backup <file>]
+    "usage: plangate [serve | migrate | trigger <event-type> … | reconcile … | usage … | inbox … | check | backup <file>]
   reconcile --user ID | --org ID | --all
       compares the database with Clerk's Backend API and corrects what drifted
+  usage --user ID | --org ID
+      the payer's metered features this period: <feature> <used>/<limit> <start>..<end>
   inbox list [--failed] [--limit N]
       the newest deliveries: <svix_id> <event type> <outcome> <received>
   inbox replay <svix_id>... | --failed
@@ -29,6 +31,7 @@ pub enum Command {
     Trigger(TriggerArgs),
     /// `None`: the whole sweep.
     Reconcile(Option<(PayerKind, String)>),
+    Usage(PayerKind, String),
     InboxList {
         failed: bool,
         limit: i64,
@@ -89,6 +92,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             ["--user", id] => Ok(Command::Reconcile(Some((PayerKind::User, id.to_string())))),
             ["--org", id] => Ok(Command::Reconcile(Some((PayerKind::Org, id.to_string())))),
             _ => Err("usage: plangate reconcile --user ID | --org ID | --all".into()),
+        },
+        Some("usage") => match strs.as_slice() {
+            ["--user", id] => Ok(Command::Usage(PayerKind::User, id.to_string())),
+            ["--org", id] => Ok(Command::Usage(PayerKind::Org, id.to_string())),
+            _ => Err("usage: plangate usage --user ID | --org ID".into()),
         },
         Some("inbox") => inbox(&strs),
         Some("backup") => match strs.as_slice() {
@@ -181,6 +189,14 @@ mod tests {
         assert_eq!(p("-h"), Ok(Command::Help));
         assert_eq!(p("reconcile --all"), Ok(Command::Reconcile(None)));
         assert_eq!(
+            p("usage --org org_1"),
+            Ok(Command::Usage(PayerKind::Org, "org_1".into()))
+        );
+        assert_eq!(
+            p("usage --user user_1"),
+            Ok(Command::Usage(PayerKind::User, "user_1".into()))
+        );
+        assert_eq!(
             p("reconcile --user user_1"),
             Ok(Command::Reconcile(Some((PayerKind::User, "user_1".into()))))
         );
@@ -222,6 +238,10 @@ mod tests {
             "reconcile --user",
             "reconcile --everyone",
             "reconcile --all --user x",
+            "usage",
+            "usage --all",
+            "usage --user",
+            "usage --user a --org b",
             "inbox",
             "inbox list --limit 0",
             "inbox list --limit x",

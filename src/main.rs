@@ -58,6 +58,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             trigger::run(args, configured).await
         }
         Command::Reconcile(target) => reconcile(target).await,
+        Command::Usage(kind, id) => usage(kind, id).await,
         Command::InboxList { failed, limit } => {
             let services = services().await?;
             for row in services.inbox.list(failed, limit).await? {
@@ -83,6 +84,34 @@ async fn services() -> anyhow::Result<Services> {
     let config = Config::from_env()?;
     telemetry::init_for_command(config.json_logs);
     Services::build(&config, None).await
+}
+
+/// `plangate usage --user ID | --org ID` (README, "Usage limits"): one line per metered feature,
+/// `<feature> <used>/<limit> <period start>..<period end>` (`unlimited` for no limit), under the
+/// payer's current plan as the database knows it.
+async fn usage(kind: plangate::billing::PayerKind, id: String) -> anyhow::Result<()> {
+    use plangate::page_data::format_rfc3339;
+    let services = services().await?;
+    let item = services.entitlements.current_plan(kind, &id).await?;
+    let report = services
+        .usage
+        .report(
+            plangate::services::usage::Payer { kind, id },
+            item.as_ref().map(|i| i.plan_slug.as_str()),
+            item.as_ref().and_then(|i| i.period_start.zip(i.period_end)),
+        )
+        .await?;
+    for f in report.features {
+        let limit = f.limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string());
+        println!(
+            "{} {}/{limit} {}..{}",
+            f.feature,
+            f.used,
+            format_rfc3339(report.period.start),
+            format_rfc3339(report.period.end)
+        );
+    }
+    Ok(())
 }
 
 /// `plangate reconcile --user ID | --org ID | --all` (README, "Operations"): one line per

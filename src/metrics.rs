@@ -27,6 +27,10 @@ pub struct Metrics {
     pub clerk_api_requests: IntCounterVec,
     pub invalidation_listening: IntGauge,
     pub database_up: IntGauge,
+    /// `feature`: units spent of metered features.
+    pub usage_consumed: IntCounterVec,
+    /// `feature`: requests refused because the payer's limit was reached.
+    pub usage_limited: IntCounterVec,
 }
 
 fn must<T>(r: prometheus::Result<T>) -> T {
@@ -75,6 +79,16 @@ impl Metrics {
             "plangate_outbox_pending",
             "Mails queued in the outbox and not yet sent.",
         );
+        let usage_consumed = counter_vec(
+            "plangate_usage_consumed_total",
+            "Units of metered features spent, by feature.",
+            &["feature"],
+        );
+        let usage_limited = counter_vec(
+            "plangate_usage_limited_total",
+            "Requests refused because the payer had no units of the feature left, by feature.",
+            &["feature"],
+        );
         let gate_decisions = counter_vec(
             "plangate_gate_decisions_total",
             "Entitlement decisions by whether they allowed.",
@@ -121,6 +135,8 @@ impl Metrics {
             clerk_api_requests,
             invalidation_listening,
             database_up,
+            usage_consumed,
+            usage_limited,
         }
     }
 

@@ -36,6 +36,26 @@ pub struct AccountView {
     pub access_until: Option<String>,
     pub is_free_trial: bool,
     pub paid: bool,
+    /// Each limited feature of the plan this period (README, "Usage limits").
+    pub meters: Vec<MeterView>,
+}
+
+/// One limited feature as a meter: used of limit, and when the count resets.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct MeterView {
+    pub feature: String,
+    /// In words (`premium api`).
+    pub name: String,
+    pub used: u64,
+    pub limit: u64,
+    /// The day the period ends and the count starts again.
+    pub resets: String,
+}
+
+impl MeterView {
+    pub fn at_limit(&self) -> bool {
+        self.used >= self.limit
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -48,6 +68,8 @@ pub enum Gated {
     Premium {
         plan: String,
         report: Vec<(String, String)>,
+        meters: Vec<MeterView>,
+        demo: bool,
     },
 }
 

@@ -152,6 +152,7 @@ impl Application {
             clock,
             leases,
             entitlements: services.entitlements.clone(),
+            usage: services.usage.clone(),
             metrics: services.metrics.clone(),
             mail: (transport, from, services.mail_notify.clone()),
         };
@@ -172,6 +173,7 @@ impl Application {
             db: services.db,
             sessions,
             entitlements: services.entitlements,
+            usage: services.usage,
             verifier: Arc::new(Verifier::new(&secrets)),
             inbox: services.inbox,
             reconciler: services.reconciler,
@@ -220,9 +222,15 @@ impl Application {
         }
         self.background.spawn();
         // The peer address is the client address (unless TRUSTED_PROXIES says otherwise).
-        serve(self.listener, self.router, shutdown_signal())
+        let served = serve(self.listener, self.router, shutdown_signal())
             .await
-            .context("serving HTTP")
+            .context("serving HTTP");
+        // Metered units held and not spent go back for the other instances (README, "Usage
+        // limits"); a crash skips this and only leaves them unused.
+        if let Err(e) = self.state.usage().settle().await {
+            tracing::warn!(error = %e, "giving unspent units back at shutdown failed");
+        }
+        served
     }
 }
 

@@ -12,7 +12,7 @@ use crate::{
     db::Db,
     demo::DemoIssuer,
     security::{csp::Csp, RateLimiter},
-    services::{Entitlements, Inbox, Reconciler},
+    services::{Entitlements, Inbox, Reconciler, Usage},
     webhooks::verify::Verifier,
 };
 
@@ -27,6 +27,8 @@ pub struct Wiring {
     /// Where a request's session token is, and its verification (the guard's).
     pub sessions: Arc<Sessions>,
     pub entitlements: Arc<Entitlements>,
+    /// Metered features: `usage().consume(…)` in a handler (README, "Usage limits").
+    pub usage: Arc<Usage>,
     /// Clerk's webhook signatures (the webhook edge checks them before the inbox sees a byte).
     pub verifier: Arc<Verifier>,
     pub inbox: Arc<Inbox>,
@@ -59,6 +61,9 @@ impl AppState {
     }
     pub fn entitlements(&self) -> &Entitlements {
         &self.0.entitlements
+    }
+    pub fn usage(&self) -> &Usage {
+        &self.0.usage
     }
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier

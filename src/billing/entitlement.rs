@@ -113,6 +113,7 @@ pub struct Decision {
     pub until: Option<i64>,
     pub scope: Option<PayerKind>,
     pub is_free_trial: bool,
+    pub period_start: Option<i64>,
     pub period_end: Option<i64>,
     pub past_due_at: Option<i64>,
 }
@@ -239,6 +240,7 @@ fn decision(view: &View<'_>, allowed: bool, reason: &'static str, until: Option<
         until,
         scope: Some(view.scope),
         is_free_trial: view.item.is_some_and(|i| i.is_free_trial),
+        period_start: view.item.and_then(|i| i.period_start),
         period_end: view.item.and_then(|i| i.period_end),
         past_due_at: view.item.and_then(|i| i.past_due_at),
     }
@@ -281,6 +283,7 @@ pub fn decide(
         until: None,
         scope: None,
         is_free_trial: false,
+        period_start: None,
         period_end: None,
         past_due_at: None,
     })

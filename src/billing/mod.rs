@@ -13,13 +13,15 @@ pub mod plans;
 pub mod standing;
 #[cfg(feature = "ssr")]
 pub mod subscription;
+#[cfg(feature = "ssr")]
+pub mod usage;
 
 pub use kinds::{PayerKind, Status};
 
 #[cfg(feature = "ssr")]
 pub use entitlement::{decide, Decision, Evidence, Policy, Source, TokenPlan};
 #[cfg(feature = "ssr")]
-pub use plans::{Catalog, Gate, Plan, PlansError};
+pub use plans::{Catalog, Gate, Limit, Plan, PlansError};
 #[cfg(feature = "ssr")]
 pub use standing::Standing;
 #[cfg(feature = "ssr")]

@@ -49,6 +49,19 @@ pub struct Plan {
     pub annual_cents: u32,
     #[serde(default)]
     pub features: Vec<String>,
+    /// Units per billing period of a metered feature (README, "Usage limits"), as written;
+    /// checked at load (`Catalog::validate`), read through `Plan::limit`.
+    #[serde(default)]
+    pub limits: BTreeMap<String, toml::Value>,
+}
+
+/// How much of a feature a plan allows per period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Limit {
+    /// The plan has the feature and sets no limit on it.
+    Unlimited,
+    /// At most this many units per period (0 when the plan lacks the feature).
+    Units(u64),
 }
 
 fn default_for() -> String {
@@ -66,6 +79,17 @@ impl Plan {
     pub fn is_free(&self) -> bool {
         self.monthly_cents == 0 && self.annual_cents == 0
     }
+    /// The plan's limit on `feature`: its `limits` entry, else unlimited when the plan has the
+    /// feature, else none at all.
+    pub fn limit(&self, feature: &str) -> Limit {
+        match self.limits.get(feature).map(toml::Value::as_integer) {
+            Some(Some(n)) => Limit::Units(u64::try_from(n).unwrap_or(0)),
+            Some(None) => Limit::Units(0),
+            None if self.features.iter().any(|f| f == feature) => Limit::Unlimited,
+            None => Limit::Units(0),
+        }
+    }
+
     /// The price of one billing period, in cents.
     pub fn price_cents(&self, annual: bool) -> u32 {
         if annual {
@@ -144,6 +168,22 @@ impl Catalog {
                     p.slug
                 )));
             }
+            for (feature, value) in &p.limits {
+                if !p.features.contains(feature) {
+                    return Err(PlansError::Invalid(format!(
+                        "plan `{}`: a limit on `{feature}`, a feature the plan does not have \
+                         (add it to `features` or remove the limit)",
+                        p.slug
+                    )));
+                }
+                if !value.as_integer().is_some_and(|n| n >= 0) {
+                    return Err(PlansError::Invalid(format!(
+                        "plan `{}`: the limit on `{feature}` must be a whole number of units, \
+                         0 or more (found {value:?})",
+                        p.slug
+                    )));
+                }
+            }
         }
         for (name, gate) in &self.gates {
             for entry in gate.plans.iter().chain(&gate.features) {
@@ -179,6 +219,18 @@ impl Catalog {
 
     pub fn gate(&self, name: &str) -> Option<&Gate> {
         self.gates.get(name)
+    }
+
+    /// Every feature some plan limits, in name order: the metered features.
+    pub fn metered_features(&self) -> Vec<&str> {
+        let mut all: Vec<&str> = self
+            .plans
+            .iter()
+            .flat_map(|p| p.limits.keys().map(String::as_str))
+            .collect();
+        all.sort_unstable();
+        all.dedup();
+        all
     }
 
     pub fn plans_for(&self, scope: PayerKind) -> impl Iterator<Item = &Plan> {
@@ -299,11 +351,55 @@ mod tests {
     }
 
     #[test]
+    fn a_limit_counts_units_of_a_feature_the_plan_has() {
+        let text = SAMPLE.replace(
+            r#"features = ["reports"]"#,
+            "features = [\"reports\", \"exports\"]\nlimits = { reports = 100, exports = 0 }",
+        );
+        let c = Catalog::from_toml(&text).unwrap();
+        let pro = c.plan("pro").unwrap();
+        assert_eq!(pro.limit("reports"), Limit::Units(100));
+        assert_eq!(pro.limit("exports"), Limit::Units(0), "zero is a limit");
+        assert_eq!(pro.limit("support"), Limit::Units(0), "not in the plan");
+        let plain = Catalog::from_toml(SAMPLE).unwrap();
+        assert_eq!(plain.plan("pro").unwrap().limit("reports"), Limit::Unlimited);
+        assert_eq!(c.metered_features(), vec!["exports", "reports"]);
+        assert!(plain.metered_features().is_empty());
+    }
+
+    #[test]
+    fn a_limit_that_is_not_a_whole_count_of_a_plan_feature_stops_the_file() {
+        for (limits, says) in [
+            ("{ reports = -1 }", "must be a whole number"),
+            ("{ reports = 10.5 }", "must be a whole number"),
+            ("{ reports = \"100\" }", "must be a whole number"),
+            ("{ reports = true }", "must be a whole number"),
+            ("{ exports = 10 }", "does not have"),
+        ] {
+            let text = SAMPLE.replace(
+                r#"features = ["reports"]"#,
+                &format!("features = [\"reports\"]\nlimits = {limits}"),
+            );
+            let e = Catalog::from_toml(&text).unwrap_err().to_string();
+            assert!(e.contains(says) && e.contains("plan `pro`"), "{limits}: {e}");
+        }
+        let nested = SAMPLE.replace(
+            r#"features = ["reports"]"#,
+            "features = [\"reports\"]\nlimits = { reports = { monthly = 5 } }",
+        );
+        assert!(Catalog::from_toml(&nested).is_err());
+    }
+
+    #[test]
     fn the_shipped_plans_file_is_valid() {
         let text =
             std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml")).unwrap();
         let c = Catalog::from_toml(&text).unwrap();
         assert!(c.plans.iter().filter(|p| !p.is_free()).count() >= 2);
         assert!(c.plans.iter().any(|p| p.annual_cents > 0));
+        assert!(matches!(
+            c.plan("pro").unwrap().limit("premium_api"),
+            Limit::Units(n) if n > 0
+        ));
     }
 }

@@ -1,4 +1,5 @@
 //! Reusable view pieces.
 
 pub mod clerk;
+pub mod meters;
 pub mod plans;

@@ -7,6 +7,7 @@ pub mod items;
 pub mod leases;
 pub mod notify;
 pub mod outbox;
+pub mod usage;
 pub mod users;
 
 use std::{future::Future, path::Path, pin::Pin, str::FromStr, time::Duration};
@@ -226,6 +227,7 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         "item evidence",
         include_str!("../../migrations/0005_item_evidence.sql"),
     ),
+    (6, "usage", include_str!("../../migrations/0006_usage.sql")),
 ];
 
 #[derive(Debug)]

@@ -3,8 +3,11 @@
 use axum::{extract::State, http::StatusCode, Json};
 use serde_json::{json, Value};
 
-use super::{error::ApiError, extract::AuthUser};
-use crate::state::AppState;
+use super::{error::ApiError, extract::AuthUser, metered::Metered};
+use crate::{
+    services::usage::{Payer, Report},
+    state::AppState,
+};
 
 pub async fn me(
     State(state): State<AppState>,
@@ -22,18 +25,60 @@ pub async fn me(
     })))
 }
 
+/// Gated by `premium`, metered by `premium_api`: one unit per `200` (README, "Usage limits").
 pub async fn premium_feature(
     State(state): State<AppState>,
     AuthUser(session): AuthUser,
-) -> Result<Json<Value>, ApiError> {
+) -> Result<Metered<Json<Value>>, ApiError> {
     let d = state.entitlements().check(&session, "premium").await?;
     if !d.allowed {
         return Err(ApiError::forbidden(d.reason));
     }
-    Ok(Json(json!({
-        "message": "Premium feature unlocked: here is your advanced report.",
-        "plan": d.plan,
-    })))
+    let meter = state.usage().consume(&session, &d, "premium_api", 1).await?;
+    Ok(Metered(
+        meter,
+        Json(json!({
+            "message": "Premium feature unlocked: here is your advanced report.",
+            "plan": d.plan,
+        })),
+    ))
+}
+
+/// The caller's payer's usage this period (README, "Usage limits").
+pub async fn usage(
+    State(state): State<AppState>,
+    AuthUser(session): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    let d = state.entitlements().check(&session, "premium").await?;
+    let report = state
+        .usage()
+        .report(
+            Payer::of(&session, &d),
+            d.plan.as_deref(),
+            d.period_start.zip(d.period_end),
+        )
+        .await?;
+    Ok(Json(usage_json(&report)))
+}
+
+/// DESIGN's shape of `GET /api/usage`: times in ms, `null` limits for unlimited features.
+fn usage_json(r: &Report) -> Value {
+    let features: serde_json::Map<String, Value> = r
+        .features
+        .iter()
+        .map(|f| {
+            (
+                f.feature.clone(),
+                json!({"limit": f.limit, "used": f.used, "remaining": f.remaining}),
+            )
+        })
+        .collect();
+    json!({
+        "payer": r.payer.label(),
+        "period_start": r.period.start,
+        "period_end": r.period.end,
+        "features": features,
+    })
 }
 
 pub async fn healthz() -> Json<Value> {

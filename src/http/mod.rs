@@ -9,6 +9,7 @@ pub mod error;
 pub mod extract;
 pub mod guard;
 pub mod handshake;
+pub mod metered;
 pub mod page_cache;
 pub mod serve;
 pub mod webhook;
@@ -66,6 +67,7 @@ pub fn router(state: AppState) -> Router {
         .route("/readyz", get(api::readyz))
         .route("/api/me", get(api::me))
         .route("/api/premium-feature", get(api::premium_feature))
+        .route("/api/usage", get(api::usage))
         .merge(webhook);
 
     if state.demo().is_some() {

@@ -4,7 +4,11 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
-use crate::{billing::Status, components::clerk::InlineScript, page_data::AccountView};
+use crate::{
+    billing::Status,
+    components::{clerk::InlineScript, meters::Meters},
+    page_data::AccountView,
+};
 
 /// The signed-in account. `reconcile`: the page has shown "activating…" for a while after a
 /// checkout and the plan is still not paid, so the payer is reconciled from Clerk's Backend API
@@ -90,6 +94,7 @@ async fn account(
         .as_deref()
         .and_then(|slug| state.entitlements().catalog().plan(slug))
         .is_some_and(|p| !p.is_free());
+    let meters = crate::pages::server::meters(state, session, &d).await?;
     Ok(AccountView {
         signed_in: true,
         demo,
@@ -105,6 +110,7 @@ async fn account(
         access_until: d.until.map(crate::page_data::format_date),
         is_free_trial: d.is_free_trial,
         paid,
+        meters,
     })
 }
 
@@ -184,6 +190,7 @@ pub fn Dashboard() -> impl IntoView {
                                 </dl>
                                 <p class="muted small">{format!("Decided on the server from the {} ({}).", a.source, a.reason)}</p>
                             </div>
+                            <Meters meters=a.meters.clone()/>
                             <p class="actions">
                                 <a href="/dashboard/payment-gated" rel="external" class="button primary">"Open premium"</a>
                                 <a class="button" href="/pricing" rel="external">"Change plan"</a>

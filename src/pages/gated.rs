@@ -4,7 +4,10 @@
 use leptos::prelude::*;
 
 use super::pricing::{get_pricing, PricingBlock};
-use crate::page_data::Gated;
+use crate::{
+    components::meters::{CallApi, Meters},
+    page_data::Gated,
+};
 
 #[server]
 pub async fn get_gated() -> Result<Gated, ServerFnError> {
@@ -23,10 +26,13 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
             reason: d.reason.to_string(),
         });
     }
+    let meters = crate::pages::server::meters(&state, &session, &d).await?;
     let plan = d.plan.unwrap_or_default();
     // The premium content itself: only ever built for an entitled caller.
     Ok(Gated::Premium {
         plan,
+        meters,
+        demo: state.demo().is_some(),
         report: vec![
             ("Monthly recurring revenue".into(), "$12,480".into()),
             ("Active subscribers".into(), "312".into()),
@@ -43,7 +49,7 @@ pub fn PaymentGated() -> impl IntoView {
         <section>
             <Suspense fallback=|| view! { <p>"Checking your plan…"</p> }>
                 {move || gated.get().map(|r| match r {
-                    Ok(Gated::Premium { plan, report }) => view! {
+                    Ok(Gated::Premium { plan, report, meters, demo }) => view! {
                         <h1>"Premium insights"</h1>
                         <div class="card premium" data-testid="premium-content">
                             <p>{format!("Unlocked by your {plan} plan.")}</p>
@@ -52,6 +58,8 @@ pub fn PaymentGated() -> impl IntoView {
                                 {report.into_iter().map(|(k, v)| view! { <tr><th>{k}</th><td>{v}</td></tr> }).collect_view()}
                             </tbody></table>
                         </div>
+                        <Meters meters=meters.clone()/>
+                        {(demo && !meters.is_empty()).then(|| view! { <CallApi/> })}
                     }.into_any(),
                     Ok(Gated::SignedOut) => view! {
                         <h1>"Premium"</h1>

@@ -7,10 +7,12 @@ pub mod entitlements;
 pub mod inbox;
 pub mod invalidation;
 pub mod reconcile;
+pub mod usage;
 
 pub use entitlements::Entitlements;
 pub use inbox::{Inbox, InboxError, Receipt};
 pub use reconcile::{Reconciler, Report};
+pub use usage::Usage;
 
 use std::sync::Arc;
 
@@ -32,6 +34,8 @@ pub struct Services {
     pub db: Db,
     pub metrics: Arc<Metrics>,
     pub entitlements: Arc<Entitlements>,
+    /// Metered features (README, "Usage limits").
+    pub usage: Arc<Usage>,
     pub inbox: Arc<Inbox>,
     /// Present when a Backend API key is configured.
     pub reconciler: Option<Arc<Reconciler>>,
@@ -57,11 +61,18 @@ impl Services {
         let metrics = Arc::new(Metrics::new());
         let entitlements = Arc::new(Entitlements::new(
             db.clone(),
-            catalog,
+            catalog.clone(),
             Policy::with_grace_days(config.past_due_grace_days),
             metrics.clone(),
         ));
         let mail_notify = Arc::new(Notify::new());
+        let usage = Arc::new(Usage::new(
+            db.clone(),
+            catalog,
+            metrics.clone(),
+            mail_notify.clone(),
+            format!("{}/pricing", config.app_url),
+        ));
         // A commit that changed subscription state empties the entitlement cache before its
         // deliveries are answered.
         let on_commit: OnCommit = Box::new({
@@ -102,6 +113,7 @@ impl Services {
             db,
             metrics,
             entitlements,
+            usage,
             inbox,
             reconciler,
             mail_notify,

@@ -1,0 +1,323 @@
+//! Usage limits, the pure half (README, "Usage limits"): which period a unit counts in, how many
+//! units an instance reserves at a time, how a reserved block is spent, and when an alert is due.
+//! The database keeps one counter per payer, feature and period of the units handed out to
+//! instances; an instance spends its block in memory. Nothing here reads a clock: `now` comes in.
+
+use super::plans::Limit;
+
+pub const DAY_MS: i64 = 86_400_000;
+
+/// The most units one instance reserves at once for one payer and feature: what a crash can
+/// strand. The database grants `1/BLOCK_FRACTION` of what remains, at least what the request
+/// needs, at most this (`db::usage::reserve`), so blocks shrink to single units near the limit
+/// and several instances cannot hold much between them.
+pub const MAX_BLOCK: u64 = 256;
+pub const BLOCK_FRACTION: u64 = 32;
+
+/// A billing period, `[start, end)` in ms.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Period {
+    pub start: i64,
+    pub end: i64,
+}
+
+impl Period {
+    /// Whole seconds from `now` until the period ends (the next reset), never negative.
+    pub fn seconds_left(&self, now: i64) -> u64 {
+        let ms = u64::try_from(self.end.saturating_sub(now)).unwrap_or(0);
+        ms.div_ceil(1000)
+    }
+}
+
+/// The period `now` counts in: the subscription item's period when there is one, carried forward
+/// by its own length when `now` is past its end (a renewal whose webhook has not come yet); else
+/// the calendar month in UTC.
+pub fn period_at(item: Option<(i64, i64)>, now: i64) -> Period {
+    match item {
+        Some((start, end)) if start < end && start <= now => {
+            let len = end - start;
+            let skipped = if now < end { 0 } else { (now - end) / len + 1 };
+            let start = start + skipped * len;
+            Period {
+                start,
+                end: start + len,
+            }
+        }
+        _ => calendar_month(now),
+    }
+}
+
+/// The UTC calendar month containing `now`.
+pub fn calendar_month(now: i64) -> Period {
+    let (y, m, _) = civil_from_days(now.div_euclid(DAY_MS));
+    let (ny, nm) = if m == 12 { (y + 1, 1) } else { (y, m + 1) };
+    Period {
+        start: days_from_civil(y, m, 1) * DAY_MS,
+        end: days_from_civil(ny, nm, 1) * DAY_MS,
+    }
+}
+
+/// `(year, month, day)` of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
+pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    (yoe + era * 400 + i64::from(m <= 2), m as u32, d as u32)
+}
+
+/// Days from 1970-01-01 to a civil date (Howard Hinnant's `days_from_civil`).
+pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
+    let y = if m <= 2 { y - 1 } else { y };
+    let era = y.div_euclid(400);
+    let yoe = y - era * 400;
+    let m = i64::from(m);
+    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
+    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
+    era * 146_097 + doe - 719_468
+}
+
+/// The units a payer may spend this period: the plan's limit plus units an operator granted.
+/// `None` is unlimited.
+pub fn allowance(limit: Limit, granted: u64) -> Option<u64> {
+    match limit {
+        Limit::Unlimited => None,
+        Limit::Units(n) => Some(n.saturating_add(granted)),
+    }
+}
+
+/// Units this instance reserved for one payer, feature and period: `[next, end)` are unspent,
+/// numbered as the payer's units of the period (1 is the period's first).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Block {
+    pub period: Period,
+    /// The plan's limit the block was reserved under (`None` unlimited): under another limit
+    /// (a plan change) its unspent units go back before a new block is taken.
+    pub limit: Option<u64>,
+    /// The plan's limit plus granted units, as the database answered with this block.
+    pub allowance: Option<u64>,
+    /// Units of the period the database had handed out (to every instance) with this block.
+    pub handed_out: u64,
+    pub next: u64,
+    pub end: u64,
+}
+
+impl Block {
+    pub fn unspent(&self) -> u64 {
+        self.end.saturating_sub(self.next)
+    }
+
+    /// Whether this block can serve a request counted in `period` under the plan's `limit`.
+    pub fn serves(&self, period: Period, limit: Option<u64>) -> bool {
+        self.period == period && self.limit == limit
+    }
+
+    /// Units left for the payer as this instance sees them (`None` unlimited).
+    pub fn remaining(&self) -> Option<u64> {
+        remaining(self.allowance, self.handed_out, self.unspent())
+    }
+
+    /// Spends `units` from the block: the number of the last unit spent, or `None` (nothing
+    /// spent) when fewer than `units` are left.
+    pub fn take(&mut self, units: u64) -> Option<u64> {
+        if units == 0 || self.unspent() < units {
+            return None;
+        }
+        self.next += units;
+        Some(self.next - 1)
+    }
+}
+
+/// The thresholds that raise a usage alert, in percent of the allowance.
+pub const ALERT_PERCENTS: [u8; 2] = [80, 100];
+
+/// The alerts due once the payer's `last_unit`-th unit of the period has been spent: every
+/// threshold at or below it (the database keeps one mail per threshold, so a later unit asking
+/// again sends nothing twice). Unlimited features raise none; an allowance of 0 raises none
+/// either (a plan without the feature is not a customer at their limit).
+pub fn alerts_due(allowance: Option<u64>, last_unit: u64) -> Vec<u8> {
+    let Some(a) = allowance.filter(|a| *a > 0) else {
+        return Vec::new();
+    };
+    ALERT_PERCENTS
+        .into_iter()
+        .filter(|p| last_unit.saturating_mul(100) >= a.saturating_mul(u64::from(*p)))
+        .collect()
+}
+
+/// Units left for the payer as one instance sees them: the allowance less what the database has
+/// handed out, plus what this instance still holds. `None` when unlimited.
+pub fn remaining(allowance: Option<u64>, handed_out: u64, held_here: u64) -> Option<u64> {
+    allowance.map(|a| a.saturating_sub(handed_out).saturating_add(held_here).min(a))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use proptest::prelude::*;
+
+    /// 2026-12-03T09:46:11Z
+    const NOW: i64 = 1_796_291_171_000;
+
+    fn utc(y: i64, m: u32, d: u32) -> i64 {
+        days_from_civil(y, m, d) * DAY_MS
+    }
+
+    #[test]
+    fn civil_dates_round_trip_at_the_edges() {
+        assert_eq!(days_from_civil(1970, 1, 1), 0);
+        assert_eq!(civil_from_days(0), (1970, 1, 1));
+        assert_eq!(civil_from_days(-1), (1969, 12, 31));
+        assert_eq!(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2, "leap");
+        assert_eq!(days_from_civil(2100, 3, 1) - days_from_civil(2100, 2, 28), 1, "no leap");
+        assert_eq!(civil_from_days(NOW / DAY_MS), (2026, 12, 3));
+    }
+
+    #[test]
+    fn without_an_item_the_period_is_the_utc_calendar_month() {
+        assert_eq!(
+            period_at(None, NOW),
+            Period {
+                start: utc(2026, 12, 1),
+                end: utc(2027, 1, 1)
+            }
+        );
+        let feb = calendar_month(utc(2028, 2, 29) + DAY_MS - 1);
+        assert_eq!((feb.start, feb.end), (utc(2028, 2, 1), utc(2028, 3, 1)));
+        let edge = calendar_month(utc(2027, 1, 1));
+        assert_eq!(edge.start, utc(2027, 1, 1), "midnight starts the new month");
+    }
+
+    #[test]
+    fn an_items_period_holds_and_rolls_forward_by_its_length() {
+        let (s, e) = (utc(2026, 11, 20), utc(2026, 12, 20));
+        assert_eq!(period_at(Some((s, e)), NOW), Period { start: s, end: e });
+        assert_eq!(period_at(Some((s, e)), s), Period { start: s, end: e });
+        let len = e - s;
+        assert_eq!(
+            period_at(Some((s, e)), e),
+            Period {
+                start: e,
+                end: e + len
+            },
+            "the end belongs to the next period"
+        );
+        assert_eq!(
+            period_at(Some((s, e)), e + 2 * len + 5),
+            Period {
+                start: e + 2 * len,
+                end: e + 3 * len
+            }
+        );
+        // A period that has not started, or that makes no sense, is not trusted.
+        assert_eq!(period_at(Some((NOW + 1, NOW + 10)), NOW), calendar_month(NOW));
+        assert_eq!(period_at(Some((s, s)), NOW), calendar_month(NOW));
+        assert_eq!(period_at(Some((e, s)), NOW), calendar_month(NOW));
+    }
+
+    #[test]
+    fn seconds_left_round_up_and_never_go_negative() {
+        let p = Period {
+            start: 0,
+            end: 10_000,
+        };
+        assert_eq!(p.seconds_left(0), 10);
+        assert_eq!(p.seconds_left(8_999), 2);
+        assert_eq!(p.seconds_left(9_000), 1);
+        assert_eq!(p.seconds_left(10_000), 0);
+        assert_eq!(p.seconds_left(20_000), 0);
+    }
+
+    #[test]
+    fn the_allowance_adds_grants_to_a_limit() {
+        assert_eq!(allowance(Limit::Units(10), 5), Some(15));
+        assert_eq!(allowance(Limit::Units(u64::MAX), 5), Some(u64::MAX));
+        assert_eq!(allowance(Limit::Unlimited, 5), None);
+    }
+
+    #[test]
+    fn a_block_spends_its_units_in_order_and_never_more() {
+        let period = calendar_month(NOW);
+        let mut b = Block {
+            period,
+            limit: Some(10),
+            allowance: Some(12),
+            handed_out: 9,
+            next: 4,
+            end: 7,
+        };
+        assert_eq!(b.remaining(), Some(6), "12 - 9 + 3 held here");
+        assert_eq!(b.unspent(), 3);
+        assert_eq!(b.take(0), None, "nothing is not a spend");
+        assert_eq!(b.take(2), Some(5));
+        assert_eq!(b.take(2), None, "one left");
+        assert_eq!(b.unspent(), 1);
+        assert_eq!(b.take(1), Some(6));
+        assert_eq!(b.take(1), None);
+        assert_eq!(b.unspent(), 0);
+        assert!(b.serves(period, Some(10)));
+        assert!(!b.serves(period, Some(11)), "an upgrade's allowance");
+        assert!(!b.serves(period, None));
+        let next = Period {
+            start: period.end,
+            end: period.end + 1,
+        };
+        assert!(!b.serves(next, Some(10)), "a renewal");
+    }
+
+    #[test]
+    fn alerts_fall_due_at_eighty_and_a_hundred_percent() {
+        assert!(alerts_due(Some(10), 7).is_empty());
+        assert_eq!(alerts_due(Some(10), 8), vec![80]);
+        assert_eq!(alerts_due(Some(10), 9), vec![80]);
+        assert_eq!(alerts_due(Some(10), 10), vec![80, 100]);
+        assert_eq!(alerts_due(Some(7), 5), Vec::<u8>::new(), "5.6 is the 80% unit");
+        assert_eq!(alerts_due(Some(7), 6), vec![80]);
+        assert!(alerts_due(None, 1 << 50).is_empty());
+        assert!(alerts_due(Some(0), 0).is_empty());
+        assert_eq!(alerts_due(Some(u64::MAX), u64::MAX), vec![80, 100]);
+    }
+
+    #[test]
+    fn remaining_counts_what_this_instance_holds() {
+        assert_eq!(remaining(Some(100), 40, 0), Some(60));
+        assert_eq!(remaining(Some(100), 40, 8), Some(68));
+        assert_eq!(remaining(Some(100), 120, 0), Some(0), "a lowered limit");
+        assert_eq!(remaining(Some(100), 0, 500), Some(100), "never above the allowance");
+        assert_eq!(remaining(None, 40, 8), None);
+    }
+
+    proptest! {
+        #[test]
+        fn civil_dates_round_trip(days in -1_000_000i64..1_000_000) {
+            let (y, m, d) = civil_from_days(days);
+            prop_assert_eq!(days_from_civil(y, m, d), days);
+            prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
+        }
+
+        #[test]
+        fn the_calendar_month_contains_now_and_starts_on_the_first(now in -(1i64 << 45)..(1i64 << 45)) {
+            let p = calendar_month(now);
+            prop_assert!(p.start <= now && now < p.end);
+            prop_assert_eq!(civil_from_days(p.start / DAY_MS).2, 1);
+            prop_assert_eq!(civil_from_days(p.end / DAY_MS).2, 1);
+            prop_assert!((28..=31).contains(&((p.end - p.start) / DAY_MS)));
+        }
+
+        #[test]
+        fn the_period_always_contains_now(
+            start in 0i64..(1 << 42), len in 1i64..(1 << 36), at in 0i64..(1 << 43)
+        ) {
+            let p = period_at(Some((start, start + len)), at);
+            prop_assert!(p.start <= at && at < p.end, "{p:?} {at}");
+            if at >= start {
+                prop_assert_eq!(p.end - p.start, len);
+                prop_assert_eq!((p.start - start) % len, 0);
+            }
+        }
+    }
+}

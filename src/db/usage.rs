@@ -1,0 +1,159 @@
+//! `usage_counter`: units of a metered feature handed out per payer and period (README, "Usage
+//! limits"). Each statement is one atomic step, so any number of instances may run them at once
+//! and the sum of what they hand out never passes the allowance.
+
+use sqlx::{AnyPool, Row};
+
+use super::{now_ms, DbError, Engine};
+use crate::billing::{
+    usage::{Period, BLOCK_FRACTION, MAX_BLOCK},
+    PayerKind,
+};
+
+/// Stands for "no limit" in the statement (far above anything countable, far below overflow).
+pub const UNLIMITED: i64 = 1 << 60;
+
+/// One payer's counter of one feature.
+#[derive(Debug, Clone, PartialEq, Eq, Hash)]
+pub struct CounterKey {
+    pub kind: PayerKind,
+    pub payer_id: String,
+    pub feature: String,
+}
+
+/// A block the database handed out: units `used - granted + 1 ..= used` of the period.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grant {
+    pub used: i64,
+    pub granted: i64,
+    pub extra: i64,
+}
+
+// R, what remains once the caller's held units ($6) are given back:
+//   $7 (the plan's limit) + extra - (used - $6)
+// G, the block: a 1/$10 share of R, at least $8 (what the request needs), at most $9, never
+// more than R. The update runs only when R covers the request; otherwise nothing changes.
+const RESERVE_SQLITE: &str = "\
+insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
+values ($1, $2, $3, $4, $5, \
+  case when $7 >= $8 then min(max($8, min($9, $7 / $10)), $7) else 0 end, 0, \
+  case when $7 >= $8 then min(max($8, min($9, $7 / $10)), $7) else 0 end, $11) \
+on conflict (payer_kind, payer_id, feature, period_start) do update set \
+  used = usage_counter.used - $6 + min(max($8, min($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
+    $7 + usage_counter.extra - (usage_counter.used - $6)), \
+  last_grant = min(max($8, min($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
+    $7 + usage_counter.extra - (usage_counter.used - $6)), \
+  updated_at = $11 \
+where $7 + usage_counter.extra - (usage_counter.used - $6) >= $8 \
+returning used, last_grant, extra";
+
+const RESERVE_POSTGRES: &str = "\
+insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
+values ($1, $2, $3, $4, $5, \
+  case when $7 >= $8 then least(greatest($8, least($9, $7 / $10)), $7) else 0 end, 0, \
+  case when $7 >= $8 then least(greatest($8, least($9, $7 / $10)), $7) else 0 end, $11) \
+on conflict (payer_kind, payer_id, feature, period_start) do update set \
+  used = usage_counter.used - $6 + least(greatest($8, least($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
+    $7 + usage_counter.extra - (usage_counter.used - $6)), \
+  last_grant = least(greatest($8, least($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
+    $7 + usage_counter.extra - (usage_counter.used - $6)), \
+  updated_at = $11 \
+where $7 + usage_counter.extra - (usage_counter.used - $6) >= $8 \
+returning used, last_grant, extra";
+
+/// Hands out a block of at least `want` units of `period` under the plan's `limit`
+/// (`UNLIMITED` for none), giving back the `held` units the caller still had from this period's
+/// counter in the same step. `None` when fewer than `want` remain: nothing changed, and the
+/// caller still holds its `held` units.
+#[allow(clippy::too_many_arguments)]
+pub async fn reserve(
+    pool: &AnyPool,
+    engine: Engine,
+    key: &CounterKey,
+    period: Period,
+    limit: i64,
+    held: i64,
+    want: i64,
+) -> Result<Option<Grant>, DbError> {
+    let sql = match engine {
+        Engine::Sqlite => RESERVE_SQLITE,
+        Engine::Postgres => RESERVE_POSTGRES,
+    };
+    let row = sqlx::query(sql)
+        .bind(key.kind.as_str())
+        .bind(&key.payer_id)
+        .bind(&key.feature)
+        .bind(period.start)
+        .bind(period.end)
+        .bind(held)
+        .bind(limit)
+        .bind(want)
+        .bind(MAX_BLOCK as i64)
+        .bind(BLOCK_FRACTION as i64)
+        .bind(now_ms())
+        .fetch_optional(pool)
+        .await?;
+    Ok(row
+        .map(|r| Grant {
+            used: r.get("used"),
+            granted: r.get("last_grant"),
+            extra: r.get("extra"),
+        })
+        .filter(|g| g.granted >= want))
+}
+
+/// Gives back `units` this instance held and will not spend.
+pub async fn give_back(
+    pool: &AnyPool,
+    key: &CounterKey,
+    period_start: i64,
+    units: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "update usage_counter set used = used - $1, updated_at = $2 \
+         where payer_kind = $3 and payer_id = $4 and feature = $5 and period_start = $6",
+    )
+    .bind(units)
+    .bind(now_ms())
+    .bind(key.kind.as_str())
+    .bind(&key.payer_id)
+    .bind(&key.feature)
+    .bind(period_start)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// A payer's counter in one period.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Counter {
+    pub feature: String,
+    pub used: i64,
+    pub extra: i64,
+}
+
+/// The payer's counters of the period starting at `period_start`.
+pub async fn counters(
+    pool: &AnyPool,
+    kind: PayerKind,
+    payer_id: &str,
+    period_start: i64,
+) -> Result<Vec<Counter>, DbError> {
+    let rows = sqlx::query(
+        "select feature, used, extra from usage_counter \
+         where payer_kind = $1 and payer_id = $2 and period_start = $3 order by feature",
+    )
+    .bind(kind.as_str())
+    .bind(payer_id)
+    .bind(period_start)
+    .fetch_all(pool)
+    .await?;
+    Ok(rows
+        .iter()
+        .map(|r| Counter {
+            feature: r.get("feature"),
+            used: r.get("used"),
+            extra: r.get("extra"),
+        })
+        .collect())
+}
