@@ -13,7 +13,7 @@ use serde_json::json;
 use crate::helpers::*;
 
 async fn start_server(db_url: &str, dir: &std::path::Path) -> (tokio::process::Child, String) {
-    serve_process(db_url, dir, &[], true).await
+    serve_process(db_url, dir, &[], true, &[]).await
 }
 
 fn event(i: usize) -> String {

@@ -228,7 +228,7 @@ async fn a_thousand_idle_sockets_do_not_lock_others_out() {
         format!("--nofile=1024:{hard}"),
         "--".into(),
     ];
-    let (mut child, base) = serve_process(&db, &dir, &launcher, false).await;
+    let (mut child, base) = serve_process(&db, &dir, &launcher, false, &[]).await;
     let port: u16 = base.rsplit(':').next().unwrap().parse().unwrap();
     let mut idle = Vec::new();
     for _ in 0..1100 {

@@ -645,13 +645,14 @@ pub async fn premium_status(app: &TestApp, user: &str) -> u16 {
 
 /// `plangate serve` as a separate process on a free port, on `db_url` and data folder `dir`,
 /// started through `launcher` (e.g. `prlimit --nofile=…` then the binary) when given; `clerk`
-/// adds the test instance's keys. Returns the child (killed on drop) once `/readyz` answers 200,
+/// adds the test instance's keys; `extra` sets or overrides variables. Returns the child (killed on drop) once `/readyz` answers 200,
 /// and its base URL.
 pub async fn serve_process(
     db_url: &str,
     dir: &std::path::Path,
     launcher: &[String],
     clerk: bool,
+    extra: &[(&str, &str)],
 ) -> (tokio::process::Child, String) {
     let port = std::net::TcpListener::bind("127.0.0.1:0")
         .unwrap()
@@ -684,6 +685,9 @@ pub async fn serve_process(
         cmd.env("CLERK_PUBLISHABLE_KEY", publishable_key())
             .env("CLERK_JWT_KEY", &keys().0.public_pem)
             .env("CLERK_WEBHOOK_SECRET", SECRET_A);
+    }
+    for (k, v) in extra {
+        cmd.env(k, v);
     }
     let child = cmd.spawn().expect("the server process starts");
     let base = format!("http://127.0.0.1:{port}");

@@ -14,4 +14,5 @@ mod pages;
 mod preflight;
 mod security;
 mod session;
+mod usage;
 mod webhooks;
