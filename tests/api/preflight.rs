@@ -19,6 +19,7 @@ fn clerk_plans(api: &BackendApi, skip: &str) {
     let mut plans = api.plans.lock().unwrap();
     for (kind, slug) in [
         ("user", "free_user"),
+        ("user", "starter"),
         ("user", "pro"),
         ("user", "business"),
         ("org", "free_org"),
