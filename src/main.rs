@@ -102,7 +102,9 @@ async fn usage(kind: plangate::billing::PayerKind, id: String) -> anyhow::Result
         )
         .await?;
     for f in report.features {
-        let limit = f.limit.map_or_else(|| "unlimited".to_string(), |l| l.to_string());
+        let limit = f
+            .limit
+            .map_or_else(|| "unlimited".to_string(), |l| l.to_string());
         println!(
             "{} {}/{limit} {}..{}",
             f.feature,

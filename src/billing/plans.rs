@@ -176,7 +176,7 @@ impl Catalog {
                         p.slug
                     )));
                 }
-                if !value.as_integer().is_some_and(|n| n >= 0) {
+                if value.as_integer().is_none_or(|n| n < 0) {
                     return Err(PlansError::Invalid(format!(
                         "plan `{}`: the limit on `{feature}` must be a whole number of units, \
                          0 or more (found {value:?})",
@@ -362,7 +362,10 @@ mod tests {
         assert_eq!(pro.limit("exports"), Limit::Units(0), "zero is a limit");
         assert_eq!(pro.limit("support"), Limit::Units(0), "not in the plan");
         let plain = Catalog::from_toml(SAMPLE).unwrap();
-        assert_eq!(plain.plan("pro").unwrap().limit("reports"), Limit::Unlimited);
+        assert_eq!(
+            plain.plan("pro").unwrap().limit("reports"),
+            Limit::Unlimited
+        );
         assert_eq!(c.metered_features(), vec!["exports", "reports"]);
         assert!(plain.metered_features().is_empty());
     }
@@ -381,7 +384,10 @@ mod tests {
                 &format!("features = [\"reports\"]\nlimits = {limits}"),
             );
             let e = Catalog::from_toml(&text).unwrap_err().to_string();
-            assert!(e.contains(says) && e.contains("plan `pro`"), "{limits}: {e}");
+            assert!(
+                e.contains(says) && e.contains("plan `pro`"),
+                "{limits}: {e}"
+            );
         }
         let nested = SAMPLE.replace(
             r#"features = ["reports"]"#,

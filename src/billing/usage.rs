@@ -152,7 +152,11 @@ pub fn alerts_due(allowance: Option<u64>, last_unit: u64) -> Vec<u8> {
 /// Units left for the payer as one instance sees them: the allowance less what the database has
 /// handed out, plus what this instance still holds. `None` when unlimited.
 pub fn remaining(allowance: Option<u64>, handed_out: u64, held_here: u64) -> Option<u64> {
-    allowance.map(|a| a.saturating_sub(handed_out).saturating_add(held_here).min(a))
+    allowance.map(|a| {
+        a.saturating_sub(handed_out)
+            .saturating_add(held_here)
+            .min(a)
+    })
 }
 
 #[cfg(test)]
@@ -172,8 +176,16 @@ mod tests {
         assert_eq!(days_from_civil(1970, 1, 1), 0);
         assert_eq!(civil_from_days(0), (1970, 1, 1));
         assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28), 2, "leap");
-        assert_eq!(days_from_civil(2100, 3, 1) - days_from_civil(2100, 2, 28), 1, "no leap");
+        assert_eq!(
+            days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28),
+            2,
+            "leap"
+        );
+        assert_eq!(
+            days_from_civil(2100, 3, 1) - days_from_civil(2100, 2, 28),
+            1,
+            "no leap"
+        );
         assert_eq!(civil_from_days(NOW / DAY_MS), (2026, 12, 3));
     }
 
@@ -214,7 +226,10 @@ mod tests {
             }
         );
         // A period that has not started, or that makes no sense, is not trusted.
-        assert_eq!(period_at(Some((NOW + 1, NOW + 10)), NOW), calendar_month(NOW));
+        assert_eq!(
+            period_at(Some((NOW + 1, NOW + 10)), NOW),
+            calendar_month(NOW)
+        );
         assert_eq!(period_at(Some((s, s)), NOW), calendar_month(NOW));
         assert_eq!(period_at(Some((e, s)), NOW), calendar_month(NOW));
     }
@@ -275,7 +290,11 @@ mod tests {
         assert_eq!(alerts_due(Some(10), 8), vec![80]);
         assert_eq!(alerts_due(Some(10), 9), vec![80]);
         assert_eq!(alerts_due(Some(10), 10), vec![80, 100]);
-        assert_eq!(alerts_due(Some(7), 5), Vec::<u8>::new(), "5.6 is the 80% unit");
+        assert_eq!(
+            alerts_due(Some(7), 5),
+            Vec::<u8>::new(),
+            "5.6 is the 80% unit"
+        );
         assert_eq!(alerts_due(Some(7), 6), vec![80]);
         assert!(alerts_due(None, 1 << 50).is_empty());
         assert!(alerts_due(Some(0), 0).is_empty());
@@ -287,7 +306,11 @@ mod tests {
         assert_eq!(remaining(Some(100), 40, 0), Some(60));
         assert_eq!(remaining(Some(100), 40, 8), Some(68));
         assert_eq!(remaining(Some(100), 120, 0), Some(0), "a lowered limit");
-        assert_eq!(remaining(Some(100), 0, 500), Some(100), "never above the allowance");
+        assert_eq!(
+            remaining(Some(100), 0, 500),
+            Some(100),
+            "never above the allowance"
+        );
         assert_eq!(remaining(None, 40, 8), None);
     }
 

@@ -34,7 +34,10 @@ pub async fn premium_feature(
     if !d.allowed {
         return Err(ApiError::forbidden(d.reason));
     }
-    let meter = state.usage().consume(&session, &d, "premium_api", 1).await?;
+    let meter = state
+        .usage()
+        .consume(&session, &d, "premium_api", 1)
+        .await?;
     Ok(Metered(
         meter,
         Json(json!({

@@ -28,8 +28,14 @@ fn headers(m: &Meter) -> Vec<(HeaderName, HeaderValue)> {
     };
     vec![
         (HeaderName::from_static("ratelimit-limit"), limit.into()),
-        (HeaderName::from_static("ratelimit-remaining"), remaining.into()),
-        (HeaderName::from_static("ratelimit-reset"), m.reset_secs.into()),
+        (
+            HeaderName::from_static("ratelimit-remaining"),
+            remaining.into(),
+        ),
+        (
+            HeaderName::from_static("ratelimit-reset"),
+            m.reset_secs.into(),
+        ),
     ]
 }
 

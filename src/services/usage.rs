@@ -23,8 +23,7 @@ use crate::{
         Catalog, Decision, Limit, PayerKind,
     },
     db::{
-        self,
-        now_ms,
+        self, now_ms,
         usage::{CounterKey, Grant, UNLIMITED},
         Db, DbError,
     },
@@ -136,7 +135,10 @@ impl Usage {
     /// The plan's limit on `feature` (`None` unlimited); a plan this file does not define
     /// allows none.
     fn limit(&self, plan: Option<&str>, feature: &str) -> Option<u64> {
-        match plan.and_then(|p| self.catalog.plan(p)).map(|p| p.limit(feature)) {
+        match plan
+            .and_then(|p| self.catalog.plan(p))
+            .map(|p| p.limit(feature))
+        {
             Some(Limit::Unlimited) => None,
             Some(Limit::Units(n)) => Some(n),
             None => Some(0),
@@ -262,7 +264,9 @@ impl Usage {
             // Forget counters nobody is using and nothing is held for.
             map.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |b| b.is_some_and(|b| b.unspent() > 0))
+                    || slot
+                        .try_lock()
+                        .map_or(true, |b| b.is_some_and(|b| b.unspent() > 0))
             });
             map.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
@@ -339,11 +343,7 @@ impl Usage {
         last: u64,
     ) {
         for pct in alerts_due(Some(allowance), last) {
-            let id = format!(
-                "usage:{}:{feature}:{}:{pct}",
-                payer.label(),
-                period.start
-            );
+            let id = format!("usage:{}:{feature}:{}:{pct}", payer.label(), period.start);
             if self
                 .alerted
                 .lock()
@@ -393,8 +393,7 @@ impl Usage {
             .as_deref()
             .and_then(|p| self.catalog.plan(p))
             .map_or_else(|| "your".to_string(), |p| format!("the {}", p.name));
-        let (subject, body) =
-            alert_mail(&plan, feature, pct, allowance, period, &self.pricing_url);
+        let (subject, body) = alert_mail(&plan, feature, pct, allowance, period, &self.pricing_url);
         if db::outbox::enqueue(&mut conn, id, &to, &subject, &body).await? {
             self.mail_notify.notify_one();
         }

@@ -125,7 +125,11 @@ async fn two_hundred_concurrent_requests_get_exactly_the_limit_and_then_429() {
     let app = metered_app(&dir, vec![]).await;
     let t = now() * 1000;
     let (start, end) = (t - 86_400_000, t + 29 * 86_400_000);
-    subscribe(&app, &item_on("pro", "csub_item_u1", "user_u1", t, start, end)).await;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_u1", "user_u1", t, start, end),
+    )
+    .await;
     let token = token_of("user_u1");
 
     let statuses = burst(&[&app], &token, 200).await;
@@ -146,7 +150,10 @@ async fn two_hundred_concurrent_requests_get_exactly_the_limit_and_then_429() {
 
     let u = usage(&app, &token).await;
     assert_eq!(u["payer"], "user:user_u1");
-    assert_eq!((u["period_start"].as_i64(), u["period_end"].as_i64()), (Some(start), Some(end)));
+    assert_eq!(
+        (u["period_start"].as_i64(), u["period_end"].as_i64()),
+        (Some(start), Some(end))
+    );
     assert_eq!(
         u["features"]["premium_api"],
         json!({"limit": 50, "used": 50, "remaining": 0})
@@ -167,7 +174,11 @@ async fn every_metered_answer_counts_down_in_its_headers() {
     let dir = TempDir::new("plangate-usage-");
     let app = metered_app(&dir, vec![]).await;
     let t = now() * 1000;
-    subscribe(&app, &item_on("pro", "csub_item_u2", "user_u2", t, t - 1000, t + 3_600_000)).await;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_u2", "user_u2", t, t - 1000, t + 3_600_000),
+    )
+    .await;
     let token = token_of("user_u2");
     for left in (45..50).rev() {
         let r = app.get_with_token("/api/premium-feature", &token).await;
@@ -178,10 +189,18 @@ async fn every_metered_answer_counts_down_in_its_headers() {
         assert!((3590..=3600).contains(&reset), "{reset}");
     }
     let u = usage(&app, &token).await;
-    assert_eq!(u["features"]["premium_api"], json!({"limit": 50, "used": 5, "remaining": 45}));
+    assert_eq!(
+        u["features"]["premium_api"],
+        json!({"limit": 50, "used": 5, "remaining": 45})
+    );
     // A caller without a token learns nothing and spends nothing.
     assert_eq!(
-        app.client.get(app.url("/api/usage")).send().await.unwrap().status(),
+        app.client
+            .get(app.url("/api/usage"))
+            .send()
+            .await
+            .unwrap()
+            .status(),
         401
     );
     assert_eq!(
@@ -205,14 +224,25 @@ async fn a_renewal_starts_from_zero_and_an_upgrade_keeps_what_was_used() {
     let app = metered_app(&dir, vec![]).await;
     let t = now() * 1000;
     let (start, end) = (t - 1000, t + 3_600_000);
-    subscribe(&app, &item_on("pro", "csub_item_u3", "user_u3", t - 10, start, end)).await;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_u3", "user_u3", t - 10, start, end),
+    )
+    .await;
     let token = token_of("user_u3");
     assert_eq!(count(&burst(&[&app], &token, 60).await, 200), 50);
 
     // An upgrade within the period: the 50 used stay, Business's 80 apply at once.
-    subscribe(&app, &item_on("business", "csub_item_u3", "user_u3", t, start, end)).await;
+    subscribe(
+        &app,
+        &item_on("business", "csub_item_u3", "user_u3", t, start, end),
+    )
+    .await;
     let u = usage(&app, &token).await;
-    assert_eq!(u["features"]["premium_api"], json!({"limit": 80, "used": 50, "remaining": 30}));
+    assert_eq!(
+        u["features"]["premium_api"],
+        json!({"limit": 80, "used": 50, "remaining": 30})
+    );
     let after = burst(&[&app], &token, 40).await;
     assert_eq!(count(&after, 200), 30, "{after:?}");
 
@@ -221,14 +251,20 @@ async fn a_renewal_starts_from_zero_and_an_upgrade_keeps_what_was_used() {
     subscribe(&app, &down).await;
     assert_eq!(premium_status_token(&app, &token).await, 429);
     let u = usage(&app, &token).await;
-    assert_eq!(u["features"]["premium_api"], json!({"limit": 50, "used": 80, "remaining": 0}));
+    assert_eq!(
+        u["features"]["premium_api"],
+        json!({"limit": 50, "used": 80, "remaining": 0})
+    );
 
     // A renewal: the next period starts from zero.
     let next = item_on("pro", "csub_item_u3", "user_u3", t + 10, t, t + 7_200_000);
     subscribe(&app, &next).await;
     let u = usage(&app, &token).await;
     assert_eq!(u["period_start"].as_i64(), Some(t));
-    assert_eq!(u["features"]["premium_api"], json!({"limit": 50, "used": 0, "remaining": 50}));
+    assert_eq!(
+        u["features"]["premium_api"],
+        json!({"limit": 50, "used": 0, "remaining": 50})
+    );
     assert_eq!(count(&burst(&[&app], &token, 60).await, 200), 50);
 }
 
@@ -242,12 +278,18 @@ async fn without_an_item_the_period_is_the_calendar_month_and_an_unlimited_featu
     assert_eq!(count(&statuses, 200), 30);
     let r = app.get_with_token("/api/premium-feature", &token).await;
     assert_eq!(r.status(), 200);
-    assert!(r.headers().get("ratelimit-limit").is_none(), "no limit to state");
+    assert!(
+        r.headers().get("ratelimit-limit").is_none(),
+        "no limit to state"
+    );
     let u = usage(&app, &token).await;
     assert_eq!(u["features"]["premium_api"]["limit"], Value::Null);
     assert_eq!(u["features"]["premium_api"]["used"], 31);
     // The UTC month that holds now: from the 1st at midnight to the next 1st.
-    let (s, e) = (u["period_start"].as_i64().unwrap(), u["period_end"].as_i64().unwrap());
+    let (s, e) = (
+        u["period_start"].as_i64().unwrap(),
+        u["period_end"].as_i64().unwrap(),
+    );
     assert_eq!(s % 86_400_000, 0, "midnight UTC");
     assert!(s <= now() * 1000 && now() * 1000 < e);
     assert!((28..=31).contains(&((e - s) / 86_400_000)));
@@ -261,7 +303,11 @@ async fn an_organization_plan_spends_the_organizations_units_whoever_calls() {
     let app = metered_app(&dir, vec![]).await;
     let member = |user: &str| {
         let c = with(claims(user), "pla", json!("o:team"));
-        let c = with(c, "o", json!({"id": "org_u5", "slg": "acme", "rol": "admin"}));
+        let c = with(
+            c,
+            "o",
+            json!({"id": "org_u5", "slg": "acme", "rol": "admin"}),
+        );
         sign_token(&keys().0, &c)
     };
     let (a, b) = (member("user_u5a"), member("user_u5b"));
@@ -292,7 +338,11 @@ async fn the_eighty_and_hundred_percent_alerts_are_mailed_once_each() {
     user["data"]["email_addresses"] =
         json!([{"id": "idn_u6", "object": "email_address", "email_address": "u6@example.com"}]);
     subscribe(&app, &user).await;
-    subscribe(&app, &item_on("pro", "csub_item_u6", "user_u6", t, t - 1000, t + 3_600_000)).await;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_u6", "user_u6", t, t - 1000, t + 3_600_000),
+    )
+    .await;
     let token = token_of("user_u6");
 
     assert_eq!(count(&burst(&[&app], &token, 39).await, 200), 39);
@@ -303,7 +353,11 @@ async fn the_eighty_and_hundred_percent_alerts_are_mailed_once_each() {
     {
         let m = sink.messages.lock().unwrap();
         assert_eq!(m.len(), 1, "{m:?}");
-        assert!(m[0].contains("u6@example.com") && m[0].contains("80%"), "{}", m[0]);
+        assert!(
+            m[0].contains("u6@example.com") && m[0].contains("80%"),
+            "{}",
+            m[0]
+        );
     }
     assert_eq!(count(&burst(&[&app], &token, 30).await, 200), 6);
     app.mail_drained().await;
@@ -385,7 +439,10 @@ async fn a_sigkill_mid_burst_never_lets_more_than_the_limit_through() {
     );
     // Near a limit of 50 blocks are single units: the crash stranded at most the one held
     // unit and the units of the (at most 8) requests in flight when it struck.
-    assert!(before + after >= 50 - 9, "{before} + {after}: more was lost than was held");
+    assert!(
+        before + after >= 50 - 9,
+        "{before} + {after}: more was lost than was held"
+    );
     // The operator's view agrees with the refusals.
     let (code, out, err) = command_with(&db_url, &dir, &plans, &["usage", "--user", "user_u7"]);
     assert_eq!(code, 0, "{err}");
@@ -395,7 +452,12 @@ async fn a_sigkill_mid_burst_never_lets_more_than_the_limit_through() {
 }
 
 /// `plangate <args>` on the given database and plans, as an operator runs it.
-fn command_with(db_url: &str, dir: &std::path::Path, plans: &str, args: &[&str]) -> (i32, String, String) {
+fn command_with(
+    db_url: &str,
+    dir: &std::path::Path,
+    plans: &str,
+    args: &[&str],
+) -> (i32, String, String) {
     let out = std::process::Command::new(env!("CARGO_BIN_EXE_plangate"))
         .args(args)
         .env_clear()
@@ -439,7 +501,11 @@ async fn two_instances_on_one_postgresql_never_spend_more_than_the_limit_between
     };
     let (a, b) = (spawn().await, spawn().await);
     let t = now() * 1000;
-    subscribe(&a, &item_on("pro", "csub_item_u8", "user_u8", t, t - 1000, t + 3_600_000)).await;
+    subscribe(
+        &a,
+        &item_on("pro", "csub_item_u8", "user_u8", t, t - 1000, t + 3_600_000),
+    )
+    .await;
     let token = token_of("user_u8");
     let first = burst(&[&a, &b], &token, 200).await;
     let served = count(&first, 200);
