@@ -1,5 +1,6 @@
 //! Helpers for `bench/run.sh`.
-//!   bench_tool keys <dir>                 test RSA key: <dir>/public.pem, <dir>/token (entitled, 1 h)
+//!   bench_tool keys <dir>                 test RSA key: <dir>/public.pem, <dir>/token (entitled, 1 h),
+//!                                         <dir>/token_metered (Business: a metered payer)
 //!   bench_tool webhooks <file> <n> <secret>  n distinct, validly signed deliveries, one per line:
 //!                                          svix-id \t timestamp \t signature \t body
 //!   bench_tool startup <url> <cmd…>       starts cmd, polls <url> every ms; prints ms to the first 200
@@ -80,6 +81,10 @@ fn keys(dir: &str) {
     let claims = json!({"sub": "user_bench", "sid": "sess_bench", "iss": format!("https://{host}"), "azp": azp,
         "iat": t, "nbf": t - 10, "exp": t + 3600, "v": 2, "pla": "u:pro", "fea": "u:premium_dashboard", "sts": "active"});
     std::fs::write(format!("{dir}/token"), key.sign(&claims).unwrap()).unwrap();
+    // P1m: another payer on Business, whose premium_api is metered (bench/plans.toml).
+    let metered = json!({"sub": "user_bench_metered", "sid": "sess_bench_m", "iss": format!("https://{host}"), "azp": azp,
+        "iat": t, "nbf": t - 10, "exp": t + 3600, "v": 2, "pla": "u:business", "fea": "u:premium_dashboard", "sts": "active"});
+    std::fs::write(format!("{dir}/token_metered"), key.sign(&metered).unwrap()).unwrap();
     let pk = format!(
         "pk_test_{}",
         base64::engine::general_purpose::STANDARD.encode(format!("{host}$"))

@@ -4,6 +4,8 @@
 # handler as this machine's HTTP ceiling. Prints one table. Loopback only.
 #   bench/run.sh            BENCH_SECONDS=10 BENCH_CONNECTIONS=32 BENCH_PG_URL=postgres://…/postgres
 #                           BENCH_BIN=path/to/plangate BENCH_SKIP_BUILD=1 (A/B against another build)
+#                           BENCH_PLANS=file (default bench/plans.toml; an older build may need
+#                           one without `limits`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
 SECS=${BENCH_SECONDS:-10}
@@ -25,6 +27,8 @@ SECRET=whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw
 export BENCH_APP_URL=$URL BENCH_FAPI_HOST=bench.clerk.accounts.dev
 $TOOL keys "$work"
 TOKEN=$(cat "$work/token")
+TOKEN_M=$(cat "$work/token_metered")
+PLANS=${BENCH_PLANS:-$BENCH_DIR/plans.toml}
 
 pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
@@ -33,7 +37,7 @@ trap cleanup EXIT
 serve_env() {  # $1 = database url
   exec env -i PATH="$PATH" RUST_LOG=warn DATABASE_URL="$1" DATA_DIR="$work/data" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" \
     APP_URL="$URL" CLERK_PUBLISHABLE_KEY="$(cat "$work/publishable_key")" CLERK_JWT_KEY="$(cat "$work/public.pem")" \
-    CLERK_WEBHOOK_SECRET="$SECRET" LEPTOS_SITE_ROOT=target/site "${@:2}"
+    CLERK_WEBHOOK_SECRET="$SECRET" LEPTOS_SITE_ROOT=target/site PLANS_FILE="$PLANS" "${@:2}"
 }
 start() {  # $1 = database url
   serve_env "$1" "$BIN" serve & SERVER=$!; pids+=("$SERVER")
@@ -65,6 +69,8 @@ P5=$(serve_env "sqlite://$work/startup.db" "$TOOL" startup "$URL/readyz" "$BIN" 
 # P1, P3 on SQLite.
 start "sqlite://$work/bench.db"; SERVER_PID_FOR_RSS=$SERVER
 BENCH_AUTH="Bearer $TOKEN" run_wrk "P1 GET /api/premium-feature" "$URL/api/premium-feature" bench/get.lua
+# P1m: the same API for a payer with a limit (too large to reach): every 200 spends a unit.
+BENCH_AUTH="Bearer $TOKEN_M" run_wrk "P1m GET /api/premium-feature" "$URL/api/premium-feature" bench/get.lua
 run_wrk "P3 GET /pricing" "$URL/pricing" bench/get.lua
 BENCH_COOKIE="__session=$TOKEN" run_wrk "P3 GET /dashboard (signed in)" "$URL/dashboard" bench/get.lua
 # Signed-in pages as a browser meets them: Bearer, at -c32 and on one kept-alive connection.
@@ -110,6 +116,12 @@ if command -v psql >/dev/null && psql "$PG_ADMIN" -qtc "select 1" >/dev/null 2>&
   P6_EVENTS=$(psql "${PG_ADMIN%/*}/$db" -qtAc "select count(*) from webhook_event")
   P6_A=$(cat "$work/p6a") P6_B=$(cat "$work/p6b")
   P6_INV=$($TOOL invalidation "$URL" "http://127.0.0.1:$PORT_B" "$SECRET" "$TOKEN" "${BENCH_CHANGES:-200}")
+  # P1m on both instances at once: one payer's units reserved by two processes from one counter.
+  BENCH_AUTH="Bearer $TOKEN_M" wrk -t1 -c$half -d${SECS}s --latency -s bench/get.lua "$URL/api/premium-feature" 2>&1 | grep '^RESULT' | tail -1 > "$work/p1ma" & WA=$!
+  BENCH_AUTH="Bearer $TOKEN_M" wrk -t1 -c$half -d${SECS}s --latency -s bench/get.lua "http://127.0.0.1:$PORT_B/api/premium-feature" 2>&1 | grep '^RESULT' | tail -1 > "$work/p1mb" & WB=$!
+  wait "$WA" "$WB"
+  P1M_A=$(cat "$work/p1ma") P1M_B=$(cat "$work/p1mb")
+  P1M_USED=$(psql "${PG_ADMIN%/*}/$db" -qtAc "select coalesce(sum(used), 0) from usage_counter where payer_id = 'user_bench_metered'" 2>/dev/null || echo "?")
   kill "$B"; wait "$B" 2>/dev/null || true
   stop
   psql "$PG_ADMIN" -qc "drop database $db" >/dev/null || true
@@ -138,4 +150,7 @@ if [[ -n "${P6_A:-}" ]]; then
   echo "P6 two instances on PostgreSQL, webhooks: $(awk "BEGIN {printf \"%.0f\", $(rps "$P6_A") + $(rps "$P6_B")}") events/s" \
     "(A: $(rps "$P6_A"), B: $(rps "$P6_B")); events stored: $P6_EVENTS"
   echo "P6 cross-instance invalidation (change through A until B's gated answer shows it): $P6_INV"
+  nb() { sed -n 's/.*non2xx=\([0-9]*\).*/\1/p' <<<"$1"; }
+  echo "P1m two instances on PostgreSQL: $(awk "BEGIN {printf \"%.0f\", $(rps "$P1M_A") + $(rps "$P1M_B")}") req/s" \
+    "(A: $(rps "$P1M_A"), B: $(rps "$P1M_B")); non-2xx: $(nb "$P1M_A")+$(nb "$P1M_B"); units counted: $P1M_USED"
 fi

@@ -202,6 +202,64 @@ test('the demo subscription story, from free to canceled', async () => {
   await context.close();
 });
 
+test('the demo meter: spend from the premium page, the 80 % mail, and 429 at the limit', async () => {
+  const { p, context, errors, csp } = await page(DEMO);
+  await p.goto('/sign-in');
+  await p.locator('#demo-name').fill('meter');
+  await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await p.waitForURL('**/dashboard');
+  await p.goto('/pricing');
+  await p.getByTestId('subscribe-starter').click();
+  await p.waitForURL('**/dashboard');
+  assert.equal(await p.getByTestId('plan').textContent(), 'Starter');
+  const meter = p.getByTestId('meter-premium_api');
+  assert.equal(await meter.getByTestId('meter-used').textContent(), '0');
+  assert.equal(await meter.getByTestId('meter-limit').textContent(), '20');
+
+  await p.goto('/dashboard/payment-gated');
+  await p.getByTestId('premium-content').waitFor();
+  const call = p.getByTestId('call-api');
+  const result = p.getByTestId('api-result');
+  for (let i = 1; i <= 16; i++) {
+    await call.click();
+    await p.waitForFunction((n) => document.querySelector('[data-feature="premium_api"] .meter-used').textContent === String(n), i);
+  }
+  assert.match(await result.textContent(), /The API answered: Premium feature unlocked/);
+  assert.equal(await p.locator('[data-feature="premium_api"] meter').evaluate((m) => m.value), 16);
+  await p.screenshot({ path: join(shots, 'meter-80.png'), fullPage: true });
+
+  let mails = [];
+  for (let i = 0; i < 50 && mails.length === 0; i++) {
+    await p.goto('/demo/mailbox');
+    mails = await p.getByTestId('mail').allTextContents();
+    if (!mails.length) await p.waitForTimeout(200);
+  }
+  assert.equal(mails.length, 1, mails.join('\n'));
+  assert.match(mails[0], /You have used 80% of your premium api/);
+
+  await p.goto('/dashboard/payment-gated');
+  for (let i = 17; i <= 20; i++) {
+    await call.click();
+    await p.waitForFunction((n) => document.querySelector('[data-feature="premium_api"] .meter-used').textContent === String(n), i);
+  }
+  await call.click();
+  await p.waitForFunction(() => document.querySelector('[data-testid="api-result"]').dataset.status === '429');
+  assert.match(await result.textContent(), /reached your limit/);
+  await p.getByTestId('limit-reached').waitFor();
+  assert.equal(await p.getByTestId('limit-reached').getByRole('link').getAttribute('href'), '/pricing');
+  await p.screenshot({ path: join(shots, 'meter-limit.png'), fullPage: true });
+
+  // The server agrees after a reload, and the dashboard shows the same meter at its limit.
+  await p.goto('/dashboard');
+  assert.equal(await p.getByTestId('meter-premium_api').getByTestId('meter-used').textContent(), '20');
+  await p.getByTestId('limit-reached').waitFor();
+  await p.setViewportSize({ width: 390, height: 844 });
+  await p.screenshot({ path: join(shots, 'meter-dashboard-phone.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(csp, [], 'the meter runs under the CSP');
+  await context.close();
+});
+
 test('an expired session is refreshed by the handshake before the first render, without a reload', async () => {
   const { p, context, errors, csp } = await page(SHORT);
   await p.goto('/sign-in');
