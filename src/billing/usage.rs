@@ -15,7 +15,7 @@ pub const MAX_BLOCK: u64 = 256;
 pub const BLOCK_FRACTION: u64 = 32;
 
 /// A billing period, `[start, end)` in ms.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
 pub struct Period {
     pub start: i64,
     pub end: i64,
@@ -102,6 +102,8 @@ pub struct Block {
     pub allowance: Option<u64>,
     /// Units of the period the database had handed out (to every instance) with this block.
     pub handed_out: u64,
+    /// How many units the block was handed out with.
+    pub size: u64,
     pub next: u64,
     pub end: u64,
 }
@@ -119,6 +121,13 @@ impl Block {
     /// Units left for the payer as this instance sees them (`None` unlimited).
     pub fn remaining(&self) -> Option<u64> {
         remaining(self.allowance, self.handed_out, self.unspent())
+    }
+
+    /// Whether to reserve the next block now, before this one runs out, so that no request
+    /// waits for the database: half of it is spent, and it was not a single unit (near the
+    /// limit, where a unit held ahead is a unit another instance cannot spend).
+    pub fn wants_next(&self) -> bool {
+        self.size > 1 && self.unspent().saturating_mul(2) <= self.size
     }
 
     /// Spends `units` from the block: the number of the last unit spent, or `None` (nothing
@@ -262,13 +271,16 @@ mod tests {
             limit: Some(10),
             allowance: Some(12),
             handed_out: 9,
+            size: 4,
             next: 4,
             end: 7,
         };
+        assert!(!b.wants_next(), "3 of 4 left");
         assert_eq!(b.remaining(), Some(6), "12 - 9 + 3 held here");
         assert_eq!(b.unspent(), 3);
         assert_eq!(b.take(0), None, "nothing is not a spend");
         assert_eq!(b.take(2), Some(5));
+        assert!(b.wants_next(), "half spent");
         assert_eq!(b.take(2), None, "one left");
         assert_eq!(b.unspent(), 1);
         assert_eq!(b.take(1), Some(6));
@@ -282,6 +294,21 @@ mod tests {
             end: period.end + 1,
         };
         assert!(!b.serves(next, Some(10)), "a renewal");
+        let single = Block {
+            size: 1,
+            next: 5,
+            end: 5,
+            ..b
+        };
+        assert!(!single.wants_next(), "near the limit nothing is held ahead");
+        let two = Block {
+            size: 2,
+            next: 4,
+            end: 5,
+            ..b
+        };
+        assert!(two.wants_next(), "one of two left");
+        assert!(!Block { next: 3, ..two }.wants_next(), "both left");
     }
 
     #[test]

@@ -124,6 +124,31 @@ pub async fn give_back(
     Ok(())
 }
 
+/// Adds `units` of an unlimited feature, counted in memory, to the period's counter.
+pub async fn count(
+    pool: &AnyPool,
+    key: &CounterKey,
+    period: Period,
+    units: i64,
+) -> Result<(), DbError> {
+    sqlx::query(
+        "insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
+         values ($1, $2, $3, $4, $5, $6, 0, 0, $7) \
+         on conflict (payer_kind, payer_id, feature, period_start) do update set \
+           used = usage_counter.used + $6, updated_at = $7",
+    )
+    .bind(key.kind.as_str())
+    .bind(&key.payer_id)
+    .bind(&key.feature)
+    .bind(period.start)
+    .bind(period.end)
+    .bind(units)
+    .bind(now_ms())
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
 /// A payer's counter in one period.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {

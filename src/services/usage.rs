@@ -100,7 +100,51 @@ pub struct Report {
     pub features: Vec<FeatureUsage>,
 }
 
-type Slot = Arc<tokio::sync::Mutex<Option<Block>>>;
+/// This instance's units of one counter: the block it spends, and the next one, reserved
+/// ahead while the first runs down so that no request waits for the database.
+#[derive(Debug, Default)]
+struct Local {
+    block: Option<Block>,
+    next: Option<Block>,
+    refilling: bool,
+}
+
+impl Local {
+    /// Spends from the block, or from the next one once the block is used up.
+    fn spend(&mut self, period: Period, limit: Option<u64>, units: u64) -> Option<(u64, Block)> {
+        let serves = |b: &Block| b.serves(period, limit);
+        if let Some(b) = self.block.as_mut().filter(|b| serves(b)) {
+            if let Some(last) = b.take(units) {
+                return Some((last, *b));
+            }
+        }
+        // Promoted only over a block with nothing of this period left to give back.
+        let spent_out = self
+            .block
+            .is_none_or(|b| b.period != period || b.unspent() == 0);
+        if spent_out && self.next.is_some_and(|n| serves(&n)) {
+            self.block = self.next.take();
+            let b = self.block.as_mut()?;
+            return b.take(units).map(|last| (last, *b));
+        }
+        None
+    }
+
+    /// Units held here for `period`, in both blocks.
+    fn held(&self, period: Period) -> u64 {
+        [self.block, self.next]
+            .iter()
+            .flatten()
+            .filter(|b| b.period == period)
+            .map(Block::unspent)
+            .sum()
+    }
+}
+
+type Slot = Arc<tokio::sync::Mutex<Local>>;
+
+/// Counts of unlimited features not yet written, by counter and period.
+type Tally = HashMap<(CounterKey, Period), u64>;
 
 pub struct Usage {
     db: Db,
@@ -109,6 +153,9 @@ pub struct Usage {
     mail_notify: Arc<Notify>,
     pricing_url: String,
     blocks: Mutex<HashMap<CounterKey, Slot>>,
+    /// Unlimited features are only counted: in memory, written every `SETTLE_EVERY` (a crash
+    /// forgets at most that second's count; nothing is refused on it).
+    tally: Mutex<Tally>,
     /// Alerts this instance already queued (the outbox's id keeps them once across instances).
     alerted: Mutex<HashSet<String>>,
 }
@@ -128,6 +175,7 @@ impl Usage {
             mail_notify,
             pricing_url,
             blocks: Mutex::new(HashMap::new()),
+            tally: Mutex::new(HashMap::new()),
             alerted: Mutex::new(HashSet::new()),
         }
     }
@@ -147,7 +195,8 @@ impl Usage {
 
     /// Spends `units` of `feature` for the payer whose plan opened the gate in `decision`:
     /// the call every metered handler makes once its gate has allowed. With fewer than `units`
-    /// left nothing is spent and the answer is `UsageError::Limited`.
+    /// left nothing is spent and the answer is `UsageError::Limited`. A request spends at
+    /// least one unit (`0` counts as 1).
     pub async fn consume(
         &self,
         session: &Session,
@@ -155,6 +204,7 @@ impl Usage {
         feature: &str,
         units: u64,
     ) -> Result<Meter, UsageError> {
+        let units = units.max(1);
         let now = now_ms();
         let payer = Payer::of(session, decision);
         let period = period_at(decision.period_start.zip(decision.period_end), now);
@@ -164,117 +214,198 @@ impl Usage {
             payer_id: payer.id.clone(),
             feature: feature.to_string(),
         };
+        let meter = |allowance: Option<u64>, remaining: Option<u64>| Meter {
+            feature: feature.to_string(),
+            allowance,
+            remaining,
+            period,
+            reset_secs: period.seconds_left(now),
+        };
+        if limit.is_none() {
+            *self
+                .tally
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .entry((key, period))
+                .or_default() += units;
+            self.consumed(feature, units);
+            return Ok(meter(None, None));
+        }
         let slot = self.slot(&key);
-        let mut block = slot.lock().await;
-        let mut spent = block
-            .as_mut()
-            .filter(|b| b.serves(period, limit))
-            .and_then(|b| b.take(units));
-        if spent.is_none() {
-            // This counter's units still held here go back in the same step (a plan change
-            // within the period); a block of another period is simply dropped.
-            let held = block
-                .as_ref()
-                .filter(|b| b.period == period)
-                .map_or(0, Block::unspent);
-            let grant = db::usage::reserve(
-                &self.db.pool,
-                self.db.engine,
-                &key,
-                period,
-                limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED)),
-                i64::try_from(held).unwrap_or(0),
-                i64::try_from(units).unwrap_or(i64::MAX),
-            )
-            .await?;
-            match grant {
-                Some(g) => {
-                    let mut fresh = new_block(period, limit, g);
-                    spent = fresh.take(units);
-                    *block = Some(fresh);
-                }
-                None => {
-                    let allowance = block
-                        .as_ref()
-                        .filter(|b| b.serves(period, limit))
-                        .map_or(limit, |b| b.allowance);
-                    drop(block);
-                    self.metrics
-                        .usage_limited
-                        .with_label_values(&[feature])
-                        .inc();
-                    if let Some(a) = allowance {
-                        self.alert(session, &payer, decision, feature, period, a, a)
-                            .await;
+        let mut local = slot.lock().await;
+        let (last, b) = match local.spend(period, limit, units) {
+            Some(spent) => spent,
+            None => {
+                // Units of this period still held here go back in the same step (a plan
+                // change within the period); blocks of another period are simply dropped.
+                let held = local.held(period);
+                let grant = self.reserve(&key, period, limit, held, units).await?;
+                match grant {
+                    Some(g) => {
+                        // What both blocks held went back in that step.
+                        local.next = None;
+                        let mut fresh = new_block(period, limit, g);
+                        let last = fresh
+                            .take(units)
+                            .expect("a fresh block holds what it was asked for");
+                        local.block = Some(fresh);
+                        (last, fresh)
                     }
-                    return Err(UsageError::Limited(Meter {
-                        feature: feature.to_string(),
-                        allowance,
-                        remaining: allowance.map(|_| 0),
-                        period,
-                        reset_secs: period.seconds_left(now),
-                    }));
+                    None => {
+                        let allowance = local
+                            .block
+                            .filter(|b| b.serves(period, limit))
+                            .map_or(limit, |b| b.allowance);
+                        drop(local);
+                        self.metrics
+                            .usage_limited
+                            .with_label_values(&[feature])
+                            .inc();
+                        if let Some(a) = allowance {
+                            self.alert(session, &payer, decision, feature, period, a, a)
+                                .await;
+                        }
+                        return Err(UsageError::Limited(meter(allowance, allowance.map(|_| 0))));
+                    }
                 }
             }
+        };
+        if b.wants_next() && local.next.is_none() && !local.refilling {
+            local.refilling = true;
+            self.refill(slot.clone(), key, period, limit);
         }
-        let b = (*block).expect("a block was just stored");
-        drop(block);
-        let last = spent.expect("a fresh block holds what it was asked for");
-        self.metrics
-            .usage_consumed
-            .with_label_values(&[feature])
-            .inc_by(units);
+        let handed_out = local
+            .next
+            .map_or(b.handed_out, |n| n.handed_out.max(b.handed_out));
+        let remaining = usage::remaining(b.allowance, handed_out, local.held(period));
+        drop(local);
+        self.consumed(feature, units);
         if let Some(a) = b.allowance {
             self.alert(session, &payer, decision, feature, period, a, last)
                 .await;
         }
-        Ok(Meter {
-            feature: feature.to_string(),
-            allowance: b.allowance,
-            remaining: b.remaining(),
+        Ok(meter(b.allowance, remaining))
+    }
+
+    fn consumed(&self, feature: &str, units: u64) {
+        self.metrics
+            .usage_consumed
+            .with_label_values(&[feature])
+            .inc_by(units);
+    }
+
+    async fn reserve(
+        &self,
+        key: &CounterKey,
+        period: Period,
+        limit: Option<u64>,
+        held: u64,
+        want: u64,
+    ) -> Result<Option<Grant>, DbError> {
+        db::usage::reserve(
+            &self.db.pool,
+            self.db.engine,
+            key,
             period,
-            reset_secs: period.seconds_left(now),
-        })
+            limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED)),
+            i64::try_from(held).unwrap_or(0),
+            i64::try_from(want).unwrap_or(i64::MAX),
+        )
+        .await
+    }
+
+    /// Reserves the next block in the background; it becomes `next` if the block it follows
+    /// is still the one in use, else it goes straight back.
+    fn refill(&self, slot: Slot, key: CounterKey, period: Period, limit: Option<u64>) {
+        let db = self.db.clone();
+        tokio::spawn(async move {
+            let lim = limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED));
+            let grant = db::usage::reserve(&db.pool, db.engine, &key, period, lim, 0, 1).await;
+            let mut local = slot.lock().await;
+            local.refilling = false;
+            let Ok(Some(g)) = grant else { return };
+            let current = local.block.is_some_and(|b| b.serves(period, limit));
+            if current && local.next.is_none() {
+                local.next = Some(new_block(period, limit, g));
+                return;
+            }
+            drop(local);
+            if let Err(e) = db::usage::give_back(&db.pool, &key, period.start, g.granted).await {
+                tracing::warn!(error = %e, "a block reserved ahead could not go back");
+            }
+        });
     }
 
     fn slot(&self, key: &CounterKey) -> Slot {
         let mut map = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-        map.entry(key.clone()).or_default().clone()
+        match map.get(key) {
+            Some(slot) => slot.clone(),
+            None => map.entry(key.clone()).or_default().clone(),
+        }
     }
 
-    /// Units of every held block this instance has not spent: what it would give back.
-    fn held(&self, key: &CounterKey, period: Period) -> u64 {
+    /// Units held here for `period` and not spent, and counts of an unlimited feature not yet
+    /// written: what this instance knows that the database does not.
+    fn unwritten(&self, key: &CounterKey, period: Period) -> (u64, u64) {
         let slot = {
             let map = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             map.get(key).cloned()
         };
-        slot.and_then(|s| {
-            s.try_lock()
-                .ok()
-                .and_then(|b| b.filter(|b| b.period == period).map(|b| b.unspent()))
-        })
-        .unwrap_or(0)
+        let held = slot
+            .and_then(|s| s.try_lock().ok().map(|l| l.held(period)))
+            .unwrap_or(0);
+        let counted = self
+            .tally
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&(key.clone(), period))
+            .copied()
+            .unwrap_or(0);
+        (held, counted)
     }
 
-    /// Gives every unspent unit back to the database (every `SETTLE_EVERY`, and at shutdown),
-    /// so that another instance can spend it. A counter being refilled is left for next time.
+    /// Gives every unspent unit back to the database and writes the counts of unlimited
+    /// features (every `SETTLE_EVERY`, and at shutdown), so that another instance can spend
+    /// what this one holds. A counter being refilled is left for next time.
     pub async fn settle(&self) -> Result<(), DbError> {
+        let counts: Vec<((CounterKey, Period), u64)> = {
+            let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
+            tally.drain().collect()
+        };
+        let mut failed = None;
+        for ((key, period), n) in counts {
+            let units = i64::try_from(n).unwrap_or(i64::MAX);
+            if let Err(e) = db::usage::count(&self.db.pool, &key, period, units).await {
+                *self
+                    .tally
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .entry((key, period))
+                    .or_default() += n;
+                failed = Some(e);
+            }
+        }
         let slots: Vec<(CounterKey, Slot)> = {
             let mut map = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             // Forget counters nobody is using and nothing is held for.
             map.retain(|_, slot| {
                 Arc::strong_count(slot) > 1
-                    || slot
-                        .try_lock()
-                        .map_or(true, |b| b.is_some_and(|b| b.unspent() > 0))
+                    || slot.try_lock().map_or(true, |l| {
+                        l.refilling || l.block.is_some_and(|b| b.unspent() > 0) || l.next.is_some()
+                    })
             });
             map.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
         for (key, slot) in slots {
-            let Ok(mut guard) = slot.try_lock() else {
+            let Ok(mut local) = slot.try_lock() else {
                 continue;
             };
-            let Some(b) = guard.as_mut().filter(|b| b.unspent() > 0) else {
+            if let Some(n) = local.next.filter(|n| n.unspent() > 0) {
+                let units = i64::try_from(n.unspent()).unwrap_or(0);
+                db::usage::give_back(&self.db.pool, &key, n.period.start, units).await?;
+            }
+            local.next = None;
+            let Some(b) = local.block.as_mut().filter(|b| b.unspent() > 0) else {
                 continue;
             };
             let units = i64::try_from(b.unspent()).unwrap_or(0);
@@ -282,7 +413,10 @@ impl Usage {
             b.handed_out = b.handed_out.saturating_sub(b.unspent());
             b.end = b.next;
         }
-        Ok(())
+        match failed {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
     }
 
     /// What `payer` used this period, for `GET /api/usage` and `plangate usage`: every metered
@@ -309,7 +443,8 @@ impl Usage {
                 };
                 let handed_out = counter.map_or(0, |c| c.used.max(0) as u64);
                 let granted = counter.map_or(0, |c| c.extra.max(0) as u64);
-                let held = self.held(&key, period);
+                let (held, counted) = self.unwritten(&key, period);
+                let handed_out = handed_out + counted;
                 let a = self
                     .limit(plan, feature)
                     .map(|l| allowance(Limit::Units(l), granted))
@@ -409,6 +544,7 @@ fn new_block(period: Period, limit: Option<u64>, g: Grant) -> Block {
         limit,
         allowance: limit.and_then(|l| allowance(Limit::Units(l), g.extra.max(0) as u64)),
         handed_out: used,
+        size: granted,
         next: used - granted + 1,
         end: used + 1,
     }

@@ -119,3 +119,43 @@ fn every_line_of_the_example_environment_parses_and_starts() {
     let (ok, stderr, _dir) = start(&pairs);
     assert!(ok, "{stderr}");
 }
+
+/// A limit the plans file cannot mean stops `serve` before it listens, naming the plan (the
+/// rules are unit tests in `src/billing/plans.rs`).
+#[test]
+fn a_bad_usage_limit_stops_the_start_naming_the_plan() {
+    let shipped =
+        std::fs::read_to_string(concat!(env!("CARGO_MANIFEST_DIR"), "/plans.toml")).unwrap();
+    for (bad, says) in [
+        ("limits = { premium_api = -5 }", "whole number"),
+        ("limits = { premium_api = 2.5 }", "whole number"),
+        ("limits = { priority_support = 5 }", "does not have"),
+        ("limit = { premium_api = 5 }", "limit"),
+    ] {
+        let dir = TempDir::new("plangate-cfg-");
+        let plans = dir.join("plans.toml");
+        let text = shipped.replacen("limits = { premium_api = 10000 }", bad, 1);
+        assert_ne!(
+            text, shipped,
+            "the shipped Pro limit is where the test expects it"
+        );
+        std::fs::write(&plans, text).unwrap();
+        let out = Command::new(env!("CARGO_BIN_EXE_plangate"))
+            .current_dir(&*dir)
+            .env_clear()
+            .env("PATH", std::env::var("PATH").unwrap_or_default())
+            .env("LEPTOS_SITE_ADDR", "127.0.0.1:0")
+            .env("METRICS_ADDR", "off")
+            .env("DATA_DIR", dir.join("data"))
+            .env("PLANS_FILE", &plans)
+            .arg("serve")
+            .output()
+            .unwrap();
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{bad}: started");
+        assert!(err.contains(says), "{bad}: {err}");
+        if says != "limit" {
+            assert!(err.contains("plan `pro`"), "{bad}: {err}");
+        }
+    }
+}

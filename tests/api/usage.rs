@@ -31,6 +31,12 @@ monthly_cents = 5000
 features = ["premium_api"]
 limits = { premium_api = 80 }
 [[plans]]
+slug = "scale"
+name = "Scale"
+monthly_cents = 7000
+features = ["premium_api"]
+limits = { premium_api = 2000 }
+[[plans]]
 slug = "max"
 name = "Max"
 monthly_cents = 9000
@@ -43,7 +49,7 @@ monthly_cents = 9900
 features = ["premium_api"]
 limits = { premium_api = 30 }
 [gates.premium]
-plans = ["u:pro", "u:business", "u:max", "o:team"]
+plans = ["u:pro", "u:business", "u:scale", "u:max", "o:team"]
 "#,
     )
     .unwrap();
@@ -169,6 +175,38 @@ async fn two_hundred_concurrent_requests_get_exactly_the_limit_and_then_429() {
     );
 }
 
+/// With a limit of 2,000 the instance spends blocks of up to 62 units and reserves the next one
+/// while the current one runs down: still exactly the limit, and the count agrees.
+#[tokio::test]
+async fn blocks_reserved_ahead_still_spend_exactly_the_limit() {
+    let dir = TempDir::new("plangate-usage-");
+    let app = metered_app(&dir, vec![]).await;
+    let t = now() * 1000;
+    subscribe(
+        &app,
+        &item_on(
+            "scale",
+            "csub_item_u9",
+            "user_u9",
+            t,
+            t - 1000,
+            t + 3_600_000,
+        ),
+    )
+    .await;
+    let token = token_of("user_u9");
+    let mut served = 0;
+    for _ in 0..21 {
+        served += count(&burst(&[&app], &token, 100).await, 200);
+    }
+    assert_eq!(served, 2000);
+    let u = usage(&app, &token).await;
+    assert_eq!(
+        u["features"]["premium_api"],
+        json!({"limit": 2000, "used": 2000, "remaining": 0})
+    );
+}
+
 #[tokio::test]
 async fn every_metered_answer_counts_down_in_its_headers() {
     let dir = TempDir::new("plangate-usage-");
@@ -285,6 +323,10 @@ async fn without_an_item_the_period_is_the_calendar_month_and_an_unlimited_featu
     let u = usage(&app, &token).await;
     assert_eq!(u["features"]["premium_api"]["limit"], Value::Null);
     assert_eq!(u["features"]["premium_api"]["used"], 31);
+    // Counted in memory, written within a second: the same count once written.
+    tokio::time::sleep(Duration::from_millis(2200)).await;
+    let written = usage(&app, &token).await;
+    assert_eq!(written["features"]["premium_api"]["used"], 31);
     // The UTC month that holds now: from the 1st at midnight to the next 1st.
     let (s, e) = (
         u["period_start"].as_i64().unwrap(),
