@@ -9,7 +9,7 @@
 //! which is all a crash costs (at most `MAX_BLOCK` units per payer and feature it was serving).
 
 use std::{
-    collections::{HashMap, HashSet},
+    collections::HashMap,
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -156,8 +156,9 @@ pub struct Usage {
     /// Unlimited features are only counted: in memory, written every `SETTLE_EVERY` (a crash
     /// forgets at most that second's count; nothing is refused on it).
     tally: Mutex<Tally>,
-    /// Alerts this instance already queued (the outbox's id keeps them once across instances).
-    alerted: Mutex<HashSet<String>>,
+    /// Alerts this instance already queued (the outbox's id keeps them once across instances),
+    /// with the end of their period, after which they are forgotten.
+    alerted: Mutex<HashMap<String, i64>>,
 }
 
 impl Usage {
@@ -176,7 +177,7 @@ impl Usage {
             pricing_url,
             blocks: Mutex::new(HashMap::new()),
             tally: Mutex::new(HashMap::new()),
-            alerted: Mutex::new(HashSet::new()),
+            alerted: Mutex::new(HashMap::new()),
         }
     }
 
@@ -368,6 +369,11 @@ impl Usage {
     /// features (every `SETTLE_EVERY`, and at shutdown), so that another instance can spend
     /// what this one holds. A counter being refilled is left for next time.
     pub async fn settle(&self) -> Result<(), DbError> {
+        let now = now_ms();
+        self.alerted
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|_, end| *end > now);
         let counts: Vec<((CounterKey, Period), u64)> = {
             let mut tally = self.tally.lock().unwrap_or_else(|e| e.into_inner());
             tally.drain().collect()
@@ -483,7 +489,7 @@ impl Usage {
                 .alerted
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .contains(&id)
+                .contains_key(&id)
             {
                 continue;
             }
@@ -495,7 +501,7 @@ impl Usage {
                     self.alerted
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
-                        .insert(id);
+                        .insert(id, period.end);
                 }
                 // The next unit spent asks again.
                 Err(e) => tracing::warn!(error = %e, "queueing a usage alert failed"),
