@@ -3,6 +3,7 @@
 //! pass `now` in, which keeps every rule unit-testable. `kinds` compiles for both halves of
 //! the app; the rest is server-only.
 
+pub mod dates;
 pub mod kinds;
 
 #[cfg(feature = "ssr")]

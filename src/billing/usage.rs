@@ -3,9 +3,10 @@
 //! The database keeps one counter per payer, feature and period of the units handed out to
 //! instances; an instance spends its block in memory. Nothing here reads a clock: `now` comes in.
 
-use super::plans::Limit;
-
-pub const DAY_MS: i64 = 86_400_000;
+use super::{
+    dates::{civil_from_days, days_from_civil, DAY_MS},
+    plans::Limit,
+};
 
 /// The most units one instance reserves at once for one payer and feature: what a crash can
 /// strand. The database grants `1/BLOCK_FRACTION` of what remains, at least what the request
@@ -55,30 +56,6 @@ pub fn calendar_month(now: i64) -> Period {
         start: days_from_civil(y, m, 1) * DAY_MS,
         end: days_from_civil(ny, nm, 1) * DAY_MS,
     }
-}
-
-/// `(year, month, day)` of a day counted from 1970-01-01 (Howard Hinnant's `civil_from_days`).
-pub fn civil_from_days(days: i64) -> (i64, u32, u32) {
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1_460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    (yoe + era * 400 + i64::from(m <= 2), m as u32, d as u32)
-}
-
-/// Days from 1970-01-01 to a civil date (Howard Hinnant's `days_from_civil`).
-pub fn days_from_civil(y: i64, m: u32, d: u32) -> i64 {
-    let y = if m <= 2 { y - 1 } else { y };
-    let era = y.div_euclid(400);
-    let yoe = y - era * 400;
-    let m = i64::from(m);
-    let doy = (153 * (if m > 2 { m - 3 } else { m + 9 }) + 2) / 5 + i64::from(d) - 1;
-    let doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    era * 146_097 + doe - 719_468
 }
 
 /// The units a payer may spend this period: the plan's limit plus units an operator granted.
@@ -178,24 +155,6 @@ mod tests {
 
     fn utc(y: i64, m: u32, d: u32) -> i64 {
         days_from_civil(y, m, d) * DAY_MS
-    }
-
-    #[test]
-    fn civil_dates_round_trip_at_the_edges() {
-        assert_eq!(days_from_civil(1970, 1, 1), 0);
-        assert_eq!(civil_from_days(0), (1970, 1, 1));
-        assert_eq!(civil_from_days(-1), (1969, 12, 31));
-        assert_eq!(
-            days_from_civil(2000, 3, 1) - days_from_civil(2000, 2, 28),
-            2,
-            "leap"
-        );
-        assert_eq!(
-            days_from_civil(2100, 3, 1) - days_from_civil(2100, 2, 28),
-            1,
-            "no leap"
-        );
-        assert_eq!(civil_from_days(NOW / DAY_MS), (2026, 12, 3));
     }
 
     #[test]
@@ -342,13 +301,6 @@ mod tests {
     }
 
     proptest! {
-        #[test]
-        fn civil_dates_round_trip(days in -1_000_000i64..1_000_000) {
-            let (y, m, d) = civil_from_days(days);
-            prop_assert_eq!(days_from_civil(y, m, d), days);
-            prop_assert!((1..=12).contains(&m) && (1..=31).contains(&d));
-        }
-
         #[test]
         fn the_calendar_month_contains_now_and_starts_on_the_first(now in -(1i64 << 45)..(1i64 << 45)) {
             let p = calendar_month(now);

@@ -33,33 +33,30 @@ pub struct Grant {
 //   $7 (the plan's limit) + extra - (used - $6)
 // G, the block: a 1/$10 share of R, at least $8 (what the request needs), at most $9, never
 // more than R. The update runs only when R covers the request; otherwise nothing changes.
-const RESERVE_SQLITE: &str = "\
-insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
-values ($1, $2, $3, $4, $5, \
-  case when $7 >= $8 then min(max($8, min($9, $7 / $10)), $7) else 0 end, 0, \
-  case when $7 >= $8 then min(max($8, min($9, $7 / $10)), $7) else 0 end, $11) \
-on conflict (payer_kind, payer_id, feature, period_start) do update set \
-  used = usage_counter.used - $6 + min(max($8, min($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
-    $7 + usage_counter.extra - (usage_counter.used - $6)), \
-  last_grant = min(max($8, min($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
-    $7 + usage_counter.extra - (usage_counter.used - $6)), \
-  updated_at = $11 \
-where $7 + usage_counter.extra - (usage_counter.used - $6) >= $8 \
-returning used, last_grant, extra";
+/// The statement, with the engine's names for the two-argument minimum and maximum.
+macro_rules! reserve_sql {
+    ($min:literal, $max:literal) => {
+        concat!(
+            "insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) ",
+            "values ($1, $2, $3, $4, $5, ",
+            "case when $7 >= $8 then ", $min, "(", $max, "($8, ", $min, "($9, $7 / $10)), $7) else 0 end, 0, ",
+            "case when $7 >= $8 then ", $min, "(", $max, "($8, ", $min, "($9, $7 / $10)), $7) else 0 end, $11) ",
+            "on conflict (payer_kind, payer_id, feature, period_start) do update set ",
+            "used = usage_counter.used - $6 + ", $min, "(", $max, "($8, ", $min,
+            "($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), ",
+            "$7 + usage_counter.extra - (usage_counter.used - $6)), ",
+            "last_grant = ", $min, "(", $max, "($8, ", $min,
+            "($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), ",
+            "$7 + usage_counter.extra - (usage_counter.used - $6)), ",
+            "updated_at = $11 ",
+            "where $7 + usage_counter.extra - (usage_counter.used - $6) >= $8 ",
+            "returning used, last_grant, extra"
+        )
+    };
+}
 
-const RESERVE_POSTGRES: &str = "\
-insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
-values ($1, $2, $3, $4, $5, \
-  case when $7 >= $8 then least(greatest($8, least($9, $7 / $10)), $7) else 0 end, 0, \
-  case when $7 >= $8 then least(greatest($8, least($9, $7 / $10)), $7) else 0 end, $11) \
-on conflict (payer_kind, payer_id, feature, period_start) do update set \
-  used = usage_counter.used - $6 + least(greatest($8, least($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
-    $7 + usage_counter.extra - (usage_counter.used - $6)), \
-  last_grant = least(greatest($8, least($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), \
-    $7 + usage_counter.extra - (usage_counter.used - $6)), \
-  updated_at = $11 \
-where $7 + usage_counter.extra - (usage_counter.used - $6) >= $8 \
-returning used, last_grant, extra";
+const RESERVE_SQLITE: &str = reserve_sql!("min", "max");
+const RESERVE_POSTGRES: &str = reserve_sql!("least", "greatest");
 
 /// Hands out a block of at least `want` units of `period` under the plan's `limit`
 /// (`UNLIMITED` for none), giving back the `held` units the caller still had from this period's
@@ -181,4 +178,16 @@ pub async fn counters(
             extra: r.get("extra"),
         })
         .collect())
+}
+
+#[cfg(test)]
+mod tests {
+    /// The two engines' statements differ only in the names of minimum and maximum.
+    #[test]
+    fn both_engines_reserve_with_the_same_statement() {
+        let pg = super::RESERVE_POSTGRES
+            .replace("least(", "min(")
+            .replace("greatest(", "max(");
+        assert_eq!(pg, super::RESERVE_SQLITE);
+    }
 }

@@ -340,7 +340,7 @@ async fn without_an_item_the_period_is_the_calendar_month_and_an_unlimited_featu
     assert_eq!(s % 86_400_000, 0, "midnight UTC");
     assert!(s <= now() * 1000 && now() * 1000 < e);
     assert!((28..=31).contains(&((e - s) / 86_400_000)));
-    let day_of_month = |ms: i64| plangate::billing::usage::civil_from_days(ms / 86_400_000).2;
+    let day_of_month = |ms: i64| plangate::billing::dates::civil_from_days(ms / 86_400_000).2;
     assert_eq!((day_of_month(s), day_of_month(e)), (1, 1));
 }
 
