@@ -235,7 +235,7 @@ test('the demo meter: spend from the premium page, the 80 % mail, and 429 at the
     if (!mails.length) await p.waitForTimeout(200);
   }
   assert.equal(mails.length, 1, mails.join('\n'));
-  assert.match(mails[0], /You have used 80% of your premium api/);
+  assert.match(mails[0], /You have used 80% of your Premium API/);
 
   await p.goto('/dashboard/payment-gated');
   for (let i = 17; i <= 20; i++) {

@@ -238,6 +238,26 @@ impl Catalog {
     }
 }
 
+/// A feature slug in words for pages and mail: `premium_api` → `Premium API`.
+pub fn feature_words(slug: &str) -> String {
+    slug.split(['_', '-'])
+        .filter(|w| !w.is_empty())
+        .enumerate()
+        .map(|(i, w)| match w {
+            "api" | "sso" | "csv" | "pdf" => w.to_uppercase(),
+            _ if i == 0 => {
+                let mut chars = w.chars();
+                chars
+                    .next()
+                    .map(|c| c.to_uppercase().chain(chars).collect())
+                    .unwrap_or_default()
+            }
+            _ => w.to_string(),
+        })
+        .collect::<Vec<_>>()
+        .join(" ")
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -407,5 +427,19 @@ mod tests {
             c.plan("pro").unwrap().limit("premium_api"),
             Limit::Units(n) if n > 0
         ));
+    }
+
+    #[test]
+    fn feature_slugs_read_as_words() {
+        assert_eq!(feature_words("premium_api"), "Premium API");
+        assert_eq!(feature_words("priority_support"), "Priority support");
+        assert_eq!(feature_words("api-calls"), "API calls");
+        assert_eq!(feature_words("_x__y_"), "X y");
+        assert_eq!(feature_words(""), "");
+        assert_eq!(
+            feature_words("élan_vital"),
+            "Élan vital",
+            "not cut inside a character"
+        );
     }
 }

@@ -43,7 +43,7 @@ impl From<UsageError> for ApiError {
     fn from(e: UsageError) -> Self {
         match e {
             UsageError::Limited(m) => {
-                let name = m.feature.replace('_', " ");
+                let name = crate::billing::plans::feature_words(&m.feature);
                 let mut err = ApiError::new(
                     StatusCode::TOO_MANY_REQUESTS,
                     "limit_reached",

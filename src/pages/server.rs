@@ -48,7 +48,7 @@ pub async fn meters(
             // A plan without the feature (a limit of 0) has nothing to meter.
             let limit = f.limit.filter(|l| *l > 0)?;
             Some(crate::page_data::MeterView {
-                name: f.feature.replace('_', " "),
+                name: crate::billing::plans::feature_words(&f.feature),
                 feature: f.feature,
                 used: f.used,
                 limit,

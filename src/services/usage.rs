@@ -565,7 +565,7 @@ pub fn alert_mail(
     period: Period,
     pricing_url: &str,
 ) -> (String, String) {
-    let name = feature.replace('_', " ");
+    let name = crate::billing::plans::feature_words(feature);
     let resets = format_date(period.end);
     if pct >= 100 {
         (
