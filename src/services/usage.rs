@@ -130,6 +130,25 @@ impl Local {
         None
     }
 
+    /// `spend`, with what the meter shows and whether to reserve the next block.
+    fn spend_to(&mut self, period: Period, limit: Option<u64>, units: u64) -> Option<Spent> {
+        let (last, block) = self.spend(period, limit, units)?;
+        let handed_out = self
+            .next
+            .map_or(block.handed_out, |n| n.handed_out.max(block.handed_out));
+        let remaining = usage::remaining(block.allowance, handed_out, self.held(period));
+        let refill = block.wants_next() && self.next.is_none() && !self.refilling;
+        if refill {
+            self.refilling = true;
+        }
+        Some(Spent {
+            last,
+            block,
+            remaining,
+            refill,
+        })
+    }
+
     /// Units held here for `period`, in both blocks.
     fn held(&self, period: Period) -> u64 {
         [self.block, self.next]
@@ -141,7 +160,36 @@ impl Local {
     }
 }
 
-type Slot = Arc<tokio::sync::Mutex<Local>>;
+/// One counter's units here: spent under a plain lock (never held across an await, so a hot
+/// payer's requests do not queue through the scheduler), refilled from the database by one
+/// request at a time under the async `refill` lock.
+#[derive(Debug, Default)]
+struct Counter {
+    local: Mutex<Local>,
+    refill: tokio::sync::Mutex<()>,
+}
+
+impl Counter {
+    fn local(&self) -> std::sync::MutexGuard<'_, Local> {
+        self.local.lock().unwrap_or_else(|e| e.into_inner())
+    }
+}
+
+type Slot = Arc<Counter>;
+
+/// A spend: the number of the last unit, the block it came from, and what the meter shows.
+struct Spent {
+    last: u64,
+    block: Block,
+    remaining: Option<u64>,
+    /// The block is half spent and nothing is on its way: reserve the next one.
+    refill: bool,
+}
+
+/// Spends from what this instance holds, without waiting for anything but the plain lock.
+fn spend(slot: &Counter, period: Period, limit: Option<u64>, units: u64) -> Option<Spent> {
+    slot.local().spend_to(period, limit, units)
+}
 
 /// Counts of unlimited features not yet written, by counter and period.
 type Tally = HashMap<(CounterKey, Period), u64>;
@@ -233,59 +281,95 @@ impl Usage {
             return Ok(meter(None, None));
         }
         let slot = self.slot(&key);
-        let mut local = slot.lock().await;
-        let (last, b) = match local.spend(period, limit, units) {
+        let spent = match spend(&slot, period, limit, units) {
             Some(spent) => spent,
             None => {
-                // Units of this period still held here go back in the same step (a plan
-                // change within the period); blocks of another period are simply dropped.
-                let held = local.held(period);
-                let grant = self.reserve(&key, period, limit, held, units).await?;
-                match grant {
-                    Some(g) => {
-                        // What both blocks held went back in that step.
-                        local.next = None;
-                        let mut fresh = new_block(period, limit, g);
-                        let last = fresh
-                            .take(units)
-                            .expect("a fresh block holds what it was asked for");
-                        local.block = Some(fresh);
-                        (last, fresh)
-                    }
-                    None => {
-                        let allowance = local
-                            .block
-                            .filter(|b| b.serves(period, limit))
-                            .map_or(limit, |b| b.allowance);
-                        drop(local);
-                        self.metrics
-                            .usage_limited
-                            .with_label_values(&[feature])
-                            .inc();
-                        if let Some(a) = allowance {
-                            self.alert(session, &payer, decision, feature, period, a, a)
-                                .await;
+                // One request at a time asks the database; the others wait here and then
+                // spend what it brought.
+                let _refill = slot.refill.lock().await;
+                match spend(&slot, period, limit, units) {
+                    Some(spent) => spent,
+                    None => match self.reserve_now(&slot, &key, period, limit, units).await? {
+                        Some(spent) => spent,
+                        None => {
+                            let allowance = slot
+                                .local()
+                                .block
+                                .filter(|b| b.serves(period, limit))
+                                .map_or(limit, |b| b.allowance);
+                            self.metrics
+                                .usage_limited
+                                .with_label_values(&[feature])
+                                .inc();
+                            if let Some(a) = allowance {
+                                self.alert(session, &payer, decision, feature, period, a, a)
+                                    .await;
+                            }
+                            return Err(UsageError::Limited(meter(
+                                allowance,
+                                allowance.map(|_| 0),
+                            )));
                         }
-                        return Err(UsageError::Limited(meter(allowance, allowance.map(|_| 0))));
-                    }
+                    },
                 }
             }
         };
-        if b.wants_next() && local.next.is_none() && !local.refilling {
-            local.refilling = true;
+        if spent.refill {
             self.refill(slot.clone(), key, period, limit);
         }
-        let handed_out = local
-            .next
-            .map_or(b.handed_out, |n| n.handed_out.max(b.handed_out));
-        let remaining = usage::remaining(b.allowance, handed_out, local.held(period));
-        drop(local);
         self.consumed(feature, units);
-        if let Some(a) = b.allowance {
-            self.alert(session, &payer, decision, feature, period, a, last)
+        if let Some(a) = spent.block.allowance {
+            self.alert(session, &payer, decision, feature, period, a, spent.last)
                 .await;
         }
-        Ok(meter(b.allowance, remaining))
+        Ok(meter(spent.block.allowance, spent.remaining))
+    }
+
+    /// Reserves a block now (the caller holds the refill lock), giving back in the same step
+    /// the units of this period still held here (a plan change within the period). They are
+    /// taken out of the counter first, so that no request spends what is being given back, and
+    /// put back if the database refuses or fails.
+    async fn reserve_now(
+        &self,
+        slot: &Counter,
+        key: &CounterKey,
+        period: Period,
+        limit: Option<u64>,
+        units: u64,
+    ) -> Result<Option<Spent>, DbError> {
+        let (old_block, old_next) = {
+            let mut l = slot.local();
+            (l.block.take(), l.next.take())
+        };
+        let held = [old_block, old_next]
+            .iter()
+            .flatten()
+            .filter(|b| b.period == period)
+            .map(Block::unspent)
+            .sum();
+        let restore = |slot: &Counter| {
+            let mut l = slot.local();
+            if l.block.is_none() && l.next.is_none() {
+                l.block = old_block;
+                l.next = old_next;
+            }
+        };
+        let grant = match self.reserve(key, period, limit, held, units).await {
+            Ok(Some(g)) => g,
+            Ok(None) => {
+                restore(slot);
+                return Ok(None);
+            }
+            Err(e) => {
+                restore(slot);
+                return Err(e);
+            }
+        };
+        let mut l = slot.local();
+        l.block = Some(new_block(period, limit, grant));
+        // Nothing else wrote the counter meanwhile: refills only fill `next` beside a block
+        // that serves, and there was none.
+        Ok(l.spend_to(period, limit, units))
     }
 
     fn consumed(&self, feature: &str, units: u64) {
@@ -322,15 +406,17 @@ impl Usage {
         tokio::spawn(async move {
             let lim = limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED));
             let grant = db::usage::reserve(&db.pool, db.engine, &key, period, lim, 0, 1).await;
-            let mut local = slot.lock().await;
-            local.refilling = false;
-            let Ok(Some(g)) = grant else { return };
-            let current = local.block.is_some_and(|b| b.serves(period, limit));
-            if current && local.next.is_none() {
-                local.next = Some(new_block(period, limit, g));
-                return;
-            }
-            drop(local);
+            let g = {
+                let mut local = slot.local();
+                local.refilling = false;
+                let Ok(Some(g)) = grant else { return };
+                let current = local.block.is_some_and(|b| b.serves(period, limit));
+                if current && local.next.is_none() {
+                    local.next = Some(new_block(period, limit, g));
+                    return;
+                }
+                g
+            };
             if let Err(e) = db::usage::give_back(&db.pool, &key, period.start, g.granted).await {
                 tracing::warn!(error = %e, "a block reserved ahead could not go back");
             }
@@ -352,9 +438,7 @@ impl Usage {
             let map = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             map.get(key).cloned()
         };
-        let held = slot
-            .and_then(|s| s.try_lock().ok().map(|l| l.held(period)))
-            .unwrap_or(0);
+        let held = slot.map_or(0, |s| s.local().held(period));
         let counted = self
             .tally
             .lock()
@@ -395,29 +479,34 @@ impl Usage {
             let mut map = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
             // Forget counters nobody is using and nothing is held for.
             map.retain(|_, slot| {
+                let l = slot.local();
                 Arc::strong_count(slot) > 1
-                    || slot.try_lock().map_or(true, |l| {
-                        l.refilling || l.block.is_some_and(|b| b.unspent() > 0) || l.next.is_some()
-                    })
+                    || l.refilling
+                    || l.next.is_some()
+                    || l.block.is_some_and(|b| b.unspent() > 0)
             });
             map.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
         for (key, slot) in slots {
-            let Ok(mut local) = slot.try_lock() else {
+            // A counter being refilled is left for next time.
+            let Ok(_refill) = slot.refill.try_lock() else {
                 continue;
             };
-            if let Some(n) = local.next.filter(|n| n.unspent() > 0) {
-                let units = i64::try_from(n.unspent()).unwrap_or(0);
-                db::usage::give_back(&self.db.pool, &key, n.period.start, units).await?;
+            let (next, block) = {
+                let mut l = slot.local();
+                let next = l.next.take();
+                let block = l.block.as_mut().map(|b| {
+                    let unspent = *b;
+                    b.handed_out = b.handed_out.saturating_sub(b.unspent());
+                    b.end = b.next;
+                    unspent
+                });
+                (next, block)
+            };
+            for b in [next, block].into_iter().flatten().filter(|b| b.unspent() > 0) {
+                let units = i64::try_from(b.unspent()).unwrap_or(0);
+                db::usage::give_back(&self.db.pool, &key, b.period.start, units).await?;
             }
-            local.next = None;
-            let Some(b) = local.block.as_mut().filter(|b| b.unspent() > 0) else {
-                continue;
-            };
-            let units = i64::try_from(b.unspent()).unwrap_or(0);
-            db::usage::give_back(&self.db.pool, &key, b.period.start, units).await?;
-            b.handed_out = b.handed_out.saturating_sub(b.unspent());
-            b.end = b.next;
         }
         match failed {
             Some(e) => Err(e),
