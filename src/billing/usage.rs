@@ -12,7 +12,7 @@ use super::{
 /// strand. The database grants `1/BLOCK_FRACTION` of what remains, at least what the request
 /// needs, at most this (`db::usage::reserve`), so blocks shrink to single units near the limit
 /// and several instances cannot hold much between them.
-pub const MAX_BLOCK: u64 = 256;
+pub const MAX_BLOCK: u64 = 1024;
 pub const BLOCK_FRACTION: u64 = 32;
 
 /// A billing period, `[start, end)` in ms.

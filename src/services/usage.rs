@@ -503,7 +503,11 @@ impl Usage {
                 });
                 (next, block)
             };
-            for b in [next, block].into_iter().flatten().filter(|b| b.unspent() > 0) {
+            for b in [next, block]
+                .into_iter()
+                .flatten()
+                .filter(|b| b.unspent() > 0)
+            {
                 let units = i64::try_from(b.unspent()).unwrap_or(0);
                 db::usage::give_back(&self.db.pool, &key, b.period.start, units).await?;
             }
