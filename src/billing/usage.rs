@@ -95,11 +95,6 @@ impl Block {
         self.period == period && self.limit == limit
     }
 
-    /// Units left for the payer as this instance sees them (`None` unlimited).
-    pub fn remaining(&self) -> Option<u64> {
-        remaining(self.allowance, self.handed_out, self.unspent())
-    }
-
     /// Whether to reserve the next block now, before this one runs out, so that no request
     /// waits for the database: half of it is spent, and it was not a single unit (near the
     /// limit, where a unit held ahead is a unit another instance cannot spend).
@@ -235,7 +230,11 @@ mod tests {
             end: 7,
         };
         assert!(!b.wants_next(), "3 of 4 left");
-        assert_eq!(b.remaining(), Some(6), "12 - 9 + 3 held here");
+        assert_eq!(
+            remaining(b.allowance, b.handed_out, b.unspent()),
+            Some(6),
+            "12 - 9 + 3 held here"
+        );
         assert_eq!(b.unspent(), 3);
         assert_eq!(b.take(0), None, "nothing is not a spend");
         assert_eq!(b.take(2), Some(5));

@@ -191,6 +191,27 @@ fn spend(slot: &Counter, period: Period, limit: Option<u64>, units: u64) -> Opti
     slot.local().spend_to(period, limit, units)
 }
 
+/// A block from the database under the plan's `limit` (`None` unlimited), giving back `held`.
+async fn reserve(
+    db: &Db,
+    key: &CounterKey,
+    period: Period,
+    limit: Option<u64>,
+    held: u64,
+    want: u64,
+) -> Result<Option<Grant>, DbError> {
+    db::usage::reserve(
+        &db.pool,
+        db.engine,
+        key,
+        period,
+        limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED)),
+        i64::try_from(held).unwrap_or(0),
+        i64::try_from(want).unwrap_or(i64::MAX),
+    )
+    .await
+}
+
 /// Counts of unlimited features not yet written, by counter and period.
 type Tally = HashMap<(CounterKey, Period), u64>;
 
@@ -341,12 +362,12 @@ impl Usage {
             let mut l = slot.local();
             (l.block.take(), l.next.take())
         };
-        let held = [old_block, old_next]
-            .iter()
-            .flatten()
-            .filter(|b| b.period == period)
-            .map(Block::unspent)
-            .sum();
+        let held = Local {
+            block: old_block,
+            next: old_next,
+            refilling: false,
+        }
+        .held(period);
         let restore = |slot: &Counter| {
             let mut l = slot.local();
             if l.block.is_none() && l.next.is_none() {
@@ -354,7 +375,7 @@ impl Usage {
                 l.next = old_next;
             }
         };
-        let grant = match self.reserve(key, period, limit, held, units).await {
+        let grant = match reserve(&self.db, key, period, limit, held, units).await {
             Ok(Some(g)) => g,
             Ok(None) => {
                 restore(slot);
@@ -379,33 +400,12 @@ impl Usage {
             .inc_by(units);
     }
 
-    async fn reserve(
-        &self,
-        key: &CounterKey,
-        period: Period,
-        limit: Option<u64>,
-        held: u64,
-        want: u64,
-    ) -> Result<Option<Grant>, DbError> {
-        db::usage::reserve(
-            &self.db.pool,
-            self.db.engine,
-            key,
-            period,
-            limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED)),
-            i64::try_from(held).unwrap_or(0),
-            i64::try_from(want).unwrap_or(i64::MAX),
-        )
-        .await
-    }
-
     /// Reserves the next block in the background; it becomes `next` if the block it follows
     /// is still the one in use, else it goes straight back.
     fn refill(&self, slot: Slot, key: CounterKey, period: Period, limit: Option<u64>) {
         let db = self.db.clone();
         tokio::spawn(async move {
-            let lim = limit.map_or(UNLIMITED, |l| i64::try_from(l).unwrap_or(UNLIMITED));
-            let grant = db::usage::reserve(&db.pool, db.engine, &key, period, lim, 0, 1).await;
+            let grant = reserve(&db, &key, period, limit, 0, 1).await;
             let g = {
                 let mut local = slot.local();
                 local.refilling = false;
