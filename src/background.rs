@@ -14,7 +14,7 @@ use crate::{
     db::Db,
     mail,
     metrics::Metrics,
-    services::{usage::SETTLE_EVERY, Entitlements, Inbox, Reconciler, Usage},
+    services::{usage::SETTLE_EVERY, Console, Entitlements, Inbox, Reconciler, Usage},
 };
 
 /// The time in ms since the epoch, as background work sees it.
@@ -87,6 +87,7 @@ pub struct Background {
     pub leases: Leases,
     pub entitlements: Arc<Entitlements>,
     pub usage: Arc<Usage>,
+    pub console: Arc<Console>,
     pub metrics: Arc<Metrics>,
     pub mail: (mail::Transport, lettre::message::Mailbox, Arc<Notify>),
 }
@@ -103,6 +104,7 @@ impl Background {
             leases,
             entitlements,
             usage,
+            console,
             metrics,
             mail: (transport, from, notify),
         } = self;
@@ -113,7 +115,13 @@ impl Background {
             metrics,
         ));
         tokio::spawn(mail::worker(db, transport, from, notify));
-        tokio::spawn(retention_loop(inbox, retention_days, clock, leases.clone()));
+        tokio::spawn(retention_loop(
+            inbox,
+            console,
+            retention_days,
+            clock,
+            leases.clone(),
+        ));
         if let (Some(reconciler), Some(interval)) = (reconciler, reconcile_interval) {
             tokio::spawn(sweep_loop(reconciler, interval, leases));
         }
@@ -132,10 +140,20 @@ async fn settle_loop(usage: Arc<Usage>) {
 }
 
 /// Retention every [`RETENTION_PERIOD`] (start-up runs it once before serving).
-async fn retention_loop(inbox: Arc<Inbox>, days: i64, clock: Clock, leases: Leases) {
+/// Expired console form tokens go at the same pace. The audit log is never purged.
+async fn retention_loop(
+    inbox: Arc<Inbox>,
+    console: Arc<Console>,
+    days: i64,
+    clock: Clock,
+    leases: Leases,
+) {
     loop {
         tokio::time::sleep(RETENTION_PERIOD).await;
         purge(&inbox, days, &clock, &leases).await;
+        if let Err(e) = console.purge_tokens().await {
+            tracing::warn!(error = %e, "removing expired form tokens failed; the next pass tries again");
+        }
     }
 }
 

@@ -236,19 +236,73 @@ impl ClerkApi {
     }
 
     async fn get_tries(&self, path: &str, attempts: u32) -> Result<Value, ClerkApiError> {
+        let body = self
+            .send(reqwest::Method::GET, path, None, attempts)
+            .await?;
+        serde_json::from_slice(&body).map_err(|_| ClerkApiError::Body {
+            path: path.to_string(),
+        })
+    }
+
+    /// Cancels a subscription item (`DELETE /v1/billing/subscription_items/{id}`): at the end
+    /// of its period, or now with `end_now`. The stored state changes only when Clerk's
+    /// webhook (or a reconcile) says so.
+    pub async fn cancel_item(&self, item_id: &str, end_now: bool) -> Result<(), ClerkApiError> {
+        if !is_clerk_id(item_id) {
+            return Err(ClerkApiError::BadId(item_id.to_string()));
+        }
+        let path = format!("/v1/billing/subscription_items/{item_id}?end_now={end_now}");
+        self.send(reqwest::Method::DELETE, &path, None, self.retry.attempts)
+            .await
+            .map(drop)
+    }
+
+    /// Extends an item's free trial to `extend_to` (RFC 3339):
+    /// `POST /v1/billing/subscription_items/{id}/extend_free_trial`, body `{"extend_to": …}`.
+    pub async fn extend_free_trial(
+        &self,
+        item_id: &str,
+        extend_to: &str,
+    ) -> Result<(), ClerkApiError> {
+        if !is_clerk_id(item_id) {
+            return Err(ClerkApiError::BadId(item_id.to_string()));
+        }
+        let path = format!("/v1/billing/subscription_items/{item_id}/extend_free_trial");
+        let body = serde_json::json!({ "extend_to": extend_to });
+        self.send(
+            reqwest::Method::POST,
+            &path,
+            Some(&body),
+            self.retry.attempts,
+        )
+        .await
+        .map(drop)
+    }
+
+    /// One request, with the key, the API version, the limiter and the retries; the body of a
+    /// 2xx answer, or the error.
+    async fn send(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        json: Option<&Value>,
+        attempts: u32,
+    ) -> Result<Vec<u8>, ClerkApiError> {
         let url = format!("{}{path}", self.base);
         let mut attempt = 0;
         loop {
             attempt += 1;
             self.limiter.acquire().await;
-            let sent = self
+            let mut req = self
                 .http
-                .get(&url)
+                .request(method.clone(), &url)
                 .bearer_auth(self.key.expose_secret())
                 .header("Clerk-API-Version", API_VERSION)
-                .header("Accept", "application/json")
-                .send()
-                .await;
+                .header("Accept", "application/json");
+            if let Some(body) = json {
+                req = req.json(body);
+            }
+            let sent = req.send().await;
             let last = attempt >= attempts.min(self.retry.attempts);
             let resp = match sent {
                 Ok(r) => r,
@@ -277,9 +331,13 @@ impl ClerkApi {
                 _ => "5xx",
             });
             if status.is_success() {
-                return resp.json::<Value>().await.map_err(|_| ClerkApiError::Body {
-                    path: path.to_string(),
-                });
+                return resp
+                    .bytes()
+                    .await
+                    .map(|b| b.to_vec())
+                    .map_err(|_| ClerkApiError::Body {
+                        path: path.to_string(),
+                    });
             }
             match self.retry.wait(status, retry_after(&resp), attempt) {
                 Some(wait) if !last => {

@@ -7,11 +7,13 @@ use std::path::PathBuf;
 use crate::billing::PayerKind;
 
 pub const USAGE: &str =
-    "usage: plangate [serve | migrate | trigger <event-type> … | reconcile … | usage … | inbox … | check | backup <file>]
+    "usage: plangate [serve | migrate | trigger <event-type> … | reconcile … | usage … | audit … | inbox … | check | backup <file>]
   reconcile --user ID | --org ID | --all
       compares the database with Clerk's Backend API and corrects what drifted
   usage --user ID | --org ID
       the payer's metered features this period: <feature> <used>/<limit> <start>..<end>
+  audit [--limit N]
+      the operator console's audit log, newest first: <time> <operator> <action> <target> <result>
   inbox list [--failed] [--limit N]
       the newest deliveries: <svix_id> <event type> <outcome> <received>
   inbox replay <svix_id>... | --failed
@@ -32,6 +34,8 @@ pub enum Command {
     /// `None`: the whole sweep.
     Reconcile(Option<(PayerKind, String)>),
     Usage(PayerKind, String),
+    /// The newest `limit` audit rows.
+    Audit(i64),
     InboxList {
         failed: bool,
         limit: i64,
@@ -97,6 +101,16 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
             ["--user", id] => Ok(Command::Usage(PayerKind::User, id.to_string())),
             ["--org", id] => Ok(Command::Usage(PayerKind::Org, id.to_string())),
             _ => Err("usage: plangate usage --user ID | --org ID".into()),
+        },
+        Some("audit") => match strs.as_slice() {
+            [] => Ok(Command::Audit(50)),
+            ["--limit", n] => n
+                .parse()
+                .ok()
+                .filter(|n| (1..=100_000).contains(n))
+                .map(Command::Audit)
+                .ok_or_else(|| "--limit takes a number from 1 to 100000".to_string()),
+            _ => Err("usage: plangate audit [--limit N]".into()),
         },
         Some("inbox") => inbox(&strs),
         Some("backup") => match strs.as_slice() {
@@ -196,6 +210,9 @@ mod tests {
             p("usage --user user_1"),
             Ok(Command::Usage(PayerKind::User, "user_1".into()))
         );
+        assert_eq!(p("audit"), Ok(Command::Audit(50)));
+        assert_eq!(p("audit --limit 7"), Ok(Command::Audit(7)));
+        assert_eq!(p("audit --limit 100000"), Ok(Command::Audit(100_000)));
         assert_eq!(
             p("reconcile --user user_1"),
             Ok(Command::Reconcile(Some((PayerKind::User, "user_1".into()))))
@@ -243,6 +260,13 @@ mod tests {
             "usage --user",
             "usage --user a --org b",
             "inbox",
+            "audit --limit 0",
+            "audit --limit -1",
+            "audit --limit 100001",
+            "audit --limit x",
+            "audit --limit",
+            "audit 5",
+            "audit --all",
             "inbox list --limit 0",
             "inbox list --limit x",
             "inbox list --limit",

@@ -187,6 +187,9 @@ pub struct OperationSettings {
     pub reconcile_interval: Option<Duration>,
     /// Stored webhook payloads older than this are removed (their rows stay).
     pub inbox_retention_days: i64,
+    /// The operators (`ADMIN_USER_IDS`): the Clerk user ids the console at `/admin` exists
+    /// for; empty, no console. In demo mode, unset means the demo operator.
+    pub admin_user_ids: Vec<String>,
 }
 
 #[derive(Debug, Clone)]
@@ -249,7 +252,7 @@ impl Config {
         if production && !app_url.starts_with("https://") {
             return Err(err("APP_URL", "must be https:// in production"));
         }
-        let operations = operations(&env)?;
+        let operations = operations(&env, matches!(identity, Identity::Demo { .. }))?;
         if operations
             .metrics_addr
             .is_some_and(|m| m.port() != 0 && m.port() == listen_addr.port())
@@ -543,7 +546,7 @@ fn token_settings(
 }
 
 /// The metrics listener, the reconciliation period and the inbox retention.
-fn operations(env: &Vars) -> Result<OperationSettings, ConfigError> {
+fn operations(env: &Vars, demo: bool) -> Result<OperationSettings, ConfigError> {
     let metrics_addr = match env.get("METRICS_ADDR").as_deref() {
         Some("off") => None,
         other => Some(
@@ -567,11 +570,45 @@ fn operations(env: &Vars) -> Result<OperationSettings, ConfigError> {
             "expected a whole number of days from 1 to 36500",
         ));
     }
+    let admin_user_ids = match env.get("ADMIN_USER_IDS") {
+        Some(v) => admin_user_ids(&v)?,
+        None if demo => vec![DEMO_OPERATOR.to_string()],
+        None => Vec::new(),
+    };
     Ok(OperationSettings {
         metrics_addr,
         reconcile_interval,
         inbox_retention_days,
+        admin_user_ids,
     })
+}
+
+/// The demo operator's user id: the console's operator in demo mode unless `ADMIN_USER_IDS`
+/// names others.
+pub const DEMO_OPERATOR: &str = "user_demo_operator";
+
+/// `ADMIN_USER_IDS`: Clerk user ids (`user_…`), separated by commas or blanks.
+fn admin_user_ids(v: &str) -> Result<Vec<String>, ConfigError> {
+    let mut ids: Vec<String> = Vec::new();
+    for id in v.split([',', ' ', '\t', '\n']).filter(|s| !s.is_empty()) {
+        let shaped = id.len() <= 64
+            && id.strip_prefix("user_").is_some_and(|rest| {
+                !rest.is_empty()
+                    && rest
+                        .bytes()
+                        .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
+            });
+        if !shaped {
+            return Err(err(
+                "ADMIN_USER_IDS",
+                format!("`{id}` is not a Clerk user id (user_…)"),
+            ));
+        }
+        if !ids.iter().any(|i| i == id) {
+            ids.push(id.to_string());
+        }
+    }
+    Ok(ids)
 }
 
 fn mail(env: &Vars) -> Result<MailSettings, ConfigError> {
@@ -782,10 +819,40 @@ mod tests {
             ("INBOX_RETENTION_DAYS", "0"),
             ("INBOX_RETENTION_DAYS", "36501"),
             ("INBOX_RETENTION_DAYS", "30d"),
+            ("ADMIN_USER_IDS", "alice"),
+            ("ADMIN_USER_IDS", "org_2abc"),
+            ("ADMIN_USER_IDS", "user_"),
+            ("ADMIN_USER_IDS", "user_ok,user_x/../y"),
+            ("ADMIN_USER_IDS", "user_ok;user_two"),
+            ("ADMIN_USER_IDS", "USER_ABC"),
         ] {
             let e = Config::from_lookup(lookup(&[(k, v)])).unwrap_err();
             assert_eq!(e.var, k, "{k}={v} gave {e}");
         }
+    }
+
+    #[test]
+    fn operators_are_named_by_user_id_and_the_demo_has_its_own() {
+        let demo = Config::from_lookup(lookup(&[])).unwrap();
+        assert_eq!(demo.operations.admin_user_ids, vec![DEMO_OPERATOR]);
+        let named = Config::from_lookup(lookup(&[(
+            "ADMIN_USER_IDS",
+            " user_2abc, user_x-1\tuser_2abc ",
+        )]))
+        .unwrap();
+        assert_eq!(
+            named.operations.admin_user_ids,
+            vec!["user_2abc", "user_x-1"]
+        );
+        let pk = format!(
+            "pk_test_{}",
+            base64::engine::general_purpose::STANDARD.encode("x.clerk.accounts.dev$")
+        );
+        let clerk = Config::from_lookup(lookup(&[("CLERK_PUBLISHABLE_KEY", pk.as_str())])).unwrap();
+        assert!(
+            clerk.operations.admin_user_ids.is_empty(),
+            "no console unless someone is named"
+        );
     }
 
     #[test]

@@ -59,6 +59,13 @@ async fn run(command: Command) -> anyhow::Result<()> {
         }
         Command::Reconcile(target) => reconcile(target).await,
         Command::Usage(kind, id) => usage(kind, id).await,
+        Command::Audit(limit) => {
+            let services = services().await?;
+            for entry in plangate::db::console::audit_log(&services.db.pool, limit).await? {
+                println!("{}", entry.line());
+            }
+            Ok(())
+        }
         Command::InboxList { failed, limit } => {
             let services = services().await?;
             for row in services.inbox.list(failed, limit).await? {

@@ -17,11 +17,14 @@ use crate::{
     background::{purge, Background, Leases},
     config::{AppEnv, Config, Identity},
     db::now_ms,
-    demo::DemoIssuer,
+    demo::{backend::DemoBackend, DemoIssuer},
     http::serve::{raise_open_file_limit, serve},
     mail,
     security::{csp::Csp, RateLimiter},
-    services::{AfterCommit, Services},
+    services::{
+        console::{Backend, Console},
+        AfterCommit, Services,
+    },
     state::{AppState, Wiring},
     webhooks::verify::Verifier,
 };
@@ -130,6 +133,29 @@ impl Application {
             tracing::warn!("no CLERK_SECRET_KEY: the reconciliation sweep is off");
         }
 
+        // The operator console's actions: Clerk's Backend API, or the demo's stand-in, which
+        // answers with signed webhooks to this process.
+        let backend = match (&demo, &services.reconciler) {
+            (Some(d), _) => Backend::Demo(DemoBackend::new(
+                d.clone(),
+                http.clone(),
+                format!("http://{addr}{}", crate::http::WEBHOOK_PATH),
+                services.db.clone(),
+                services.catalog.clone(),
+            )),
+            (None, Some(r)) => Backend::Clerk(r.clone()),
+            (None, None) => Backend::None,
+        };
+        let console = Arc::new(Console::new(
+            services.db.clone(),
+            config.operations.admin_user_ids.clone(),
+            backend,
+            services.reconciler.clone(),
+            services.inbox.clone(),
+            services.usage.clone(),
+            services.catalog.clone(),
+        ));
+
         let clock: Clock = seams.clock.unwrap_or_else(|| Arc::new(now_ms));
         let leases = Leases::new(services.db.clone(), clock.clone());
         // Once at start-up, then every hour in the background (by one instance of several).
@@ -153,6 +179,7 @@ impl Application {
             leases,
             entitlements: services.entitlements.clone(),
             usage: services.usage.clone(),
+            console: console.clone(),
             metrics: services.metrics.clone(),
             mail: (transport, from, services.mail_notify.clone()),
         };
@@ -174,6 +201,7 @@ impl Application {
             sessions,
             entitlements: services.entitlements,
             usage: services.usage,
+            console,
             verifier: Arc::new(Verifier::new(&secrets)),
             inbox: services.inbox,
             reconciler: services.reconciler,

@@ -12,7 +12,7 @@ use crate::{
     db::Db,
     demo::DemoIssuer,
     security::{csp::Csp, RateLimiter},
-    services::{Entitlements, Inbox, Reconciler, Usage},
+    services::{Console, Entitlements, Inbox, Reconciler, Usage},
     webhooks::verify::Verifier,
 };
 
@@ -29,6 +29,8 @@ pub struct Wiring {
     pub entitlements: Arc<Entitlements>,
     /// Metered features: `usage().consume(…)` in a handler (README, "Usage limits").
     pub usage: Arc<Usage>,
+    /// The operator console (README, "Operator console").
+    pub console: Arc<Console>,
     /// Clerk's webhook signatures (the webhook edge checks them before the inbox sees a byte).
     pub verifier: Arc<Verifier>,
     pub inbox: Arc<Inbox>,
@@ -64,6 +66,9 @@ impl AppState {
     }
     pub fn usage(&self) -> &Usage {
         &self.0.usage
+    }
+    pub fn console(&self) -> &Console {
+        &self.0.console
     }
     pub fn verifier(&self) -> &Verifier {
         &self.0.verifier

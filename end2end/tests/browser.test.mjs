@@ -293,3 +293,64 @@ test('an expired session is refreshed by the handshake before the first render, 
   assert.deepEqual(csp, []);
   await context.close();
 });
+
+test('the demo operator finds a payer, cancels at period end, and sees the audit row', async () => {
+  // A payer: bob subscribes to Pro.
+  const payer = await page(DEMO);
+  await payer.p.goto('/sign-in');
+  await payer.p.getByRole('button', { name: 'Continue as bob' }).click();
+  await payer.p.waitForURL('**/dashboard');
+  await payer.p.goto('/pricing');
+  await payer.p.getByTestId('subscribe-pro').click();
+  await payer.p.waitForURL('**/dashboard');
+  assert.equal(await payer.p.getByTestId('plan').textContent(), 'Pro');
+  // bob is no operator: the console is a plain 404 for him.
+  assert.equal((await payer.p.goto('/admin')).status(), 404);
+  await payer.p.getByText('Page not found').waitFor();
+
+  const { p, context, errors, csp } = await page(DEMO);
+  await p.goto('/sign-in');
+  await p.getByRole('button', { name: 'Continue as operator' }).click();
+  await p.waitForURL('**/dashboard');
+  assert.equal((await p.goto('/admin')).status(), 200);
+  await p.getByLabel('Find a payer by user id, organization id or email').fill('bob@demo.plangate.test');
+  await p.getByRole('button', { name: 'Find' }).click();
+  await p.getByTestId('found').waitFor();
+  await p.screenshot({ path: join(shots, 'admin-find.png'), fullPage: true });
+  await p.getByRole('link', { name: /user_demo_bob/ }).click();
+  await p.waitForURL('**/admin/payers/user/user_demo_bob');
+  const item = p.getByTestId('item').filter({ hasText: 'Pro' });
+  assert.match(await item.textContent(), /active/);
+  await p.screenshot({ path: join(shots, 'admin-payer.png'), fullPage: true });
+
+  await item.getByRole('button', { name: 'Cancel at period end' }).click();
+  await p.waitForURL('**/admin/payers/user/user_demo_bob?done=1');
+  assert.match(await p.getByTestId('notice').textContent(), /cancel item:csub_item_\w+: done/);
+  // The demo's Clerk answered with signed webhooks: the stored item is canceled, access stays.
+  assert.match(await p.getByTestId('item').filter({ hasText: 'Pro' }).textContent(), /canceled/);
+  await p.screenshot({ path: join(shots, 'admin-canceled.png'), fullPage: true });
+
+  await p.getByRole('link', { name: 'Audit log' }).first().click();
+  await p.waitForURL('**/admin/audit');
+  const row = p.getByTestId('audit-row').first();
+  assert.match(await row.textContent(), /user_demo_operator.*cancel.*item:csub_item_\w+.*end_now=false.*done/);
+  await p.screenshot({ path: join(shots, 'admin-audit.png'), fullPage: true });
+
+  // On a phone the console's pages fit the screen: wide tables scroll inside their box.
+  await p.setViewportSize({ width: 390, height: 844 });
+  for (const path of ['/admin', '/admin/payers/user/user_demo_bob', '/admin/audit', '/admin/dead-letters']) {
+    await p.goto(path);
+    const width = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= 390, `${path} is ${width}px wide at 390`);
+  }
+  await p.goto('/admin/payers/user/user_demo_bob');
+  await p.screenshot({ path: join(shots, 'admin-payer-phone.png'), fullPage: true });
+
+  await payer.p.goto('/dashboard');
+  await payer.p.getByTestId('canceled-banner').waitFor();
+  assert.deepEqual(errors, []);
+  assert.deepEqual(csp, [], 'the console runs under the CSP');
+  assert.deepEqual(payer.errors, []);
+  await context.close();
+  await payer.context.close();
+});

@@ -37,6 +37,10 @@ pub struct Claims {
     /// v1 tokens name the active organization flat.
     #[serde(default)]
     pub org_id: Option<String>,
+    /// Factor verification ages in minutes, `[first, second]` (`-1`: never). Read leniently:
+    /// a malformed value means "unknown", never a rejected session.
+    #[serde(default)]
+    pub fva: Option<serde_json::Value>,
 }
 
 /// A verified session: who, in which organization, and what plan the token claims.
@@ -52,6 +56,8 @@ pub struct Session {
     /// Raw `fea` entries.
     pub features: Vec<String>,
     pub iat_ms: i64,
+    /// Minutes since the first factor was verified (`fva[0]`), when the token says.
+    pub first_factor_age: Option<i64>,
 }
 
 impl Session {
@@ -85,6 +91,12 @@ impl Session {
                 Vec::new()
             },
             iat_ms: c.iat.saturating_mul(1000),
+            first_factor_age: c
+                .fva
+                .as_ref()
+                .and_then(|v| v.get(0))
+                .and_then(serde_json::Value::as_i64)
+                .filter(|m| *m >= 0),
         }
     }
 }
@@ -102,6 +114,39 @@ impl Session {
             token_plan: None,
             features: vec![],
             iat_ms: 5_000,
+            first_factor_age: None,
+        }
+    }
+}
+
+#[cfg(test)]
+mod fva_tests {
+    use super::*;
+
+    fn session(fva: serde_json::Value) -> Session {
+        let mut c = serde_json::json!({"sub": "user_1", "iat": 1, "exp": 2, "v": 2});
+        if !fva.is_null() {
+            c["fva"] = fva;
+        }
+        Session::from_claims(serde_json::from_value(c).unwrap(), "sess_1".into())
+    }
+
+    #[test]
+    fn the_first_factor_age_is_read_from_fva_and_anything_odd_is_unknown() {
+        use serde_json::json;
+        assert_eq!(session(json!([3, -1])).first_factor_age, Some(3));
+        assert_eq!(session(json!([0, 5])).first_factor_age, Some(0));
+        for odd in [
+            json!(null),
+            json!([-1, -1]),
+            json!([]),
+            json!("3"),
+            json!(["3", -1]),
+            json!([3.5, -1]),
+            json!({"0": 3}),
+            json!(3),
+        ] {
+            assert_eq!(session(odd.clone()).first_factor_age, None, "{odd}");
         }
     }
 }

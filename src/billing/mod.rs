@@ -9,6 +9,8 @@ pub mod kinds;
 #[cfg(feature = "ssr")]
 pub mod entitlement;
 #[cfg(feature = "ssr")]
+pub mod operator;
+#[cfg(feature = "ssr")]
 pub mod plans;
 #[cfg(feature = "ssr")]
 pub mod standing;

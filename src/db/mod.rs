@@ -2,6 +2,7 @@
 //! `DATABASE_URL`; every statement is written so both engines accept it (`$n` placeholders,
 //! `on conflict`, `returning`).
 
+pub mod console;
 pub mod inbox;
 pub mod items;
 pub mod leases;
@@ -228,6 +229,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         include_str!("../../migrations/0005_item_evidence.sql"),
     ),
     (6, "usage", include_str!("../../migrations/0006_usage.sql")),
+    (
+        7,
+        "console",
+        include_str!("../../migrations/0007_console.sql"),
+    ),
 ];
 
 #[derive(Debug)]

@@ -180,6 +180,34 @@ pub async fn counters(
         .collect())
 }
 
+/// Adds `units` to what the payer may use of `feature` in `period` (an operator's grant). The
+/// reservation statement reads `extra` every time, so every instance sees it at its next
+/// refill.
+pub async fn grant(
+    pool: &AnyPool,
+    key: &CounterKey,
+    period: Period,
+    units: i64,
+) -> Result<i64, DbError> {
+    let row = sqlx::query(
+        "insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
+         values ($1, $2, $3, $4, $5, 0, $6, 0, $7) \
+         on conflict (payer_kind, payer_id, feature, period_start) do update set \
+           extra = usage_counter.extra + $6, updated_at = $7 \
+         returning extra",
+    )
+    .bind(key.kind.as_str())
+    .bind(&key.payer_id)
+    .bind(&key.feature)
+    .bind(period.start)
+    .bind(period.end)
+    .bind(units)
+    .bind(now_ms())
+    .fetch_one(pool)
+    .await?;
+    Ok(row.get::<i64, _>(0))
+}
+
 #[cfg(test)]
 mod tests {
     /// The two engines' statements differ only in the names of minimum and maximum.

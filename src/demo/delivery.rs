@@ -46,3 +46,22 @@ pub async fn post(
     let status = resp.status().as_u16();
     Ok((status, resp.text().await.unwrap_or_default()))
 }
+
+/// Signs and POSTs each of `bodies` in order, each under a new delivery id; stops at the first
+/// delivery the endpoint does not acknowledge (2xx), saying which answer it got.
+pub async fn post_all(
+    http: &reqwest::Client,
+    url: &str,
+    secret: &str,
+    bodies: Vec<serde_json::Value>,
+) -> anyhow::Result<()> {
+    for body in bodies {
+        let id = super::events::new_id("msg");
+        let (status, text) = post(http, url, secret, &id, &body.to_string()).await?;
+        anyhow::ensure!(
+            (200..300).contains(&status),
+            "the webhook endpoint answered {status} {text}"
+        );
+    }
+    Ok(())
+}

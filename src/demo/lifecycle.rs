@@ -11,8 +11,13 @@ use crate::billing::{Catalog, ItemState, Plan};
 /// A demo billing button.
 #[derive(Debug, Clone, PartialEq)]
 pub enum Action {
-    Subscribe { plan: Plan, annual: bool },
+    Subscribe {
+        plan: Plan,
+        annual: bool,
+    },
     Cancel,
+    /// Canceled with immediate effect (the operator console's "cancel now").
+    End,
     FailPayment,
     Recover,
 }
@@ -194,6 +199,13 @@ fn change_paid(steps: &mut Steps, spec: &mut Spec, action: &Action) {
             spec.status = "canceled".into();
             spec.canceled_at = Some(steps.now);
             steps.push("subscriptionItem.canceled", spec);
+            steps.push("subscription.updated", spec);
+        }
+        Action::End => {
+            spec.status = "ended".into();
+            spec.canceled_at = Some(steps.now);
+            spec.period_end = Some(steps.now);
+            steps.push("subscriptionItem.ended", spec);
             steps.push("subscription.updated", spec);
         }
         Action::FailPayment => {

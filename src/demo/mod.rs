@@ -3,6 +3,7 @@
 //! app's own `/api/webhooks/clerk`, so demo traffic takes exactly the production path.
 //! Never active in production (config refuses it).
 
+pub mod backend;
 pub mod delivery;
 pub mod events;
 pub mod lifecycle;
@@ -65,6 +66,15 @@ impl SigningKey {
         header.typ = Some("JWT".into());
         Ok(jsonwebtoken::encode(&header, claims, &self.encoding)?)
     }
+}
+
+/// A demo client (Clerk's long-lived client, on the demo issuer's side): who, and when they
+/// signed in (seconds).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DemoClient {
+    pub user_id: String,
+    pub email: String,
+    pub signed_in_at: i64,
 }
 
 pub struct DemoIssuer {
@@ -164,15 +174,18 @@ impl DemoIssuer {
         }))
     }
 
-    /// A Clerk-shaped v2 session token, 60 s life like Clerk's.
+    /// A Clerk-shaped v2 session token, 60 s life like Clerk's. `signed_in_secs`: when the
+    /// client signed in (its first factor), stamped as Clerk does into `fva` (minutes since,
+    /// no second factor); `None` leaves `fva` out.
     pub fn mint_session(
         &self,
         user_id: &str,
         pla: &str,
         fea: &str,
         now_secs: i64,
+        signed_in_secs: Option<i64>,
     ) -> anyhow::Result<String> {
-        self.sign(&json!({
+        let mut claims = json!({
             "azp": self.issuer,
             "exp": now_secs + self.session_ttl_secs,
             "fea": fea,
@@ -184,7 +197,11 @@ impl DemoIssuer {
             "sts": "active",
             "sub": user_id,
             "v": 2,
-        }))
+        });
+        if let Some(at) = signed_in_secs {
+            claims["fva"] = json!([(now_secs - at).max(0) / 60, -1]);
+        }
+        self.sign(&claims)
     }
 
     /// The long-lived "client" cookie that lets the session be refreshed (Clerk's `__client`).
@@ -199,15 +216,17 @@ impl DemoIssuer {
         }))
     }
 
-    /// Verifies the client cookie; returns (user id, email).
-    pub fn verify_client(&self, token: &str) -> Option<(String, String)> {
+    /// Verifies the client cookie.
+    pub fn verify_client(&self, token: &str) -> Option<DemoClient> {
         let mut v = jsonwebtoken::Validation::new(Algorithm::RS256);
         v.set_audience(&[CLIENT_AUD]);
         v.set_issuer(&[&self.issuer]);
         let data = jsonwebtoken::decode::<Value>(token, &self.key.decoding, &v).ok()?;
-        let sub = data.claims.get("sub")?.as_str()?.to_string();
-        let email = data.claims.get("email")?.as_str()?.to_string();
-        Some((sub, email))
+        Some(DemoClient {
+            user_id: data.claims.get("sub")?.as_str()?.to_string(),
+            email: data.claims.get("email")?.as_str()?.to_string(),
+            signed_in_at: data.claims.get("iat")?.as_i64()?,
+        })
     }
 
     pub fn secret(&self) -> &str {

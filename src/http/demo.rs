@@ -65,16 +65,26 @@ async fn plan_claims(state: &AppState, user_id: &str) -> Result<(String, String)
     Ok((format!("u:{slug}"), fea))
 }
 
-async fn fresh_session(state: &AppState, user_id: &str) -> Result<String, ApiError> {
+/// A session token for `user_id` as the demo issuer would refresh it; `signed_in_at`: when the
+/// client signed in (stamped into `fva`).
+async fn fresh_session(
+    state: &AppState,
+    user_id: &str,
+    signed_in_at: Option<i64>,
+) -> Result<String, ApiError> {
     let d = demo(state)?;
     let (pla, fea) = plan_claims(state, user_id).await?;
-    d.mint_session(user_id, &pla, &fea, now_secs())
+    d.mint_session(user_id, &pla, &fea, now_secs(), signed_in_at)
         .map_err(|e| ApiError::internal("minting a demo session", e))
 }
 
 #[derive(Deserialize)]
 pub struct SignInForm {
     pub name: String,
+    /// Where to go once signed in: a console page (signing in again to act there), else the
+    /// dashboard.
+    #[serde(default)]
+    pub next: Option<String>,
 }
 
 fn sanitize(name: &str) -> Option<String> {
@@ -91,19 +101,9 @@ fn sanitize(name: &str) -> Option<String> {
 async fn post_events(state: &AppState, bodies: Vec<serde_json::Value>) -> Result<(), ApiError> {
     let d = demo(state)?;
     let url = format!("{}{WEBHOOK_PATH}", state.self_url());
-    for body in bodies {
-        let id = events::new_id("msg");
-        let (status, text) = delivery::post(state.http(), &url, d.secret(), &id, &body.to_string())
-            .await
-            .map_err(|e| ApiError::internal("sending a demo webhook", e))?;
-        if !(200..300).contains(&status) {
-            return Err(ApiError::internal(
-                "demo webhook refused",
-                format!("{status} {text}"),
-            ));
-        }
-    }
-    Ok(())
+    delivery::post_all(state.http(), &url, d.secret(), bodies)
+        .await
+        .map_err(|e| ApiError::internal("sending a demo webhook", e))
 }
 
 pub async fn sign_in(
@@ -144,8 +144,13 @@ async fn sign_in_as(
         .mint_client(&user_id, &email, now_secs())
         .map_err(|e| ApiError::internal("minting a demo client", e))?;
     let now = now_secs();
-    let session = fresh_session(state, &user_id).await?;
-    let mut resp = Redirect::to("/dashboard").into_response();
+    let session = fresh_session(state, &user_id, Some(now)).await?;
+    let next = form
+        .next
+        .as_deref()
+        .filter(|n| crate::billing::operator::back_to(Some(n)) == *n)
+        .unwrap_or("/dashboard");
+    let mut resp = Redirect::to(next).into_response();
     let h = resp.headers_mut();
     h.append(header::SET_COOKIE, hv(&session_cookie(d, &session)));
     h.append(header::SET_COOKIE, hv(&client_uat_cookie(now)));
@@ -181,10 +186,10 @@ pub async fn sign_out() -> Response {
 pub async fn refresh(State(state): State<AppState>, req: Request) -> Result<Response, ApiError> {
     let d = demo(&state)?;
     let (parts, _) = req.into_parts();
-    let (user_id, _) = cookie(&parts, CLIENT_COOKIE)
+    let client = cookie(&parts, CLIENT_COOKIE)
         .and_then(|c| d.verify_client(c))
         .ok_or_else(ApiError::unauthorized)?;
-    let token = fresh_session(&state, &user_id).await?;
+    let token = fresh_session(&state, &client.user_id, Some(client.signed_in_at)).await?;
     let mut resp = StatusCode::NO_CONTENT.into_response();
     resp.headers_mut()
         .append(header::SET_COOKIE, hv(&session_cookie(d, &token)));
@@ -221,8 +226,8 @@ pub async fn handshake(
     let now = now_secs();
     let client = cookie(&parts, CLIENT_COOKIE).and_then(|c| d.verify_client(c));
     let cookies = match client {
-        Some((user_id, _)) => {
-            let token = fresh_session(&state, &user_id).await?;
+        Some(client) => {
+            let token = fresh_session(&state, &client.user_id, Some(client.signed_in_at)).await?;
             // The client's last sign-in as its cookie says, unless absent or from the future.
             let uat = Cookies::read(&parts.headers, None).client_uat;
             let uat = if (1..=now).contains(&uat) { uat } else { now };
@@ -308,7 +313,11 @@ pub async fn action(
         lifecycle::events_for(&action, base, current.as_ref(), catalog, now).map_err(bad)?;
     post_events(&state, bodies).await?;
     // The plan changed: mint a token that says so, as Clerk would on its next refresh.
-    let token = fresh_session(&state, &session.user_id).await?;
+    let signed_in_at = cookie(&parts, CLIENT_COOKIE)
+        .and_then(|c| demo(&state).ok()?.verify_client(c))
+        .filter(|c| c.user_id == session.user_id)
+        .map(|c| c.signed_in_at);
+    let token = fresh_session(&state, &session.user_id, signed_in_at).await?;
     let mut resp = Redirect::to("/dashboard").into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,

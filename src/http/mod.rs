@@ -3,6 +3,7 @@
 //! Handlers are thin: they read the guard's `auth::Caller`, call the services
 //! (`Entitlements`, `Inbox`) and map the result.
 
+pub mod admin;
 pub mod api;
 pub mod demo;
 pub mod error;
@@ -20,7 +21,7 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{header, HeaderValue, Request},
     middleware,
-    routing::{get, post},
+    routing::{any, get, post},
     Router,
 };
 use leptos::prelude::*;
@@ -53,6 +54,28 @@ pub fn metrics_router(state: AppState) -> Router {
         .with_state(state)
 }
 
+/// What a path no route serves gets: a static file from the site root if there is one, else
+/// the app's not-found page (the console answers everyone but its operators with this too).
+pub(crate) fn not_found_handler(
+    state: &AppState,
+) -> impl Fn(
+    axum::http::Uri,
+    axum::extract::State<AppState>,
+    Request<axum::body::Body>,
+) -> std::pin::Pin<Box<dyn std::future::Future<Output = axum::response::Response> + Send>>
+       + Clone
+       + Send
+       + 'static {
+    let s = state.clone();
+    leptos_axum::file_and_error_handler_with_context::<AppState, _>(
+        move || {
+            provide_context(s.clone());
+            guard::provide_request_nonce();
+        },
+        shell,
+    )
+}
+
 pub fn router(state: AppState) -> Router {
     let routes = route_list();
     let leptos_options = state.leptos_options().clone();
@@ -68,6 +91,10 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(api::me))
         .route("/api/premium-feature", get(api::premium_feature))
         .route("/api/usage", get(api::usage))
+        // The operator console: every method and path under /admin, decided by the console
+        // itself (anyone but an operator gets the unknown-path answer).
+        .route("/admin", any(admin::console))
+        .route("/admin/{*rest}", any(admin::console))
         .merge(webhook);
 
     if state.demo().is_some() {
@@ -101,19 +128,7 @@ pub fn router(state: AppState) -> Router {
                 move || shell(LeptosOptions::clone(&leptos_options))
             },
         )
-        .fallback(leptos_axum::file_and_error_handler_with_context::<
-            AppState,
-            _,
-        >(
-            {
-                let s = state.clone();
-                move || {
-                    provide_context(s.clone());
-                    guard::provide_request_nonce();
-                }
-            },
-            shell,
-        ));
+        .fallback(not_found_handler(&state));
     // Inside the handshake below: a handshake's redirects never reach the page cache.
     app = app.layer(middleware::from_fn_with_state(
         Arc::new(page_cache::PageCache::default()),

@@ -18,7 +18,7 @@ pub fn SignIn() -> impl IntoView {
                     Ok(d) if d.demo => view! {
                         <p>"Demo mode: pick a demo user or type a name. A Clerk-shaped session token is minted by this app's local issuer."</p>
                         <div class="demo-users">
-                            {["alice", "bob"].into_iter().map(|n| view! {
+                            {["alice", "bob", "operator"].into_iter().map(|n| view! {
                                 <form method="post" action="/demo/sign-in" class="inline">
                                     <input type="hidden" name="name" value=n/>
                                     <button type="submit" class="button">{format!("Continue as {n}")}</button>

@@ -3,12 +3,14 @@
 //! the `Reconciler` (Clerk's Backend API against the database). Only `startup` builds them.
 //! Nothing here names an HTTP type (a test keeps it so): the edges translate.
 
+pub mod console;
 pub mod entitlements;
 pub mod inbox;
 pub mod invalidation;
 pub mod reconcile;
 pub mod usage;
 
+pub use console::Console;
 pub use entitlements::Entitlements;
 pub use inbox::{Inbox, InboxError, Receipt};
 pub use reconcile::{Reconciler, Report};
@@ -33,6 +35,8 @@ use crate::{
 pub struct Services {
     pub db: Db,
     pub metrics: Arc<Metrics>,
+    /// The plans (`plans.toml`).
+    pub catalog: Arc<crate::billing::Catalog>,
     pub entitlements: Arc<Entitlements>,
     /// Metered features (README, "Usage limits").
     pub usage: Arc<Usage>,
@@ -68,7 +72,7 @@ impl Services {
         let mail_notify = Arc::new(Notify::new());
         let usage = Arc::new(Usage::new(
             db.clone(),
-            catalog,
+            catalog.clone(),
             metrics.clone(),
             mail_notify.clone(),
             format!("{}/pricing", config.app_url),
@@ -112,6 +116,7 @@ impl Services {
         Ok(Services {
             db,
             metrics,
+            catalog,
             entitlements,
             usage,
             inbox,

@@ -262,7 +262,27 @@ impl Reconciler {
     pub async fn sweep(&self) -> Result<Report, ReconcileError> {
         let result = self.sweep_inner().await;
         self.count_run(&result, true);
+        // Recorded for the operator console's start page, whichever instance or command ran it.
+        let recorded = match &result {
+            Ok(r) => format!("ok: {} checked, {} corrected", r.checked, r.corrected.len()),
+            Err(e) => format!("error: {e}"),
+        };
+        if let Err(e) = db::console::record_run(
+            &self.db.pool,
+            super::console::SWEEP_JOB,
+            now_ms(),
+            &recorded,
+        )
+        .await
+        {
+            warn!(error = %e, "the sweep's result could not be recorded");
+        }
         result
+    }
+
+    /// The Backend API client (the operator console's cancel and extend go through it).
+    pub fn api(&self) -> &ClerkApi {
+        &self.api
     }
 
     async fn sweep_inner(&self) -> Result<Report, ReconcileError> {

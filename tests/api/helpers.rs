@@ -478,6 +478,8 @@ pub struct BackendApi {
     pub script: Script,
     /// (payer type `user`/`org`, plan) for `GET /v1/billing/plans?payer_type=…`.
     pub plans: Arc<Mutex<Vec<(String, Value)>>>,
+    /// Every request as (method, path and query, body).
+    pub calls: Arc<Mutex<Vec<(String, String, String)>>>,
 }
 
 /// Responses a stand-in answers first: (status, `Retry-After` seconds).
@@ -494,69 +496,103 @@ pub async fn backend_api() -> BackendApi {
     let subscriptions: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
     let script: Script = Default::default();
     let plans: Arc<Mutex<Vec<(String, Value)>>> = Default::default();
-    let (r, i, s, sc, pl) = (
+    let calls: Arc<Mutex<Vec<(String, String, String)>>> = Default::default();
+    let (r, i, s, sc, pl, ca) = (
         requests.clone(),
         items.clone(),
         subscriptions.clone(),
         script.clone(),
         plans.clone(),
+        calls.clone(),
     );
-    let app = Router::new().fallback(move |req: Request| {
-        let (r, i, s, sc, pl) = (r.clone(), i.clone(), s.clone(), sc.clone(), pl.clone());
-        async move {
-            let uri = req.uri().clone();
-            r.lock()
-                .unwrap()
-                .push((uri.to_string(), req.headers().clone()));
-            if let Some((status, retry_after)) = sc.lock().unwrap().pop_front() {
-                let mut resp: Response = (
-                    StatusCode::from_u16(status).unwrap(),
-                    Json(json!({"errors": [{"code": "scripted"}]})),
-                )
-                    .into_response();
-                if let Some(secs) = retry_after {
-                    resp.headers_mut()
-                        .insert("retry-after", secs.to_string().parse().unwrap());
-                }
-                return resp;
-            }
-            let path = uri.path();
-            let q: std::collections::HashMap<String, String> = uri
-                .query()
-                .unwrap_or_default()
-                .split('&')
-                .filter_map(|kv| kv.split_once('='))
-                .map(|(k, v)| (k.to_string(), v.to_string()))
-                .collect();
-            if path == "/v1/billing/plans" {
-                let kind = q.get("payer_type").cloned().unwrap_or_default();
-                let data: Vec<Value> = pl
-                    .lock()
+    let app =
+        Router::new().fallback(move |req: Request| {
+            let (r, i, s, sc, pl, ca) = (
+                r.clone(),
+                i.clone(),
+                s.clone(),
+                sc.clone(),
+                pl.clone(),
+                ca.clone(),
+            );
+            async move {
+                let uri = req.uri().clone();
+                let method = req.method().to_string();
+                r.lock()
                     .unwrap()
-                    .iter()
-                    .filter(|(k, _)| *k == kind)
-                    .map(|(_, p)| p.clone())
+                    .push((uri.to_string(), req.headers().clone()));
+                let body = axum::body::to_bytes(req.into_body(), 1 << 20)
+                    .await
+                    .unwrap_or_default();
+                ca.lock().unwrap().push((
+                    method.clone(),
+                    uri.to_string(),
+                    String::from_utf8_lossy(&body).into_owned(),
+                ));
+                if let Some((status, retry_after)) = sc.lock().unwrap().pop_front() {
+                    let mut resp: Response = (
+                        StatusCode::from_u16(status).unwrap(),
+                        Json(json!({"errors": [{"code": "scripted"}]})),
+                    )
+                        .into_response();
+                    if let Some(secs) = retry_after {
+                        resp.headers_mut()
+                            .insert("retry-after", secs.to_string().parse().unwrap());
+                    }
+                    return resp;
+                }
+                let path = uri.path();
+                let q: std::collections::HashMap<String, String> = uri
+                    .query()
+                    .unwrap_or_default()
+                    .split('&')
+                    .filter_map(|kv| kv.split_once('='))
+                    .map(|(k, v)| (k.to_string(), v.to_string()))
                     .collect();
-                return Json(json!({"data": data, "total_count": data.len()})).into_response();
+                if path == "/v1/billing/plans" {
+                    let kind = q.get("payer_type").cloned().unwrap_or_default();
+                    let data: Vec<Value> = pl
+                        .lock()
+                        .unwrap()
+                        .iter()
+                        .filter(|(k, _)| *k == kind)
+                        .map(|(_, p)| p.clone())
+                        .collect();
+                    return Json(json!({"data": data, "total_count": data.len()})).into_response();
+                }
+                if path == "/v1/billing/subscription_items" {
+                    let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(10);
+                    let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
+                    let all = i.lock().unwrap().clone();
+                    let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
+                    return Json(json!({"data": page, "total_count": all.len()})).into_response();
+                }
+                let parts: Vec<&str> = path.split('/').collect();
+                // Cancel and extend a trial: the item, as Clerk answers them.
+                match (method.as_str(), &parts[..]) {
+                    ("DELETE", ["", "v1", "billing", "subscription_items", id])
+                    | (
+                        "POST",
+                        ["", "v1", "billing", "subscription_items", id, "extend_free_trial"],
+                    ) => {
+                        return Json(json!({"object": "commerce_subscription_item", "id": id}))
+                            .into_response()
+                    }
+                    _ => {}
+                }
+                if let ["", "v1", "users" | "organizations", id, "billing", "subscription"] =
+                    parts[..]
+                {
+                    return match s.lock().unwrap().get(id) {
+                        Some(sub) => Json(sub.clone()).into_response(),
+                        None => {
+                            (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response()
+                        }
+                    };
+                }
+                (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response()
             }
-            if path == "/v1/billing/subscription_items" {
-                let limit: usize = q.get("limit").and_then(|v| v.parse().ok()).unwrap_or(10);
-                let offset: usize = q.get("offset").and_then(|v| v.parse().ok()).unwrap_or(0);
-                let all = i.lock().unwrap().clone();
-                let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
-                return Json(json!({"data": page, "total_count": all.len()})).into_response();
-            }
-            let parts: Vec<&str> = path.split('/').collect();
-            if let ["", "v1", "users" | "organizations", id, "billing", "subscription"] = parts[..]
-            {
-                return match s.lock().unwrap().get(id) {
-                    Some(sub) => Json(sub.clone()).into_response(),
-                    None => (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response(),
-                };
-            }
-            (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response()
-        }
-    });
+        });
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
     let addr = listener.local_addr().unwrap();
     tokio::spawn(async move { axum::serve(listener, app).await.unwrap() });
@@ -567,6 +603,7 @@ pub async fn backend_api() -> BackendApi {
         subscriptions,
         script,
         plans,
+        calls,
     }
 }
 

@@ -3,6 +3,7 @@
 
 mod auth;
 mod config;
+mod console;
 mod durability;
 mod edges;
 mod handshake;
