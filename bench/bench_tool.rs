@@ -63,6 +63,7 @@ fn pro_item(user: &str, item: &str, status: &str, start: i64, at: i64) -> Spec {
         period_end: Some(start + 30 * DAY_MS),
         canceled_at: None,
         past_due_at: None,
+        free_trial: false,
         at,
     }
 }

@@ -15,5 +15,5 @@ if [[ -n "${TEST_DATABASE_URL:-}" ]]; then
   timeout 1200 cargo test --features ssr --test api
 fi
 echo "== browser tests"
-(cd end2end && { [[ -d node_modules/playwright-core ]] || npm install --no-audit --no-fund; })
+(cd end2end && { [[ -d node_modules/playwright-core && -d node_modules/axe-core ]] || npm install --no-audit --no-fund; })
 timeout 600 node end2end/run.mjs

@@ -9,6 +9,7 @@ use leptos_router::{
 
 use crate::components::clerk::{ClerkLoader, ClerkSignOut, DemoRefresher};
 use crate::pages::{
+    billing::Billing,
     dashboard::Dashboard,
     demo::{Events, Mailbox},
     gated::PaymentGated,
@@ -26,6 +27,7 @@ pub fn shell(options: LeptosOptions) -> impl IntoView {
             <head>
                 <meta charset="utf-8"/>
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
                 <AutoReload options=options.clone()/>
                 <HydrationScripts options/>
                 <MetaTags/>
@@ -45,17 +47,19 @@ pub fn App() -> impl IntoView {
         <Stylesheet id="leptos" href="/pkg/plangate.css"/>
         <Title text="plangate"/>
         <Router>
+            <a class="skip-link" href="#main">"Skip to content"</a>
             <header class="topbar">
-                <A href="/" attr:class="brand">"plangate"</A>
+                <A href="/" attr:class="brand" attr:aria-label="plangate home">"plangate"</A>
                 <nav>
                     <A href="/">"Home"</A>
-                    <a href="/pricing" rel="external">"Pricing"</a>
+                    <A href="/pricing" attr:rel="external">"Pricing"</A>
                     <A href="/dashboard" exact=true>"Dashboard"</A>
-                    <a href="/dashboard/payment-gated" rel="external">"Premium"</a>
+                    <A href="/dashboard/payment-gated" attr:rel="external">"Premium"</A>
+                    <A href="/dashboard/billing">"Billing"</A>
                     <Suspense fallback=|| ()>
                         {move || site.get().map(|s| match s {
                             Ok(s) if s.signed_in => view! {
-                                <span class="who">{s.user_id.clone().unwrap_or_default()}</span>
+                                <span class="who" data-testid="who">{s.name.clone().or_else(|| s.user_id.clone()).unwrap_or_default()}</span>
                                 {if s.demo {
                                     view! {
                                         <form method="post" action="/demo/sign-out" class="inline">
@@ -91,13 +95,14 @@ pub fn App() -> impl IntoView {
                     </div>
                 })}
             </Suspense>
-            <main>
+            <main id="main">
                 <Routes fallback=NotFound>
                     <Route path=path!("/") view=Home ssr=SsrMode::Async/>
                     <Route path=path!("/pricing") view=Pricing ssr=SsrMode::Async/>
                     <Route path=path!("/sign-in") view=SignIn ssr=SsrMode::Async/>
                     <Route path=path!("/dashboard") view=Dashboard ssr=SsrMode::Async/>
                     <Route path=path!("/dashboard/payment-gated") view=PaymentGated ssr=SsrMode::Async/>
+                    <Route path=path!("/dashboard/billing") view=Billing ssr=SsrMode::Async/>
                     <Route path=path!("/demo/mailbox") view=Mailbox ssr=SsrMode::Async/>
                     <Route path=path!("/demo/events") view=Events ssr=SsrMode::Async/>
                 </Routes>

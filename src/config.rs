@@ -289,7 +289,7 @@ impl Config {
     pub fn manage_url(&self) -> String {
         match self.clerk() {
             Some(c) => c.account_portal_url(),
-            None => format!("{}/dashboard", self.app_url),
+            None => format!("{}/dashboard/billing", self.app_url),
         }
     }
 
@@ -976,7 +976,7 @@ mod tests {
         let demo = Config::from_lookup(lookup(&[("APP_URL", "http://127.0.0.1:3000")])).unwrap();
         assert!(demo.demo_mode() && demo.clerk().is_none());
         assert_eq!(demo.issuer(), "http://127.0.0.1:3000");
-        assert_eq!(demo.manage_url(), "http://127.0.0.1:3000/dashboard");
+        assert_eq!(demo.manage_url(), "http://127.0.0.1:3000/dashboard/billing");
         assert_eq!(
             demo.identity.frontend_api_url(),
             "http://127.0.0.1:3000/demo"

@@ -9,6 +9,8 @@ pub struct Site {
     pub demo: bool,
     pub signed_in: bool,
     pub user_id: Option<String>,
+    /// The signed-in person's mail address, where known.
+    pub name: Option<String>,
     /// Clerk mode: what the script loader needs. Public values only.
     pub clerk: Option<ClerkScripts>,
 }
@@ -36,6 +38,16 @@ pub struct AccountView {
     pub access_until: Option<String>,
     pub is_free_trial: bool,
     pub paid: bool,
+    /// The status and the decision's reason, in words.
+    pub status_words: Option<String>,
+    pub reason_words: String,
+    /// The date that matters ("Renews on …").
+    pub date_line: Option<String>,
+    /// Who is signed in, by mail address where known.
+    pub name: String,
+    /// Past due: why, in words, and where to fix it.
+    pub failure: Option<String>,
+    pub fix: Option<FixPayment>,
     /// Each limited feature of the plan this period (README, "Usage limits").
     pub meters: Vec<MeterView>,
 }
@@ -62,8 +74,18 @@ impl MeterView {
 pub enum Gated {
     SignedOut,
     Upgrade {
+        /// The plan's name from `plans.toml` (`None`: no plan).
         plan: Option<String>,
+        /// The decision's reason, in words.
         reason: String,
+        /// The plans to choose from.
+        pricing: PricingView,
+    },
+    /// A paying subscriber whose payment failed: the way to fix it, never an upsell.
+    PastDue {
+        plan: String,
+        failure: String,
+        fix: FixPayment,
     },
     Premium {
         plan: String,
@@ -81,7 +103,55 @@ pub struct PlanView {
     pub monthly: String,
     pub annual: Option<String>,
     pub free: bool,
+    /// Days of free trial the plan offers (0: none).
+    pub trial_days: u32,
     pub features: Vec<String>,
+}
+
+/// Where a past-due subscriber fixes their payment method: Clerk's account portal, or in demo
+/// mode the demo's "simulate recovery".
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub enum FixPayment {
+    Portal(String),
+    DemoRecover,
+}
+
+/// `/dashboard/billing`: the caller's billing, and their active organization's.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct BillingView {
+    pub signed_in: bool,
+    pub demo: bool,
+    pub accounts: Vec<PayerBilling>,
+    /// Clerk's account portal (Clerk mode): where the payment method is managed.
+    pub portal: Option<String>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PayerBilling {
+    /// "Your subscription", or "Organization <slug or id>".
+    pub heading: String,
+    pub plan: String,
+    /// "$20 a month" (paid plans).
+    pub price: Option<String>,
+    pub status: Option<String>,
+    /// The date that matters, in words ("Renews on 3 January 2027").
+    pub date_line: Option<String>,
+    /// Past due: why, in words.
+    pub failure: Option<String>,
+    pub paid: bool,
+    pub payments: Vec<PaymentRow>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct PaymentRow {
+    pub date: String,
+    pub amount: String,
+    pub status: String,
+    pub failed: bool,
+    /// "Visa ending in 4242".
+    pub card: Option<String>,
+    /// Why it failed, in words.
+    pub failure: Option<String>,
 }
 
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]

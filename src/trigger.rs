@@ -33,6 +33,7 @@ fn spec(a: &Args, status: &str, at: i64) -> Spec {
         period_end: Some(at + 30 * DAY_MS),
         canceled_at: (status == "canceled").then_some(at),
         past_due_at: (status == "past_due" || status == "failed").then_some(at),
+        free_trial: false,
         at,
     }
 }

@@ -1,6 +1,6 @@
 import { test, before, after } from 'node:test';
 import assert from 'node:assert/strict';
-import { mkdirSync } from 'node:fs';
+import { mkdirSync, readFileSync } from 'node:fs';
 import { join, dirname } from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { chromium } from 'playwright-core';
@@ -9,6 +9,31 @@ const DEMO = process.env.DEMO_URL;
 const CLERK = process.env.CLERK_URL;
 const SHORT = process.env.SHORT_URL;
 const shots = join(dirname(fileURLToPath(import.meta.url)), '..', 'screenshots');
+const DASHBOARD = /\/dashboard(\?.*)?$/;
+const axeSource = readFileSync(join(dirname(fileURLToPath(import.meta.url)), '..', 'node_modules', 'axe-core', 'axe.min.js'), 'utf8');
+
+// axe-core on the page as it is now (run through the DevTools protocol, so the page's CSP is
+// untouched): every WCAG 2.x A/AA rule and axe's best practices; zero violations wanted.
+async function axe(p, state) {
+  await p.evaluate(axeSource);
+  const violations = await p.evaluate(async () => (await window.axe.run(document, { resultTypes: ['violations'] })).violations
+    .map((v) => `${v.id} (${v.impact}): ${v.help} — ${v.nodes.slice(0, 3).map((n) => n.target.join(' ')).join(' | ')}`));
+  assert.deepEqual(violations, [], `axe-core on ${state} (${p.url()})`);
+}
+
+// No horizontal scroll on a phone (390 px wide), then back to the desktop size.
+async function fitsPhone(p, state) {
+  const size = p.viewportSize();
+  await p.setViewportSize({ width: 390, height: 844 });
+  const width = await p.evaluate(() => document.documentElement.scrollWidth);
+  await p.setViewportSize(size);
+  assert.ok(width <= 390, `${state} is ${width}px wide at 390 (${p.url()})`);
+}
+
+async function check(p, state) {
+  await axe(p, state);
+  await fitsPhone(p, state);
+}
 mkdirSync(shots, { recursive: true });
 
 let browser;
@@ -96,7 +121,7 @@ test('navigation after hydration changes the route without a full reload', async
   await p.waitForTimeout(500);
   await p.evaluate(() => { window.__marker = 'still-here'; });
   await p.locator('header nav').getByRole('link', { name: 'Dashboard' }).click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   await p.getByRole('heading', { name: 'Dashboard' }).waitFor();
   assert.equal(await p.evaluate(() => window.__marker), 'still-here', 'no full reload');
   assert.deepEqual(errors, []);
@@ -138,38 +163,90 @@ test('pricing with a Clerk key requests clerk-js from the Frontend API and says 
   await context.close();
 });
 
-test('the demo subscription story, from free to canceled', async () => {
+test('the demo subscription story, from free to canceled, on every page state: axe-core, the phone, the billing page', async () => {
   const { p, context, errors, csp } = await page(DEMO);
+  // Signed out.
+  for (const path of ['/', '/pricing', '/sign-in', '/dashboard', '/dashboard/payment-gated', '/dashboard/billing', '/nowhere']) {
+    await p.goto(path);
+    await check(p, `signed out ${path}`);
+  }
+  assert.equal(await p.title(), 'Page not found · plangate');
   await p.goto('/sign-in');
+  assert.equal(await p.title(), 'Sign in · plangate');
+  // The name field's pattern works in Chromium: a blank inside is refused, not renamed.
+  await p.getByLabel('Name').fill('carol smith');
+  assert.equal(await p.getByLabel('Name').evaluate((e) => e.validity.patternMismatch), true);
   await p.getByRole('button', { name: 'Continue as alice' }).click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   await p.getByText('demo mode', { exact: false }).first().waitFor();
   assert.equal(await p.getByTestId('plan').textContent(), 'Free');
   assert.equal(await p.getByTestId('entitled').textContent(), 'no');
+  assert.equal(await p.getByTestId('who').textContent(), 'alice@demo.plangate.test');
+  assert.equal(await p.getByRole('link', { name: 'Dashboard' }).getAttribute('aria-current'), 'page');
+  await check(p, 'free /dashboard');
 
   await p.goto('/dashboard/payment-gated');
   await p.getByTestId('upgrade-prompt').waitFor();
   assert.equal(await p.getByTestId('premium-content').count(), 0);
   assert.ok(!(await p.content()).includes('Monthly recurring revenue'));
+  assert.equal(await p.getByRole('link', { name: 'Premium' }).getAttribute('aria-current'), 'page');
+  await check(p, 'free premium page');
 
   await p.goto('/pricing');
+  await check(p, 'free /pricing');
   await p.screenshot({ path: join(shots, 'pricing.png'), fullPage: true });
-  await p.getByTestId('subscribe-pro').click();
-  await p.waitForURL('**/dashboard');
+  await p.getByRole('button', { name: 'Subscribe to Pro monthly' }).click();
+  await p.waitForURL(DASHBOARD);
+  await p.getByTestId('notice').waitFor();
+  assert.match(await p.getByTestId('notice').textContent(), /your subscription is active/);
   assert.equal(await p.getByTestId('plan').textContent(), 'Pro');
-  assert.equal(await p.getByTestId('status').textContent(), 'active');
+  assert.equal(await p.getByTestId('status').textContent(), 'Active');
+  assert.match(await p.getByTestId('date-line').textContent(), /^Renews on \d{1,2} [A-Z][a-z]+ \d{4}$/);
+  await check(p, 'paid /dashboard');
   await p.screenshot({ path: join(shots, 'dashboard-active.png'), fullPage: true });
+
+  await p.getByRole('link', { name: 'Billing', exact: true }).click();
+  await p.waitForURL('**/dashboard/billing');
+  assert.equal(await p.title(), 'Billing · plangate');
+  await p.getByTestId('payment').first().waitFor();
+  assert.equal(await p.getByTestId('payment').count(), 1, 'one row per attempt: created and updated');
+  assert.match(await p.getByTestId('payment').first().textContent(), /\$20\.00.*Paid.*Visa ending in 4242/);
+  assert.match(await p.getByTestId('billing-date').textContent(), /^Renews on /);
+  assert.equal(await p.getByTestId('billing-price').textContent(), '$20.00 a month');
+  await check(p, 'paid /dashboard/billing');
+  await p.screenshot({ path: join(shots, 'billing-paid.png'), fullPage: true });
+  await p.setViewportSize({ width: 390, height: 844 });
+  await p.screenshot({ path: join(shots, 'billing-paid-phone.png'), fullPage: true });
+  await p.setViewportSize({ width: 1280, height: 720 });
 
   await p.goto('/dashboard/payment-gated');
   await p.getByTestId('premium-content').waitFor();
+  await check(p, 'paid premium page');
   await p.screenshot({ path: join(shots, 'gated-premium.png'), fullPage: true });
 
   await p.goto('/dashboard');
   await p.getByTestId('fail-payment').click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   await p.getByTestId('past-due-banner').waitFor();
-  assert.equal(await p.getByTestId('status').textContent(), 'past_due');
+  assert.equal(await p.getByTestId('status').textContent(), 'Payment overdue');
+  assert.match(await p.getByTestId('past-due-banner').textContent(), /Your card was declined\./);
+  await p.getByTestId('update-payment').waitFor();
+  await check(p, 'past due /dashboard');
   await p.screenshot({ path: join(shots, 'dashboard-past-due.png'), fullPage: true });
+  await p.goto('/dashboard/payment-gated');
+  await p.getByTestId('past-due-banner').waitFor();
+  assert.equal(await p.getByRole('button', { name: 'Update your payment method' }).count(), 1);
+  for (const upsell of ['Upgrade', 'Choose a plan', 'Subscribe to']) {
+    assert.ok(!(await p.locator('main').textContent()).includes(upsell), `no upsell to a payer: ${upsell}`);
+  }
+  await check(p, 'past due premium page');
+  await p.screenshot({ path: join(shots, 'gated-past-due.png'), fullPage: true });
+  await p.goto('/dashboard/billing');
+  await p.getByTestId('past-due-banner').waitFor();
+  assert.equal(await p.getByTestId('payment').count(), 2);
+  assert.match(await p.getByTestId('payment').first().textContent(), /Failed: Your card was declined\./);
+  await check(p, 'past due /dashboard/billing');
+  await p.screenshot({ path: join(shots, 'billing-past-due.png'), fullPage: true });
   let mails = 0;
   for (let i = 0; i < 50 && mails === 0; i++) {
     await p.goto('/demo/mailbox');
@@ -178,22 +255,38 @@ test('the demo subscription story, from free to canceled', async () => {
   }
   assert.equal(mails, 1);
   assert.match(await p.getByTestId('mail').first().textContent(), /Payment failed for your Pro subscription/);
+  await check(p, '/demo/mailbox');
+
+  // Fixed from the billing page: the overdue attempt is paid.
+  await p.goto('/dashboard/billing');
+  await p.getByTestId('update-payment').click();
+  await p.waitForURL('**/dashboard/billing?notice=recovered');
+  await p.getByTestId('billing-status').filter({ hasText: 'Active' }).waitFor();
+  assert.equal(await p.getByTestId('payment').count(), 2);
+  assert.match(await p.getByTestId('payment').first().textContent(), /Paid/);
 
   await p.goto('/dashboard');
-  await p.getByTestId('recover').click();
-  await p.waitForURL('**/dashboard');
-  assert.equal(await p.getByTestId('status').textContent(), 'active');
-
   await p.getByTestId('cancel').click();
-  await p.waitForURL('**/dashboard');
+  await p.getByTestId('confirm-cancel').waitFor();
+  assert.equal(await p.getByTestId('status').textContent(), 'Active', 'nothing canceled yet');
+  await check(p, 'cancel confirmation');
+  await p.getByTestId('confirm-cancel-yes').click();
+  await p.waitForURL(DASHBOARD);
   await p.getByTestId('canceled-banner').waitFor();
+  await p.getByTestId('notice').waitFor();
   assert.equal(await p.getByTestId('entitled').textContent(), 'yes', 'still entitled until the period ends');
   const end = await p.getByTestId('period-end').textContent();
+  assert.match(end, /^\d{1,2} [A-Z][a-z]+ \d{4}$/);
   assert.match(await p.getByTestId('canceled-banner').textContent(), new RegExp(`ends on ${end}`));
+  await check(p, 'canceled /dashboard');
   await p.screenshot({ path: join(shots, 'dashboard-canceled.png'), fullPage: true });
+  await p.goto('/dashboard/billing');
+  assert.equal(await p.getByTestId('billing-date').textContent(), `Ends on ${end}`);
+  await check(p, 'canceled /dashboard/billing');
 
   await p.goto('/demo/events');
   assert.ok((await p.getByTestId('event').count()) >= 10);
+  await check(p, '/demo/events');
   // Exactly one mail for the whole story.
   await p.goto('/demo/mailbox');
   assert.equal(await p.getByTestId('mail').count(), 1);
@@ -202,15 +295,50 @@ test('the demo subscription story, from free to canceled', async () => {
   await context.close();
 });
 
+test('a demo free trial: "Trial ends on", and the one reminder mail', async () => {
+  const { p, context, errors } = await page(DEMO);
+  await p.goto('/sign-in');
+  await p.getByLabel('Name').fill('trial-dana');
+  await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await p.waitForURL(DASHBOARD);
+  await p.goto('/pricing');
+  await p.getByRole('button', { name: 'Start a 14-day free trial of Pro' }).click();
+  await p.waitForURL(DASHBOARD);
+  assert.equal(await p.getByTestId('status').textContent(), 'Free trial');
+  assert.match(await p.getByTestId('date-line').textContent(), /^Trial ends on \d{1,2} [A-Z][a-z]+ \d{4}$/);
+  await check(p, 'trial /dashboard');
+  await p.screenshot({ path: join(shots, 'dashboard-trial.png'), fullPage: true });
+  await p.getByTestId('trial-ending').click();
+  await p.waitForURL(DASHBOARD);
+  await p.getByTestId('trial-ending').click();
+  await p.waitForURL(DASHBOARD);
+  let mails = 0;
+  for (let i = 0; i < 50 && mails === 0; i++) {
+    await p.goto('/demo/mailbox');
+    mails = await p.getByTestId('mail').count();
+    if (!mails) await p.waitForTimeout(200);
+  }
+  await p.waitForTimeout(500);
+  await p.goto('/demo/mailbox');
+  assert.equal(await p.getByTestId('mail').count(), 1, 'one reminder, however often Clerk sends it');
+  assert.match(await p.getByTestId('mail').first().textContent(), /Your Pro trial ends on .*\$20\.00 a month/s);
+  await p.goto('/dashboard/billing');
+  assert.match(await p.getByTestId('billing-date').textContent(), /^Trial ends on /);
+  assert.equal(await p.getByTestId('no-payments').count(), 1, 'a trial charges nothing');
+  await check(p, 'trial /dashboard/billing');
+  assert.deepEqual(errors, []);
+  await context.close();
+});
+
 test('the demo meter: spend from the premium page, the 80 % mail, and 429 at the limit', async () => {
   const { p, context, errors, csp } = await page(DEMO);
   await p.goto('/sign-in');
   await p.locator('#demo-name').fill('meter');
   await p.getByRole('button', { name: 'Sign in', exact: true }).click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   await p.goto('/pricing');
   await p.getByTestId('subscribe-starter').click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   assert.equal(await p.getByTestId('plan').textContent(), 'Starter');
   const meter = p.getByTestId('meter-premium_api');
   assert.equal(await meter.getByTestId('meter-used').textContent(), '0');
@@ -264,7 +392,7 @@ test('an expired session is refreshed by the handshake before the first render, 
   const { p, context, errors, csp } = await page(SHORT);
   await p.goto('/sign-in');
   await p.getByRole('button', { name: 'Continue as bob' }).click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   assert.equal(await p.getByTestId('plan').textContent(), 'Free');
   // The 1-second token expires (and the 5 seconds of clock leeway the server allows pass).
   await p.waitForTimeout(7000);
@@ -299,10 +427,10 @@ test('the demo operator finds a payer, cancels at period end, and sees the audit
   const payer = await page(DEMO);
   await payer.p.goto('/sign-in');
   await payer.p.getByRole('button', { name: 'Continue as bob' }).click();
-  await payer.p.waitForURL('**/dashboard');
+  await payer.p.waitForURL(DASHBOARD);
   await payer.p.goto('/pricing');
   await payer.p.getByTestId('subscribe-pro').click();
-  await payer.p.waitForURL('**/dashboard');
+  await payer.p.waitForURL(DASHBOARD);
   assert.equal(await payer.p.getByTestId('plan').textContent(), 'Pro');
   // bob is no operator: the console is a plain 404 for him.
   assert.equal((await payer.p.goto('/admin')).status(), 404);
@@ -311,17 +439,19 @@ test('the demo operator finds a payer, cancels at period end, and sees the audit
   const { p, context, errors, csp } = await page(DEMO);
   await p.goto('/sign-in');
   await p.getByRole('button', { name: 'Continue as operator' }).click();
-  await p.waitForURL('**/dashboard');
+  await p.waitForURL(DASHBOARD);
   assert.equal((await p.goto('/admin')).status(), 200);
   await p.getByLabel('Find a payer by user id, organization id or email').fill('bob@demo.plangate.test');
   await p.getByRole('button', { name: 'Find' }).click();
   await p.getByTestId('found').waitFor();
   await p.screenshot({ path: join(shots, 'admin-find.png'), fullPage: true });
+  await axe(p, 'console /admin');
   await p.getByRole('link', { name: /user_demo_bob/ }).click();
   await p.waitForURL('**/admin/payers/user/user_demo_bob');
   const item = p.getByTestId('item').filter({ hasText: 'Pro' });
   assert.match(await item.textContent(), /active/);
   await p.screenshot({ path: join(shots, 'admin-payer.png'), fullPage: true });
+  await axe(p, 'console payer page');
 
   await item.getByRole('button', { name: 'Cancel at period end' }).click();
   await p.waitForURL('**/admin/payers/user/user_demo_bob?done=1');
@@ -335,6 +465,7 @@ test('the demo operator finds a payer, cancels at period end, and sees the audit
   const row = p.getByTestId('audit-row').first();
   assert.match(await row.textContent(), /user_demo_operator.*cancel.*item:csub_item_\w+.*end_now=false.*done/);
   await p.screenshot({ path: join(shots, 'admin-audit.png'), fullPage: true });
+  await axe(p, 'console audit log');
 
   // On a phone the console's pages fit the screen: wide tables scroll inside their box.
   await p.setViewportSize({ width: 390, height: 844 });

@@ -75,3 +75,48 @@ mod tests {
 
     }
 }
+
+/// A day as people write it, in UTC: `3 January 2027` (the `time` crate's calendar; the pages
+/// and mails show dates this way, never `2027-01-03`).
+#[cfg(feature = "ssr")]
+pub fn day_in_words(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => format!("{} {} {}", t.day(), t.month(), t.year()),
+        Err(_) => "an unknown day".into(),
+    }
+}
+
+/// A moment as people write it, in UTC: `3 January 2027, 14:05 UTC`.
+#[cfg(feature = "ssr")]
+pub fn time_in_words(ms: i64) -> String {
+    match time::OffsetDateTime::from_unix_timestamp(ms.div_euclid(1000)) {
+        Ok(t) => format!(
+            "{} {} {}, {:02}:{:02} UTC",
+            t.day(),
+            t.month(),
+            t.year(),
+            t.hour(),
+            t.minute()
+        ),
+        Err(_) => "an unknown time".into(),
+    }
+}
+
+#[cfg(all(test, feature = "ssr"))]
+mod words_tests {
+    use super::*;
+
+    #[test]
+    fn days_and_times_read_in_words() {
+        // 2027-01-03T14:05:59.999Z
+        let ms = 1_798_985_159_999;
+        assert_eq!(day_in_words(ms), "3 January 2027");
+        assert_eq!(time_in_words(ms), "3 January 2027, 14:05 UTC");
+        assert_eq!(day_in_words(0), "1 January 1970");
+        assert_eq!(day_in_words(-1), "31 December 1969");
+        assert_eq!(day_in_words(951_782_400_000), "29 February 2000");
+        assert_eq!(time_in_words(86_399_999), "1 January 1970, 23:59 UTC");
+        assert_eq!(day_in_words(i64::MAX), "an unknown day");
+        assert_eq!(time_in_words(i64::MIN), "an unknown time");
+    }
+}

@@ -289,6 +289,80 @@ pub fn decide(
     })
 }
 
+/// A decision's reason in the words a subscriber reads (pages never show the code).
+pub fn reason_words(reason: &str) -> &'static str {
+    match reason {
+        "active" => "Your plan is active.",
+        "free_trial" => "You are in a free trial.",
+        "past_due_grace" => {
+            "Your last payment failed. Access continues for a few days while it is retried."
+        }
+        "past_due" => "Your last payment failed, so premium access is paused until it succeeds.",
+        "canceled_in_period" => {
+            "Your subscription is canceled. Access continues until the period ends."
+        }
+        "canceled_period_over" | "ended" => "Your subscription has ended.",
+        "canceled_unpaid" => "Your subscription was canceled while a payment was overdue.",
+        "active_period_over" => "Your billing period is over and the renewal has not arrived yet.",
+        "incomplete" => "Your subscription is waiting for its first payment.",
+        "upcoming" => "Your subscription has not started yet.",
+        "abandoned" => "Your checkout was not completed.",
+        "no_subscription" => "You have no subscription yet.",
+        "unknown_status" => {
+            "Your subscription is in a state this app does not know; please contact support."
+        }
+        _ => "Your plan does not include this page.",
+    }
+}
+
+#[cfg(test)]
+mod words_tests {
+    #[test]
+    fn every_reason_reads_in_words() {
+        use super::reason_words;
+        let all = [
+            "active",
+            "free_trial",
+            "past_due_grace",
+            "past_due",
+            "canceled_in_period",
+            "canceled_period_over",
+            "ended",
+            "canceled_unpaid",
+            "active_period_over",
+            "incomplete",
+            "upcoming",
+            "abandoned",
+            "no_subscription",
+            "unknown_status",
+            "plan_not_in_gate",
+        ];
+        let mut seen = std::collections::HashSet::new();
+        for r in all {
+            let w = reason_words(r);
+            assert!(w.ends_with('.') && !w.contains('_'), "{r}: {w}");
+            seen.insert(w);
+        }
+        assert_eq!(
+            seen.len(),
+            all.len() - 1,
+            "ended and canceled_period_over read alike"
+        );
+        assert_eq!(
+            reason_words("plan_not_in_gate"),
+            "Your plan does not include this page."
+        );
+        assert_eq!(
+            reason_words("something_new"),
+            "Your plan does not include this page."
+        );
+        assert_eq!(
+            reason_words("past_due"),
+            "Your last payment failed, so premium access is paused until it succeeds."
+        );
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

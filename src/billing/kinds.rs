@@ -43,6 +43,20 @@ impl Status {
         }
     }
 
+    /// In the words a subscriber reads.
+    pub fn words(self) -> &'static str {
+        match self {
+            Status::Upcoming => "Starting soon",
+            Status::Incomplete => "Waiting for the first payment",
+            Status::Active => "Active",
+            Status::PastDue => "Payment overdue",
+            Status::Canceled => "Canceled",
+            Status::Abandoned => "Not completed",
+            Status::Ended => "Ended",
+            Status::Unknown => "Unknown",
+        }
+    }
+
     pub fn as_str(self) -> &'static str {
         match self {
             Status::Upcoming => "upcoming",

@@ -139,10 +139,10 @@ pub fn extend_to(field: Option<&str>, now_ms: i64) -> Result<i64, FormError> {
     Ok(ms)
 }
 
-/// `units`: decimal digits only, from 1 to [`MAX_GRANT_UNITS`].
+/// `units`: decimal digits only, no leading zero, from 1 to [`MAX_GRANT_UNITS`].
 pub fn units(field: Option<&str>) -> Result<u64, FormError> {
     let s = field.unwrap_or_default();
-    if s.is_empty() || s.len() > 7 || !s.bytes().all(|b| b.is_ascii_digit()) {
+    if s.starts_with('0') || !s.bytes().all(|b| b.is_ascii_digit()) {
         return Err(FormError::Units);
     }
     s.parse::<u64>()
@@ -367,6 +367,8 @@ mod tests {
         for bad in [
             "",
             "0",
+            "05",
+            "0000005",
             "-5",
             "+5",
             "1000001",

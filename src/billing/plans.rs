@@ -53,6 +53,9 @@ pub struct Plan {
     /// checked at load (`Catalog::validate`), read through `Plan::limit`.
     #[serde(default)]
     pub limits: BTreeMap<String, toml::Value>,
+    /// Days of free trial before the first charge, as configured on the plan in Clerk (0: none).
+    #[serde(default)]
+    pub trial_days: u32,
 }
 
 /// How much of a feature a plan allows per period.
@@ -159,6 +162,12 @@ impl Catalog {
             {
                 return Err(PlansError::Invalid(format!(
                     "plan slug `{}` must be [a-z0-9_-]",
+                    p.slug
+                )));
+            }
+            if p.trial_days > 365 || (p.trial_days > 0 && p.is_free()) {
+                return Err(PlansError::Invalid(format!(
+                    "plan `{}`: `trial_days` must be 0–365, on a paid plan",
                     p.slug
                 )));
             }

@@ -8,6 +8,7 @@ pub mod items;
 pub mod leases;
 pub mod notify;
 pub mod outbox;
+pub mod payments;
 pub mod usage;
 pub mod users;
 
@@ -233,6 +234,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         7,
         "console",
         include_str!("../../migrations/0007_console.sql"),
+    ),
+    (
+        8,
+        "payments",
+        include_str!("../../migrations/0008_payments.sql"),
     ),
 ];
 

@@ -23,6 +23,8 @@ pub struct Spec {
     pub period_end: Option<i64>,
     pub canceled_at: Option<i64>,
     pub past_due_at: Option<i64>,
+    /// The item is in a free trial (no charge until `period_end`).
+    pub free_trial: bool,
     /// Event time, ms.
     pub at: i64,
 }
@@ -67,7 +69,7 @@ fn item(s: &Spec, object: &str, status: &str, with_payer: bool) -> Value {
         "object": object,
         "id": s.item_id,
         "status": status,
-        "is_free_trial": false,
+        "is_free_trial": s.free_trial,
         "created_at": s.period_start,
         "updated_at": s.at,
         "period_start": s.period_start,
@@ -149,8 +151,10 @@ pub fn build(event_type: &str, s: &Spec) -> Option<Value> {
             };
             let amount = format!("${}.{:02}", s.amount_cents / 100, s.amount_cents % 100);
             json!({
-                "id": format!("pa_{}_{}", s.item_id, s.at),
-                "payment_id": format!("cpa_{}_{}", s.item_id, s.at),
+                // One attempt per charge: created and updated share it, and a recovery settles
+                // the attempt that failed (keyed by the failure's time).
+                "id": format!("pa_{}_{}", s.item_id, s.past_due_at.unwrap_or(s.period_start)),
+                "payment_id": format!("cpa_{}_{}", s.item_id, s.past_due_at.unwrap_or(s.period_start)),
                 "status": status,
                 "created_at": s.at,
                 "updated_at": s.at,
@@ -202,6 +206,7 @@ mod tests {
             period_end: Some(1_000_000_000_000 + 30 * DAY_MS),
             canceled_at: None,
             past_due_at: None,
+            free_trial: false,
             at: 1_000_000_000_500,
         };
         for t in TYPES {

@@ -15,6 +15,12 @@ pub enum Action {
         plan: Plan,
         annual: bool,
     },
+    /// A free trial of a plan with `trial_days`: no charge until it ends.
+    StartTrial {
+        plan: Plan,
+    },
+    /// Clerk's reminder three days before a trial ends (`subscriptionItem.freeTrialEnding`).
+    TrialEnding,
     Cancel,
     /// Canceled with immediate effect (the operator console's "cancel now").
     End,
@@ -62,6 +68,14 @@ impl Action {
                 let annual = period == Some("annual") && plan.annual_cents > 0;
                 Action::Subscribe { plan, annual }
             }
+            "trial" => Action::StartTrial {
+                plan: catalog
+                    .plan(plan.unwrap_or_default())
+                    .filter(|p| !p.is_free() && p.trial_days > 0)
+                    .ok_or(ActionError::UnknownPlan)?
+                    .clone(),
+            },
+            "trial_ending" => Action::TrialEnding,
             "cancel" => Action::Cancel,
             "fail_payment" => Action::FailPayment,
             "recover" => Action::Recover,
@@ -87,6 +101,7 @@ pub fn spec_for(user_id: &str, email: &str, now: i64) -> Spec {
         period_end: None,
         canceled_at: None,
         past_due_at: None,
+        free_trial: false,
         at: now,
     }
 }
@@ -123,12 +138,29 @@ pub fn events_for(
         Action::Subscribe { plan, annual } => {
             subscribe(&mut steps, &base, current, plan, *annual, catalog)
         }
+        Action::StartTrial { plan } => {
+            if current.is_some_and(|c| catalog.plan(&c.plan_slug).is_some_and(|p| !p.is_free())) {
+                return Err(ActionError::NoSubscription);
+            }
+            let mut spec = base;
+            spec.plan_slug = plan.slug.clone();
+            spec.plan_name = plan.name.clone();
+            spec.amount_cents = plan.monthly_cents;
+            spec.free_trial = true;
+            spec.period_end = Some(now + i64::from(plan.trial_days) * DAY_MS);
+            steps.push("subscription.created", &mut spec);
+            steps.push("subscriptionItem.active", &mut spec);
+        }
         action => {
             let cur = current
                 .filter(|c| catalog.plan(&c.plan_slug).is_some_and(|p| !p.is_free()))
                 .ok_or(ActionError::NoSubscription)?;
             let mut spec = base;
             continue_item(&mut spec, cur, catalog, now);
+            if *action == Action::Recover {
+                // The retry of the attempt that failed.
+                spec.past_due_at = cur.past_due_at;
+            }
             change_paid(&mut steps, &mut spec, action);
         }
     }
@@ -149,6 +181,7 @@ fn continue_item(spec: &mut Spec, cur: &ItemState, catalog: &Catalog, now: i64) 
         .unwrap_or_else(|| cur.plan_slug.clone());
     spec.period_start = cur.period_start.unwrap_or(now);
     spec.period_end = cur.period_end;
+    spec.free_trial = cur.is_free_trial;
     spec.annual = cur
         .period_end
         .zip(cur.period_start)
@@ -201,6 +234,11 @@ fn change_paid(steps: &mut Steps, spec: &mut Spec, action: &Action) {
             steps.push("subscriptionItem.canceled", spec);
             steps.push("subscription.updated", spec);
         }
+        Action::TrialEnding => {
+            if spec.free_trial {
+                steps.push("subscriptionItem.freeTrialEnding", spec);
+            }
+        }
         Action::End => {
             spec.status = "ended".into();
             spec.canceled_at = Some(steps.now);
@@ -219,10 +257,11 @@ fn change_paid(steps: &mut Steps, spec: &mut Spec, action: &Action) {
         Action::Recover => {
             spec.status = "active".into();
             steps.push("paymentAttempt.updated", spec);
+            spec.past_due_at = None;
             steps.push("subscriptionItem.active", spec);
             steps.push("subscription.active", spec);
         }
-        Action::Subscribe { .. } => {}
+        Action::Subscribe { .. } | Action::StartTrial { .. } => {}
     }
 }
 
@@ -262,7 +301,7 @@ mod tests {
             })
             .filter_map(|c| match c {
                 Change::Item(i) => Some(i),
-                Change::User { .. } => None,
+                _ => None,
             })
             .collect()
     }

@@ -297,30 +297,30 @@ fn payer_page(
         <p class="actions">{reconcile}</p>
         {(!clerk).then(|| view! { <p class="muted">"Cancel and extend need CLERK_SECRET_KEY (Clerk's Backend API)."</p> })}
         <h2>"Subscription items"</h2>
-        <div class="table-wrap"><table>
+        <div class="table-wrap" tabindex="0" role="region" aria-label="Subscription items"><table>
             <thead><tr><th scope="col">"Plan"</th><th scope="col">"Status"</th><th scope="col">"Period"</th><th scope="col">"Evidence time"</th><th scope="col">"Item"</th><th scope="col">"Actions"</th></tr></thead>
             <tbody>{items}</tbody>
         </table></div>
         {v.items.is_empty().then(|| view! { <p data-testid="no-items">"No items stored for this payer."</p> })}
         <h2>"Usage this period"</h2>
-        <div class="table-wrap"><table>
+        <div class="table-wrap" tabindex="0" role="region" aria-label="Usage this period"><table>
             <thead><tr><th scope="col">"Feature"</th><th scope="col">"Used"</th><th scope="col">"Limit"</th><th scope="col">"Period"</th></tr></thead>
             <tbody>{usage}</tbody>
         </table></div>
         <div class="grant">{grant}</div>
         <h2>"Payments"</h2>
-        <div class="table-wrap"><table>
+        <div class="table-wrap" tabindex="0" role="region" aria-label="Payments"><table>
             <thead><tr><th scope="col">"Time"</th><th scope="col">"Event"</th><th scope="col">"Outcome"</th><th scope="col">"Delivery"</th></tr></thead>
             <tbody>{payments}</tbody>
         </table></div>
         {(v.payments().count() == 0).then(|| view! { <p>"No payment deliveries stored."</p> })}
         <h2>"Deliveries"</h2>
-        <div class="table-wrap"><table>
+        <div class="table-wrap" tabindex="0" role="region" aria-label="Deliveries"><table>
             <thead><tr><th scope="col">"Received"</th><th scope="col">"Svix id"</th><th scope="col">"Type"</th><th scope="col">"Outcome"</th><th scope="col">"Replay"</th></tr></thead>
             <tbody>{deliveries}</tbody>
         </table></div>
         <h2>"Mail"</h2>
-        <div class="table-wrap"><table>
+        <div class="table-wrap" tabindex="0" role="region" aria-label="Mail"><table>
             <thead><tr><th scope="col">"Queued"</th><th scope="col">"Subject"</th><th scope="col">"To"</th><th scope="col">"Status"</th></tr></thead>
             <tbody>{mail}</tbody>
         </table></div>
@@ -385,7 +385,7 @@ async fn dead_letters(state: AppState, op: Session, parts: Parts) -> Response {
             <h1>"Dead letters"</h1>
             {notice}
             <p>"Deliveries that could not be applied, with the reason. Replaying one applies it again through the inbox (the ordering rule still decides)."</p>
-            <div class="table-wrap"><table>
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Dead letters"><table>
                 <thead><tr><th scope="col">"Received"</th><th scope="col">"Svix id"</th><th scope="col">"Type"</th><th scope="col">"Outcome"</th><th scope="col">"Replay"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table></div>
@@ -412,7 +412,7 @@ async fn audit(state: AppState, op: Session) -> Response {
         let body = view! {
             <h1>"Audit log"</h1>
             <p>"Every console action, newest first, whatever its result. Also: "<code>"plangate audit --limit 50"</code>"."</p>
-            <div class="table-wrap"><table>
+            <div class="table-wrap" tabindex="0" role="region" aria-label="Audit log"><table>
                 <thead><tr><th scope="col">"Time"</th><th scope="col">"Operator"</th><th scope="col">"Action"</th><th scope="col">"Target"</th><th scope="col">"Parameters"</th><th scope="col">"Result"</th></tr></thead>
                 <tbody>{rows}</tbody>
             </table></div>
@@ -476,6 +476,7 @@ fn layout(title: &str, op: &Session, body: impl IntoView + 'static) -> Response 
                 <meta name="viewport" content="width=device-width, initial-scale=1"/>
                 <title>{format!("{title} · plangate console")}</title>
                 <link rel="stylesheet" href="/pkg/plangate.css"/>
+                <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
             </head>
             <body>
                 <a class="skip-link" href="#main">"Skip to content"</a>

@@ -47,6 +47,29 @@ pub async fn premium_feature(
     ))
 }
 
+/// The caller's billing: plan, status, the dates that matter and the payment history; with an
+/// active organization in the token, the organization's too (README, "Billing page").
+pub async fn billing(
+    State(state): State<AppState>,
+    AuthUser(session): AuthUser,
+) -> Result<Json<Value>, ApiError> {
+    use crate::{billing::PayerKind, services::billing::Billing};
+    let mut body = Billing::of(
+        state.db(),
+        state.entitlements(),
+        PayerKind::User,
+        &session.user_id,
+    )
+    .await?
+    .json();
+    if let Some(org) = &session.org_id {
+        body["organization"] = Billing::of(state.db(), state.entitlements(), PayerKind::Org, org)
+            .await?
+            .json();
+    }
+    Ok(Json(body))
+}
+
 /// The caller's payer's usage this period (README, "Usage limits").
 pub async fn usage(
     State(state): State<AppState>,

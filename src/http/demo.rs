@@ -269,6 +269,12 @@ pub struct ActionForm {
     pub plan: Option<String>,
     #[serde(default)]
     pub period: Option<String>,
+    /// `yes` on the confirmation step of a cancel; without it, cancel asks first.
+    #[serde(default)]
+    pub confirm: Option<String>,
+    /// The page to come back to (`/dashboard` unless another account page).
+    #[serde(default)]
+    pub back: Option<String>,
 }
 
 /// The signed-in demo user (the guard's verdict) and their mail address.
@@ -294,6 +300,10 @@ pub async fn action(
 ) -> Result<Response, ApiError> {
     demo(&state)?;
     let (session, email) = signed_in(&state, &parts).await?;
+    // Canceling is asked twice: the first press shows what it means and a confirm button.
+    if form.action == "cancel" && form.confirm.as_deref() != Some("yes") {
+        return Ok(Redirect::to("/dashboard?confirm=cancel").into_response());
+    }
     let now = now_ms();
     let current = state
         .entitlements()
@@ -318,7 +328,20 @@ pub async fn action(
         .filter(|c| c.user_id == session.user_id)
         .map(|c| c.signed_in_at);
     let token = fresh_session(&state, &session.user_id, signed_in_at).await?;
-    let mut resp = Redirect::to("/dashboard").into_response();
+    let back = form
+        .back
+        .as_deref()
+        .filter(|b| matches!(*b, "/dashboard/billing" | "/dashboard/payment-gated"))
+        .unwrap_or("/dashboard");
+    let notice = match &action {
+        Action::Subscribe { .. } => "subscribed",
+        Action::StartTrial { .. } => "trial_started",
+        Action::TrialEnding => "trial_ending",
+        Action::Cancel | Action::End => "canceled",
+        Action::FailPayment => "payment_failed",
+        Action::Recover => "recovered",
+    };
+    let mut resp = Redirect::to(&format!("{back}?notice={notice}")).into_response();
     resp.headers_mut().append(
         header::SET_COOKIE,
         hv(&session_cookie(demo(&state)?, &token)),

@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(api::me))
         .route("/api/premium-feature", get(api::premium_feature))
         .route("/api/usage", get(api::usage))
+        .route("/api/billing", get(api::billing))
         // The operator console: every method and path under /admin, decided by the console
         // itself (anyone but an operator gets the unknown-path answer).
         .route("/admin", any(admin::console))

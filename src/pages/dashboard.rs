@@ -4,6 +4,9 @@
 use leptos::prelude::*;
 use leptos_router::hooks::use_query_map;
 
+use leptos_meta::Title;
+
+use super::billing::FixPaymentButton;
 use crate::{
     billing::Status,
     components::{clerk::InlineScript, meters::Meters},
@@ -95,7 +98,40 @@ async fn account(
         .and_then(|slug| state.entitlements().catalog().plan(slug))
         .is_some_and(|p| !p.is_free());
     let meters = crate::pages::server::meters(state, session, &d).await?;
+    let past_due = d.status == Some(Status::PastDue);
+    let failure = if past_due {
+        let b = crate::pages::server::payer_billing(
+            state,
+            d.scope.unwrap_or(crate::billing::PayerKind::User),
+            match d.scope {
+                Some(crate::billing::PayerKind::Org) => {
+                    session.org_id.as_deref().unwrap_or(&session.user_id)
+                }
+                _ => &session.user_id,
+            },
+            String::new(),
+        )
+        .await?;
+        b.failure
+    } else {
+        None
+    };
     Ok(AccountView {
+        status_words: d.status.map(|s| {
+            if d.is_free_trial && s == Status::Active {
+                "Free trial".to_string()
+            } else {
+                s.words().to_string()
+            }
+        }),
+        reason_words: crate::billing::entitlement::reason_words(d.reason).to_string(),
+        // Past due: the banner says what happened and what to do instead.
+        date_line: d.status.filter(|s| *s != Status::PastDue).and_then(|s| {
+            crate::billing::payments::date_line(s, d.is_free_trial, d.period_end, None)
+        }),
+        name: crate::pages::server::display_name(state, session).await?,
+        failure: failure.clone(),
+        fix: failure.map(|_| crate::pages::server::fix_payment(state)),
         signed_in: true,
         demo,
         user_id: session.user_id.clone(),
@@ -106,8 +142,8 @@ async fn account(
         entitled: d.allowed,
         reason: d.reason.to_string(),
         source: d.source.as_str().to_string(),
-        period_end: d.period_end.map(crate::page_data::format_date),
-        access_until: d.until.map(crate::page_data::format_date),
+        period_end: d.period_end.map(crate::billing::dates::day_in_words),
+        access_until: d.until.map(crate::billing::dates::day_in_words),
         is_free_trial: d.is_free_trial,
         paid,
         meters,
@@ -115,7 +151,7 @@ async fn account(
 }
 
 #[component]
-fn DemoControls(status: Option<Status>) -> impl IntoView {
+fn DemoControls(status: Option<Status>, confirm_cancel: bool, trial: bool) -> impl IntoView {
     let button = |action: &'static str, label: &'static str, testid: &'static str| {
         view! {
             <form method="post" action="/demo/action" class="inline">
@@ -126,15 +162,60 @@ fn DemoControls(status: Option<Status>) -> impl IntoView {
     };
     view! {
         <div class="card demo-controls">
-            <h3>"Demo billing"</h3>
+            <h2>"Demo billing"</h2>
             <p class="muted small">"Each button sends the signed Clerk webhooks of that step to this app."</p>
-            {(status == Some(Status::Active)).then(|| button("fail_payment", "Simulate failed payment", "fail-payment"))}
+            {(status == Some(Status::Active) && trial).then(|| button("trial_ending", "Simulate the trial-ending reminder", "trial-ending"))}
+            {(status == Some(Status::Active) && !trial).then(|| button("fail_payment", "Simulate failed payment", "fail-payment"))}
             {(status == Some(Status::PastDue)).then(|| button("recover", "Simulate recovery", "recover"))}
-            {matches!(status, Some(Status::Active | Status::PastDue)).then(|| button("cancel", "Cancel subscription", "cancel"))}
+            {(matches!(status, Some(Status::Active | Status::PastDue)) && !confirm_cancel).then(|| view! {
+                <a class="button danger" href="/dashboard?confirm=cancel" data-testid="cancel">"Cancel subscription"</a>
+            })}
+            {(matches!(status, Some(Status::Active | Status::PastDue)) && confirm_cancel).then(|| view! {
+                <div class="banner warn" role="alertdialog" aria-labelledby="confirm-cancel" data-testid="confirm-cancel">
+                    <p id="confirm-cancel"><strong>"Cancel your subscription?"</strong>" You keep access until the end of the period you paid for; after that the plan ends."</p>
+                    <form method="post" action="/demo/action" class="inline">
+                        <input type="hidden" name="action" value="cancel"/>
+                        <input type="hidden" name="confirm" value="yes"/>
+                        <button type="submit" class="button danger" data-testid="confirm-cancel-yes">"Yes, cancel my subscription"</button>
+                    </form>
+                    " "
+                    <a class="button" href="/dashboard">"Keep my plan"</a>
+                </div>
+            })}
             {(status == Some(Status::Canceled)).then(|| view! {
                 <p>"Canceled: access continues until the period ends. "<a href="/pricing" rel="external">"Resubscribe on the pricing page"</a></p>
             })}
         </div>
+    }
+}
+
+/// The notice after a billing action (`?notice=`): fixed words for known actions only, so a
+/// link cannot put text of its own on the page.
+pub fn notice_words(code: &str) -> Option<&'static str> {
+    Some(match code {
+        "subscribed" => "Thank you: your subscription is active.",
+        "canceled" => "Your subscription is canceled. You keep access until the end of the period.",
+        "payment_failed" => "Demo: the next payment failed.",
+        "trial_started" => "Your free trial has started. No charge until it ends.",
+        "trial_ending" => {
+            "Demo: Clerk sent the reminder that your trial ends soon (see the mailbox)."
+        }
+        "recovered" => "Your payment method works again: the overdue payment went through.",
+        _ => return None,
+    })
+}
+
+#[component]
+pub fn Notice() -> impl IntoView {
+    let query = use_query_map();
+    move || {
+        query
+            .read()
+            .get("notice")
+            .and_then(|c| notice_words(&c))
+            .map(
+                |w| view! { <div class="banner info" role="status" data-testid="notice">{w}</div> },
+            )
     }
 }
 
@@ -144,10 +225,13 @@ pub fn Dashboard() -> impl IntoView {
     let after_checkout = move || query.read().get("checkout").is_some();
     // Set by the "activating…" reload: the server may then ask Clerk directly.
     let waited = move || after_checkout() && query.read().get("waited").is_some();
+    let confirm_cancel = move || query.read().get("confirm").as_deref() == Some("cancel");
     let account = Resource::new(waited, get_account);
     view! {
+        <Title text="Dashboard · plangate"/>
         <section>
             <h1>"Dashboard"</h1>
+            <Notice/>
             <Suspense fallback=|| view! { <p>"Loading…"</p> }>
                 {move || account.get().map(|r| match r {
                     Err(_) => view! { <p class="error">"Your account could not be loaded. Please retry."</p> }.into_any(),
@@ -166,12 +250,16 @@ pub fn Dashboard() -> impl IntoView {
                                 <InlineScript code="setTimeout(function () { (window.__plangateClerk || Promise.resolve()).then(function () { return window.Clerk && window.Clerk.session && window.Clerk.session.getToken({ skipCache: true }); }).catch(function () {}).then(function () { var u = new URL(location.href); u.searchParams.set(\'waited\', String(Number(u.searchParams.get(\'waited\') || 0) + 1)); location.replace(u.toString()); }); }, 2500);"/>
                             })}
                             {(status == Some(Status::PastDue)).then(|| view! {
-                                <div class="banner warn" data-testid="past-due-banner">
-                                    "Your last payment failed. Stripe will retry it; please update your card. "
-                                    {match (a.entitled, a.access_until.clone()) {
-                                        (true, Some(u)) => format!("Premium access continues until {u}."),
-                                        _ => "Premium access is paused until the payment succeeds.".to_string(),
-                                    }}
+                                <div class="banner warn" role="alert" data-testid="past-due-banner">
+                                    <p>
+                                        <strong>"Your last payment failed. "</strong>
+                                        {a.failure.clone().unwrap_or_default()}" "
+                                        {match (a.entitled, a.access_until.clone()) {
+                                            (true, Some(u)) => format!("Premium access continues until {u} while Stripe retries the charge."),
+                                            _ => "Premium access is paused until the payment succeeds.".to_string(),
+                                        }}
+                                    </p>
+                                    {a.fix.clone().map(|fix| view! { <FixPaymentButton fix=fix/> })}
                                 </div>
                             })}
                             {(status == Some(Status::Canceled)).then(|| view! {
@@ -181,21 +269,27 @@ pub fn Dashboard() -> impl IntoView {
                             })}
                             <div class="card account">
                                 <dl>
-                                    <dt>"Signed in as"</dt><dd data-testid="user-id">{a.user_id.clone()}</dd>
+                                    <dt>"Signed in as"</dt><dd data-testid="user-id">{a.name.clone()}</dd>
                                     <dt>"Plan"</dt><dd data-testid="plan">{a.plan_name.clone().unwrap_or_else(|| "Free".into())}</dd>
-                                    <dt>"Status"</dt><dd data-testid="status">{status.map_or("none", Status::as_str)}</dd>
+                                    <dt>"Status"</dt><dd data-testid="status">{a.status_words.clone().unwrap_or_else(|| "No subscription".into())}</dd>
+                                    {a.date_line.clone().map(|d| view! { <dt>"Next"</dt><dd data-testid="date-line">{d}</dd> })}
                                     <dt>"Period ends"</dt><dd data-testid="period-end">{a.period_end.clone().unwrap_or_else(|| "—".into())}</dd>
                                     <dt>"Premium access"</dt>
                                     <dd data-testid="entitled">{if a.entitled { "yes" } else { "no" }}</dd>
                                 </dl>
-                                <p class="muted small">{format!("Decided on the server from the {} ({}).", a.source, a.reason)}</p>
+                                <p class="muted small">{a.reason_words.clone()}</p>
                             </div>
                             <Meters meters=a.meters.clone()/>
                             <p class="actions">
-                                <a href="/dashboard/payment-gated" rel="external" class="button primary">"Open premium"</a>
-                                <a class="button" href="/pricing" rel="external">"Change plan"</a>
+                                {(status != Some(Status::PastDue)).then(|| view! {
+                                    <a href="/dashboard/payment-gated" rel="external" class="button primary">"Open premium"</a>
+                                })}
+                                <a class="button" href="/dashboard/billing">"Billing and payments"</a>
+                                {(status != Some(Status::PastDue)).then(|| view! {
+                                    <a class="button" href="/pricing" rel="external">"Change plan"</a>
+                                })}
                             </p>
-                            {(a.demo && a.paid).then(|| view! { <DemoControls status=status/> })}
+                            {(a.demo && a.paid).then(|| view! { <DemoControls status=status confirm_cancel=confirm_cancel() trial=a.is_free_trial/> })}
                         }.into_any()
                     }
                 })}

@@ -2,6 +2,7 @@
 //! events for the signed-in user. Outside demo mode their server functions refuse.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 use crate::page_data::{EventView, MailView};
 
@@ -46,7 +47,7 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
             reason: r.reason,
             svix_id: r.svix_id,
             event_type: r.event_type,
-            received: crate::page_data::format_datetime(r.received_at),
+            received: crate::billing::dates::time_in_words(r.received_at),
             outcome: match r.duplicates {
                 0 => r.outcome,
                 n => format!(
@@ -63,6 +64,7 @@ pub async fn demo_events() -> Result<Vec<EventView>, ServerFnError> {
 pub fn Mailbox() -> impl IntoView {
     let mails = Resource::new(|| (), |_| demo_mailbox());
     view! {
+        <Title text="Demo mailbox · plangate"/>
         <section>
             <h1>"Demo mailbox"</h1>
             <p class="muted">"Your mail, as the outbox wrote it to data/mail/ (set SMTP_URL to send real mail)."</p>
@@ -90,14 +92,15 @@ pub fn Mailbox() -> impl IntoView {
 pub fn Events() -> impl IntoView {
     let events = Resource::new(|| (), |_| demo_events());
     view! {
+        <Title text="Webhook events · plangate"/>
         <section>
             <h1>"Webhook events"</h1>
             <p class="muted">"The last events received for you, and what became of each."</p>
             <Suspense fallback=|| ()>
                 {move || events.get().map(|r| match r {
                     Ok(list) => view! {
-                        <table class="events">
-                            <thead><tr><th>"Type"</th><th>"svix-id"</th><th>"Received"</th><th>"Outcome"</th></tr></thead>
+                        <div class="table-wrap" tabindex="0" role="region" aria-label="Webhook events"><table class="events">
+                            <thead><tr><th scope="col">"Type"</th><th scope="col">"svix-id"</th><th scope="col">"Received"</th><th scope="col">"Outcome"</th></tr></thead>
                             <tbody>
                             {list.into_iter().map(|e| {
                                 let replay = e.failed.then(|| view! {
@@ -114,7 +117,7 @@ pub fn Events() -> impl IntoView {
                                 }
                             }).collect_view()}
                             </tbody>
-                        </table>
+                        </table></div>
                     }.into_any(),
                     Err(_) => view! { <crate::pages::not_found::NotFound/> }.into_any(),
                 })}

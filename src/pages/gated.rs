@@ -3,7 +3,9 @@
 
 use leptos::prelude::*;
 
-use super::pricing::{get_pricing, PricingBlock};
+use leptos_meta::Title;
+
+use super::{billing::FixPaymentButton, pricing::PricingBlock};
 use crate::{
     components::meters::{CallApi, Meters},
     page_data::Gated,
@@ -20,14 +22,37 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
         .check(&session, "premium")
         .await
         .map_err(crate::pages::server::internal)?;
+    let catalog = state.entitlements().catalog();
+    let plan_name = d.plan.as_deref().map(|slug| {
+        catalog
+            .plan(slug)
+            .map_or_else(|| slug.to_string(), |p| p.name.clone())
+    });
+    if !d.allowed && d.status == Some(crate::billing::Status::PastDue) {
+        // Someone who pays: the way to fix the payment, never an upsell.
+        let kind = d.scope.unwrap_or(crate::billing::PayerKind::User);
+        let id = match kind {
+            crate::billing::PayerKind::Org => session.org_id.clone().unwrap_or_default(),
+            crate::billing::PayerKind::User => session.user_id.clone(),
+        };
+        let b = crate::pages::server::payer_billing(&state, kind, &id, String::new()).await?;
+        return Ok(Gated::PastDue {
+            plan: plan_name.unwrap_or_else(|| "your plan".into()),
+            failure: b
+                .failure
+                .unwrap_or_else(|| crate::billing::payments::failure_words(None).into()),
+            fix: crate::pages::server::fix_payment(&state),
+        });
+    }
     if !d.allowed {
         return Ok(Gated::Upgrade {
-            plan: d.plan,
-            reason: d.reason.to_string(),
+            plan: plan_name,
+            reason: crate::billing::entitlement::reason_words(d.reason).to_string(),
+            pricing: super::pricing::get_pricing(false).await?,
         });
     }
     let meters = crate::pages::server::meters(&state, &session, &d).await?;
-    let plan = d.plan.unwrap_or_default();
+    let plan = plan_name.unwrap_or_default();
     // The premium content itself: only ever built for an entitled caller.
     Ok(Gated::Premium {
         plan,
@@ -44,8 +69,8 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
 #[component]
 pub fn PaymentGated() -> impl IntoView {
     let gated = Resource::new(|| (), |_| get_gated());
-    let pricing = Resource::new(|| (), |_| get_pricing(false));
     view! {
+        <Title text="Premium · plangate"/>
         <section>
             <Suspense fallback=|| view! { <p>"Checking your plan…"</p> }>
                 {move || gated.get().map(|r| match r {
@@ -65,14 +90,20 @@ pub fn PaymentGated() -> impl IntoView {
                         <h1>"Premium"</h1>
                         <p data-testid="upgrade-prompt">"Sign in and choose a plan to open this page. "<a href="/sign-in" rel="external">"Sign in"</a></p>
                     }.into_any(),
-                    Ok(Gated::Upgrade { plan, reason }) => view! {
+                    Ok(Gated::PastDue { plan, failure, fix }) => view! {
+                        <h1>"Premium is paused"</h1>
+                        <div class="banner warn" role="alert" data-testid="past-due-banner">
+                            <p><strong>{format!("The last payment for your {plan} plan failed. ")}</strong>{failure}</p>
+                            <p>"Update your payment method and premium access comes back as soon as the payment goes through."</p>
+                            <FixPaymentButton fix=fix/>
+                        </div>
+                    }.into_any(),
+                    Ok(Gated::Upgrade { plan, reason, pricing }) => view! {
                         <h1>"Upgrade to open Premium"</h1>
                         <p data-testid="upgrade-prompt">
-                            {format!("Your current plan ({}) does not include this page ({reason}). Choose a plan:", plan.unwrap_or_else(|| "free".into()))}
+                            {format!("{reason} Your plan: {}. Choose a plan that includes Premium:", plan.unwrap_or_else(|| "Free".into()))}
                         </p>
-                        <Suspense fallback=|| ()>
-                            {move || pricing.get().and_then(|p| p.ok()).map(|d| view! { <PricingBlock data=d/> })}
-                        </Suspense>
+                        <PricingBlock data=pricing/>
                     }.into_any(),
                     Err(_) => view! { <p class="error">"Your plan could not be checked. Please retry."</p> }.into_any(),
                 })}

@@ -1,11 +1,13 @@
 //! `/`: the landing page.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::A;
 
 #[component]
 pub fn Home() -> impl IntoView {
     view! {
+        <Title text="plangate · premium, decided on the server"/>
         <section class="hero">
             <h1>"Premium, decided on the server."</h1>
             <p class="lead">
@@ -17,9 +19,9 @@ pub fn Home() -> impl IntoView {
             </div>
         </section>
         <section class="cards">
-            <div class="card"><h3>"Verified tokens"</h3><p>"RS256 session tokens checked for issuer, party, expiry and session state on every request."</p></div>
-            <div class="card"><h3>"Webhooks once"</h3><p>"Signed Clerk events stored exactly once and applied in order-safe transactions."</p></div>
-            <div class="card"><h3>"No card data"</h3><p>"Only ids, plan, status and periods are stored."</p></div>
+            <div class="card"><h2>"Verified tokens"</h2><p>"RS256 session tokens checked for issuer, party, expiry and session state on every request."</p></div>
+            <div class="card"><h2>"Webhooks once"</h2><p>"Signed Clerk events stored exactly once and applied in order-safe transactions."</p></div>
+            <div class="card"><h2>"No card data"</h2><p>"Only ids, plan, status and periods are stored."</p></div>
         </section>
     }
 }

@@ -1,5 +1,6 @@
 //! One file per page, each with the server functions it calls.
 
+pub mod billing;
 pub mod dashboard;
 pub mod demo;
 pub mod gated;
@@ -19,9 +20,14 @@ use crate::page_data::Site;
 pub async fn site_info() -> Result<Site, ServerFnError> {
     let state = crate::pages::server::state()?;
     let session = crate::pages::server::session(&state).await;
+    let name = match &session {
+        Some(s) => Some(crate::pages::server::display_name(&state, s).await?),
+        None => None,
+    };
     Ok(Site {
         demo: state.demo().is_some(),
         signed_in: session.is_some(),
+        name,
         user_id: session.map(|s| s.user_id),
         clerk: state
             .config()

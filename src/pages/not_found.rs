@@ -1,6 +1,7 @@
 //! The 404 page; sets the HTTP status during SSR.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::components::A;
 
 #[component]
@@ -12,6 +13,7 @@ pub fn NotFound() -> impl IntoView {
         }
     }
     view! {
+        <Title text="Page not found · plangate"/>
         <section class="notfound">
             <h1>"Page not found"</h1>
             <p>"There is nothing at this address."</p>

@@ -2,6 +2,7 @@
 //! `?for=organization` shows organization plans.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 use leptos_router::hooks::use_query_map;
 
 use crate::{
@@ -31,7 +32,12 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
             monthly: super::format_money(p.monthly_cents),
             annual: (p.annual_cents > 0).then(|| super::format_money(p.annual_cents)),
             free: p.is_free(),
-            features: p.features.clone(),
+            trial_days: p.trial_days,
+            features: p
+                .features
+                .iter()
+                .map(|f| crate::billing::plans::feature_words(f))
+                .collect(),
         })
         .collect();
     let (mut current_plan, mut current_status) = (None, None);
@@ -73,6 +79,7 @@ pub fn Pricing() -> impl IntoView {
     let for_org = move || query.read().get("for").as_deref() == Some("organization");
     let data = Resource::new(for_org, get_pricing);
     view! {
+        <Title text="Plans · plangate"/>
         <section>
             <h1>"Plans"</h1>
             <p class="muted">

@@ -40,7 +40,7 @@ pub async fn meters(
         )
         .await
         .map_err(internal)?;
-    let resets = crate::page_data::format_date(report.period.end);
+    let resets = crate::billing::dates::day_in_words(report.period.end);
     Ok(report
         .features
         .into_iter()
@@ -56,4 +56,97 @@ pub async fn meters(
             })
         })
         .collect())
+}
+
+/// Where a past-due subscriber fixes their payment method.
+pub fn fix_payment(state: &AppState) -> crate::page_data::FixPayment {
+    match state.config().clerk() {
+        Some(c) => crate::page_data::FixPayment::Portal(c.account_portal_url()),
+        None => crate::page_data::FixPayment::DemoRecover,
+    }
+}
+
+/// The signed-in person as the pages name them: their mail address where known, else the id.
+pub async fn display_name(state: &AppState, session: &Session) -> Result<String, ServerFnError> {
+    let mut conn = state.db().conn().await.map_err(internal)?;
+    Ok(crate::db::users::get(&mut conn, &session.user_id)
+        .await
+        .map_err(internal)?
+        .and_then(|u| u.email)
+        .unwrap_or_else(|| session.user_id.clone()))
+}
+
+/// One payer's billing for the billing page: plan, price, status and date in words, the
+/// failure of a past-due payment, and the history.
+pub async fn payer_billing(
+    state: &AppState,
+    kind: crate::billing::PayerKind,
+    id: &str,
+    heading: String,
+) -> Result<crate::page_data::PayerBilling, ServerFnError> {
+    use crate::billing::{
+        dates::day_in_words,
+        payments::{brand_words, date_line, failure_words, money, PaymentStatus},
+        Status,
+    };
+    let b = crate::services::billing::Billing::of(state.db(), state.entitlements(), kind, id)
+        .await
+        .map_err(internal)?;
+    let catalog = state.entitlements().catalog();
+    let item = b.item.as_ref();
+    let plan = item.and_then(|i| catalog.plan(&i.plan_slug));
+    let annual = item
+        .and_then(|i| i.period_end.zip(i.period_start))
+        .is_some_and(|(e, s)| e - s > 40 * crate::billing::dates::DAY_MS);
+    let price = plan.filter(|p| !p.is_free()).map(|p| {
+        let cents = i64::from(p.price_cents(annual && p.annual_cents > 0));
+        let per = if annual && p.annual_cents > 0 {
+            "a year"
+        } else {
+            "a month"
+        };
+        format!("{} {per}", money(cents, "USD"))
+    });
+    let past_due = item.is_some_and(|i| i.status == Status::PastDue);
+    let last_failure = b
+        .payments
+        .iter()
+        .find(|p| p.status == PaymentStatus::Failed)
+        .map(|p| failure_words(p.failed_code.as_deref()).to_string());
+    Ok(crate::page_data::PayerBilling {
+        heading,
+        plan: match (plan, item) {
+            (Some(p), _) => p.name.clone(),
+            (None, Some(i)) => i.plan_name.clone().unwrap_or_else(|| i.plan_slug.clone()),
+            (None, None) => "Free".into(),
+        },
+        price,
+        status: item.map(|i| {
+            if i.is_free_trial && i.status == Status::Active {
+                "Free trial".to_string()
+            } else {
+                i.status.words().to_string()
+            }
+        }),
+        date_line: item
+            .and_then(|i| date_line(i.status, i.is_free_trial, i.period_end, i.past_due_at)),
+        failure: past_due.then(|| last_failure.unwrap_or_else(|| failure_words(None).to_string())),
+        paid: plan.is_some_and(|p| !p.is_free()),
+        payments: b
+            .payments
+            .iter()
+            .map(|p| crate::page_data::PaymentRow {
+                date: day_in_words(p.at),
+                amount: money(p.amount, &p.currency),
+                status: p.status.words().to_string(),
+                failed: p.status == PaymentStatus::Failed,
+                card: p
+                    .card
+                    .as_ref()
+                    .map(|c| format!("{} ending in {}", brand_words(&c.brand), c.last4)),
+                failure: (p.status == PaymentStatus::Failed)
+                    .then(|| failure_words(p.failed_code.as_deref()).to_string()),
+            })
+            .collect(),
+    })
 }

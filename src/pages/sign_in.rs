@@ -1,6 +1,7 @@
 //! `/sign-in`: Clerk's SignIn, or a demo user picker in demo mode.
 
 use leptos::prelude::*;
+use leptos_meta::Title;
 
 #[server]
 pub async fn get_pricing_for_sign_in() -> Result<crate::page_data::PricingView, ServerFnError> {
@@ -11,6 +12,7 @@ pub async fn get_pricing_for_sign_in() -> Result<crate::page_data::PricingView, 
 pub fn SignIn() -> impl IntoView {
     let data = Resource::new(|| (), |_| get_pricing_for_sign_in());
     view! {
+        <Title text="Sign in · plangate"/>
         <section class="narrow">
             <h1>"Sign in"</h1>
             <Suspense fallback=|| ()>
@@ -27,7 +29,7 @@ pub fn SignIn() -> impl IntoView {
                         </div>
                         <form method="post" action="/demo/sign-in" class="stack">
                             <label for="demo-name">"Name"</label>
-                            <input id="demo-name" name="name" required=true maxlength="32" pattern="[A-Za-z0-9_-]+" placeholder="e.g. carol"/>
+                            <input id="demo-name" name="name" required=true maxlength="32" pattern="[A-Za-z0-9_\\-]+" title="Letters, digits, _ and - only" placeholder="e.g. carol"/>
                             <button type="submit" class="button primary">"Sign in"</button>
                         </form>
                     }.into_any(),

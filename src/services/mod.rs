@@ -3,6 +3,7 @@
 //! the `Reconciler` (Clerk's Backend API against the database). Only `startup` builds them.
 //! Nothing here names an HTTP type (a test keeps it so): the edges translate.
 
+pub mod billing;
 pub mod console;
 pub mod entitlements;
 pub mod inbox;
@@ -93,6 +94,7 @@ impl Services {
         let writer = Writer::start(
             db.clone(),
             config.manage_url(),
+            catalog.clone(),
             mail_notify.clone(),
             on_commit,
         );

@@ -172,7 +172,7 @@ fn correction(
     let parsed = events::parse(&body).ok()?;
     let item = match parsed.changes(now).ok()?.pop()? {
         events::Change::Item(item) => item,
-        events::Change::User { .. } => return None,
+        _ => return None,
     };
     let status_code: String = status
         .chars()

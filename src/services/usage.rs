@@ -28,7 +28,6 @@ use crate::{
         Db, DbError,
     },
     metrics::Metrics,
-    page_data::format_date,
 };
 
 /// How often unspent units are given back, so another instance can spend them.
@@ -659,7 +658,7 @@ pub fn alert_mail(
     pricing_url: &str,
 ) -> (String, String) {
     let name = crate::billing::plans::feature_words(feature);
-    let resets = format_date(period.end);
+    let resets = crate::billing::dates::day_in_words(period.end);
     if pct >= 100 {
         (
             format!("You have used all of your {name} this period"),

@@ -8,6 +8,7 @@ use serde_json::Value;
 
 use crate::billing::{
     kinds::HANDLED_EVENT_TYPES,
+    payments::{self, Card, PaymentAttempt, PaymentStatus},
     subscription::{Payer, PayerKind},
     ItemState, Standing, Status,
 };
@@ -74,6 +75,11 @@ pub enum Change {
         event_at: i64,
     },
     Item(ItemState),
+    /// A payment attempt for the billing page's history.
+    Payment(PaymentAttempt),
+    /// `subscriptionItem.freeTrialEnding`: the trial reminder for this item (its state is
+    /// applied by the `Item` change of the same event).
+    TrialEnding(ItemState),
 }
 
 /// Event times are told apart by size: below 10^12 seconds (10^12 s is year 33658), below 10^14
@@ -145,6 +151,62 @@ fn payer_of(p: &Value) -> Option<Payer> {
         id,
         user_id,
         email,
+    })
+}
+
+/// The history row of a payment attempt: `None` when the event names no attempt id, payer or
+/// known status (the delivery's other effects still apply). Only codes, a brand and four digits
+/// are taken from it; the failure's free text never is.
+fn payment_of(d: &Value, at: i64, signed_at_ms: i64) -> Option<PaymentAttempt> {
+    let id = s(d, "id")?.to_string();
+    let payer = d.get("payer").and_then(payer_of)?;
+    let status = PaymentStatus::parse(s(d, "status")?)?;
+    let event_at = n(d, "updated_at")
+        .map(|u| clamp(u, signed_at_ms))
+        .map_or(at, |u| u.max(at));
+    let happened = match status {
+        PaymentStatus::Paid => n(d, "paid_at"),
+        PaymentStatus::Failed => n(d, "failed_at"),
+        PaymentStatus::Pending => None,
+    }
+    .or_else(|| n(d, "updated_at"))
+    .or_else(|| n(d, "created_at"))
+    .map_or(event_at, |t| clamp(t, signed_at_ms));
+    let total = d.pointer("/totals/grand_total");
+    let failed_code = match d.get("failed_reason") {
+        Some(Value::Object(o)) => o
+            .get("code")
+            .and_then(Value::as_str)
+            .and_then(payments::code),
+        Some(Value::String(c)) => payments::code(c),
+        _ => None,
+    };
+    let source = d.get("payment_source");
+    let card = source.and_then(|p| {
+        Some(Card {
+            brand: payments::brand(s(p, "card_type")?)?,
+            last4: payments::last4(s(p, "last4")?)?,
+        })
+    });
+    Some(PaymentAttempt {
+        id,
+        payer,
+        status,
+        amount: total
+            .and_then(|t| t.get("amount"))
+            .and_then(Value::as_i64)
+            .unwrap_or(0),
+        currency: total
+            .and_then(|t| s(t, "currency"))
+            .and_then(payments::currency)
+            .unwrap_or_else(|| "USD".into()),
+        charge_type: s(d, "charge_type").and_then(payments::code),
+        at: happened,
+        failed_code: failed_code.filter(|_| status == PaymentStatus::Failed),
+        card,
+        statement_id: s(d, "statement_id")
+            .and_then(|x| crate::clerk_api::is_clerk_id(x).then(|| x.to_string())),
+        event_at,
     })
 }
 
@@ -244,6 +306,11 @@ impl ClerkEvent {
         for change in &mut changes {
             match change {
                 Change::User { event_at, .. } => fix(event_at),
+                Change::Payment(p) => {
+                    fix(&mut p.event_at);
+                    fix(&mut p.at);
+                }
+                Change::TrialEnding(item) => fix(&mut item.event_at),
                 Change::Item(item) => {
                     fix(&mut item.event_at);
                     item.past_due_at.iter_mut().for_each(&mut fix);
@@ -302,11 +369,17 @@ impl ClerkEvent {
                     .collect()
             }
             _ if kind.starts_with("subscriptionItem.") => {
-                Ok(vec![Change::Item(item_of(d, None, None, at)?)])
+                let item = item_of(d, None, None, at)?;
+                Ok(if kind == "subscriptionItem.freeTrialEnding" {
+                    vec![Change::Item(item.clone()), Change::TrialEnding(item)]
+                } else {
+                    vec![Change::Item(item)]
+                })
             }
             "paymentAttempt.created" | "paymentAttempt.updated" => {
+                let payment = payment_of(d, at, signed_at_ms).map(Change::Payment);
                 if s(d, "status") != Some("failed") {
-                    return Ok(vec![]);
+                    return Ok(payment.into_iter().collect());
                 }
                 // A failed charge makes every item it was for past due, as of the failure.
                 let payer = d.get("payer").and_then(payer_of);
@@ -318,15 +391,16 @@ impl ClerkEvent {
                     .get("subscription_items")
                     .and_then(Value::as_array)
                     .ok_or(EventError::Missing("subscription_items"))?;
-                items
-                    .iter()
-                    .map(|i| {
+                payment
+                    .into_iter()
+                    .map(Ok)
+                    .chain(items.iter().map(|i| {
                         let mut item = item_of(i, payer.as_ref(), None, at)?;
                         item.status = Status::PastDue;
                         item.past_due_at = item.past_due_at.or(Some(failed_at));
                         item.event_at = at;
                         Ok(Change::Item(item))
-                    })
+                    }))
                     .collect()
             }
             _ => Ok(vec![]),
@@ -490,20 +564,93 @@ mod tests {
     }
 
     #[test]
-    fn paid_attempts_change_nothing_and_failed_ones_mark_items_past_due() {
+    fn a_paid_attempt_is_a_history_row_and_a_failed_one_also_marks_items_past_due() {
         let ev = parse(&example("paymentAttempt.updated")).unwrap();
-        assert!(ev.changes(SIGNED).unwrap().is_empty());
+        let changes = ev.changes(SIGNED).unwrap();
+        assert_eq!(changes.len(), 1, "a paid attempt changes no item");
+        let Change::Payment(p) = &changes[0] else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(p.id, "pa_2g7np7Hrk0SN6kj5EDMLDaKNL0S");
+        assert_eq!(p.status, PaymentStatus::Paid);
+        assert_eq!((p.amount, p.currency.as_str()), (2200, "USD"));
+        assert_eq!(p.charge_type.as_deref(), Some("recurring"));
+        assert_eq!(p.at, 1_716_883_500_000, "paid_at");
+        assert_eq!(
+            p.card,
+            Some(Card {
+                brand: "visa".into(),
+                last4: "4242".into()
+            })
+        );
+        assert_eq!(
+            p.statement_id.as_deref(),
+            Some("stmt_2g7np7Hrk0SN6kj5EDMLDaKNL0S")
+        );
+        assert_eq!(p.failed_code, None);
+        assert_eq!(p.payer.id, "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S");
+
         let mut v: Value = serde_json::from_slice(&example("paymentAttempt.updated")).unwrap();
         v["data"]["status"] = "failed".into();
         v["data"]["failed_at"] = 1_716_883_600_000i64.into();
+        v["data"]["failed_reason"] = serde_json::json!({"code": "card_declined", "message": "Card 4242 4242 4242 4242 exp 12/29 was declined"});
         let ev = parse(v.to_string().as_bytes()).unwrap();
         let changes = ev.changes(SIGNED).unwrap();
-        let Change::Item(item) = &changes[0] else {
+        let Change::Payment(p) = &changes[0] else {
+            panic!()
+        };
+        assert_eq!(p.status, PaymentStatus::Failed);
+        assert_eq!(p.failed_code.as_deref(), Some("card_declined"));
+        assert_eq!(p.at, 1_716_883_600_000, "failed_at");
+        assert!(
+            !format!("{p:?}").contains("4242 4242"),
+            "the message is never kept"
+        );
+        let Change::Item(item) = &changes[1] else {
             panic!()
         };
         assert_eq!(item.status, Status::PastDue);
         assert_eq!(item.past_due_at, Some(1_716_883_600_000));
         assert_eq!(item.payer.id, "user_2g7np7Hrk0SN6kj5EDMLDaKNL0S");
+    }
+
+    #[test]
+    fn a_payment_keeps_no_more_of_a_card_than_brand_and_last4() {
+        let mut v: Value = serde_json::from_slice(&example("paymentAttempt.updated")).unwrap();
+        v["data"]["payment_source"]["last4"] = "4242424242424242".into();
+        v["data"]["failed_reason"] = "card 4242424242424242".into();
+        v["data"]["status"] = "failed".into();
+        let ev = parse(v.to_string().as_bytes()).unwrap();
+        let Change::Payment(p) = &ev.changes(SIGNED).unwrap()[0] else {
+            panic!()
+        };
+        assert_eq!(p.card, None, "a full number in last4 keeps nothing");
+        assert_eq!(p.failed_code, None, "free text is not a code");
+        // An attempt this app cannot place (no id, no payer, an unknown status) is no row, and
+        // no error: the delivery's other effects still apply.
+        for (k, bad) in [
+            ("id", Value::Null),
+            ("payer", Value::Null),
+            ("status", "refunded".into()),
+        ] {
+            let mut v: Value = serde_json::from_slice(&example("paymentAttempt.updated")).unwrap();
+            v["data"][k] = bad;
+            let ev = parse(v.to_string().as_bytes()).unwrap();
+            assert_eq!(ev.changes(SIGNED).unwrap(), vec![], "{k}");
+        }
+    }
+
+    #[test]
+    fn a_trial_ending_event_applies_the_item_and_asks_for_the_reminder() {
+        let ev = parse(&example("subscriptionItem.freeTrialEnding")).unwrap();
+        let changes = ev.changes(SIGNED).unwrap();
+        assert_eq!(changes.len(), 2);
+        let (Change::Item(a), Change::TrialEnding(b)) = (&changes[0], &changes[1]) else {
+            panic!("{changes:?}")
+        };
+        assert_eq!(a, b);
+        assert!(b.is_free_trial);
+        assert_eq!(b.period_end, Some(1_719_561_600_000));
     }
 
     #[test]

@@ -50,6 +50,8 @@ impl Outcome {
 pub struct ApplyContext<'a> {
     /// Where the payer updates their card (Clerk's hosted account page, or the demo dashboard).
     pub manage_url: &'a str,
+    /// The plans (names and prices for the mail).
+    pub catalog: &'a crate::billing::Catalog,
     /// Take row locks before reading state. PostgreSQL needs them (other instances write
     /// concurrently); SQLite does not (the transaction already holds the database write lock).
     pub lock_rows: bool,
@@ -230,6 +232,16 @@ async fn apply_one(
             .await?;
             Ok((written, 0))
         }
+        Change::Payment(p) => {
+            let key = p.order_key(svix_id);
+            Ok((
+                db::payments::upsert_if_newer(conn, p, key.as_str()).await?,
+                0,
+            ))
+        }
+        Change::TrialEnding(item) => queue_trial_ending(conn, item, ctx)
+            .await
+            .map(|mails| (true, mails)),
         Change::Item(item) => {
             // Whether a payment failure starts a new past-due episode depends on the stored
             // state, read under the row lock on PostgreSQL so that two instances cannot both
@@ -252,6 +264,37 @@ async fn apply_one(
     }
 }
 
+/// The trial reminder, once per item and trial end (its outbox id), whatever the redeliveries
+/// or duplicate events; 0 or 1 mails.
+async fn queue_trial_ending(
+    conn: &mut AnyConnection,
+    item: &ItemState,
+    ctx: &ApplyContext<'_>,
+) -> Result<usize, DbError> {
+    let Some(end) = item.period_end.filter(|_| item.is_free_trial) else {
+        tracing::info!(item = %item.id, "trial reminder for an item with no trial end; none sent");
+        return Ok(0);
+    };
+    let Some(to) = recipient(conn, item).await? else {
+        tracing::warn!(item = %item.id, "trial ending but no address to mail");
+        return Ok(0);
+    };
+    let m = super::past_due_mail::trial_ending(item, end, ctx.catalog, ctx.manage_url);
+    let id = format!("trial_ending:{}:{end}", item.id);
+    Ok(db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? as usize)
+}
+
+/// Where a payer's mail goes: the item's address, else its user's.
+async fn recipient(conn: &mut AnyConnection, item: &ItemState) -> Result<Option<String>, DbError> {
+    Ok(match item.payer.email.clone() {
+        Some(e) => Some(e),
+        None => match &item.payer.user_id {
+            Some(uid) => db::users::get(conn, uid).await?.and_then(|u| u.email),
+            None => None,
+        },
+    })
+}
+
 /// Queues the payment-failure mail for `item`; returns how many were queued (0 or 1).
 async fn queue_payment_failed(
     conn: &mut AnyConnection,
@@ -259,14 +302,7 @@ async fn queue_payment_failed(
     item: &ItemState,
     ctx: &ApplyContext<'_>,
 ) -> Result<usize, DbError> {
-    let recipient = match item.payer.email.clone() {
-        Some(e) => Some(e),
-        None => match &item.payer.user_id {
-            Some(uid) => db::users::get(conn, uid).await?.and_then(|u| u.email),
-            None => None,
-        },
-    };
-    let Some(to) = recipient else {
+    let Some(to) = recipient(conn, item).await? else {
         tracing::warn!(item = %item.id, "past due but no address to mail");
         return Ok(0);
     };

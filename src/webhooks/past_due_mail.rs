@@ -2,7 +2,7 @@
 //! event, redacted like everything stored.
 
 use super::{events::ClerkEvent, redact::redact_text};
-use crate::{billing::ItemState, page_data::format_date};
+use crate::billing::{dates::day_in_words, payments::money, Catalog, ItemState};
 
 pub struct Composed {
     pub subject: String,
@@ -24,7 +24,7 @@ pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) ->
         .unwrap_or_default();
     let period = item
         .period_end
-        .map(|e| format!(" for the period ending {}", format_date(e)))
+        .map(|e| format!(" for the period ending {}", day_in_words(e)))
         .unwrap_or_default();
     // Free text from the payload (plan names, the issuer's reason) is in it: whatever looks like
     // a card number is masked before the mail is queued, as in everything stored.
@@ -35,7 +35,34 @@ pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) ->
             "Hello,\n\nWe could not collect the payment{amount} for your {plan} subscription{period}.\n\
              {reason}\nYour subscription is now past due. Stripe will retry the charge automatically \
              over the next days; you do not need to do anything if the card is fine.\n\n\
-             To update your card, open your account page:\n{manage_url}\n\n\
+             To update your payment method, open your account page:\n{manage_url}\n\n\
+             plangate billing\n"
+        )),
+    }
+}
+
+/// The reminder Clerk's `subscriptionItem.freeTrialEnding` asks for (three days ahead): the
+/// plan, the day the trial ends, the price after it (from `plans.toml`), and where to cancel.
+pub fn trial_ending(item: &ItemState, ends: i64, catalog: &Catalog, manage_url: &str) -> Composed {
+    let plan = catalog.plan(&item.plan_slug);
+    let name = plan
+        .map(|p| p.name.clone())
+        .or_else(|| item.plan_name.clone())
+        .unwrap_or_else(|| item.plan_slug.clone());
+    let day = day_in_words(ends);
+    let price = match plan {
+        Some(p) if p.monthly_cents > 0 => {
+            format!("{} a month", money(i64::from(p.monthly_cents), "USD"))
+        }
+        _ => "the plan's price".into(),
+    };
+    Composed {
+        subject: redact_text(&format!("Your {name} trial ends on {day}")),
+        body: redact_text(&format!(
+            "Hello,\n\nYour free trial of {name} ends on {day}. After that, your card is charged \
+             {price} unless you cancel before then.\n\n\
+             To keep {name}, you do not need to do anything. To cancel or change your plan, open \
+             your account page:\n{manage_url}\n\n\
              plangate billing\n"
         )),
     }

@@ -174,7 +174,16 @@ pub fn redact_change(mut change: Change) -> Change {
             redact_in_place(id);
             email.iter_mut().for_each(redact_in_place);
         }
-        Change::Item(item) => {
+        Change::Payment(p) => {
+            // Codes, brand and last4 are validated shapes already; the ids and the payer are not.
+            for s in [&mut p.id, &mut p.payer.id] {
+                redact_in_place(s);
+            }
+            for s in [&mut p.payer.user_id, &mut p.payer.email] {
+                s.iter_mut().for_each(redact_in_place);
+            }
+        }
+        Change::Item(item) | Change::TrialEnding(item) => {
             let payer = &mut item.payer;
             for s in [&mut item.id, &mut item.plan_slug, &mut payer.id] {
                 redact_in_place(s);

@@ -41,6 +41,7 @@ impl Writer {
     pub fn start(
         db: Db,
         manage_url: String,
+        catalog: Arc<crate::billing::Catalog>,
         mail_notify: Arc<Notify>,
         on_commit: OnCommit,
     ) -> Writer {
@@ -55,7 +56,7 @@ impl Writer {
                     .enable_all()
                     .build()
                     .expect("webhook writer runtime");
-                rt.block_on(run(db, manage_url, mail_notify, on_commit, rx));
+                rt.block_on(run(db, manage_url, catalog, mail_notify, on_commit, rx));
             })
             .expect("webhook writer thread");
         Writer { tx }
@@ -73,6 +74,7 @@ impl Writer {
 async fn run(
     db: Db,
     manage_url: String,
+    catalog: Arc<crate::billing::Catalog>,
     mail_notify: Arc<Notify>,
     on_commit: OnCommit,
     mut rx: mpsc::Receiver<(Delivery, Reply)>,
@@ -80,6 +82,7 @@ async fn run(
     let postgres = db.engine == crate::db::Engine::Postgres;
     let ctx = ApplyContext {
         manage_url: &manage_url,
+        catalog: &catalog,
         lock_rows: postgres,
         announce: postgres,
     };
@@ -263,7 +266,7 @@ async fn announce(
         .flat_map(|((d, _), _)| &d.changes)
         .filter_map(|c| match c {
             Change::Item(item) => Some((item.payer.kind, item.payer.id.as_str())),
-            Change::User { .. } => None,
+            Change::User { .. } | Change::Payment(_) | Change::TrialEnding(_) => None,
         });
     let payload = db::notify::encode(payers);
     if payload.is_empty() {

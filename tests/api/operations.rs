@@ -840,10 +840,10 @@ async fn the_demo_events_page_shows_a_dead_letter_with_replay_and_a_readable_tim
         "with its Replay button"
     );
     assert!(html.contains("missing `plan.slug`"), "and its reason");
-    let today = plangate::page_data::format_date(now() * 1000);
+    let today = plangate::billing::dates::day_in_words(now() * 1000);
     assert!(
-        html.contains(&format!("{today} ")) && html.contains(" UTC"),
-        "a readable time"
+        html.contains(&format!("{today}, ")) && html.contains(" UTC"),
+        "a readable time, in words: {today}"
     );
     assert!(!html.contains("ms<"), "no raw milliseconds");
 
