@@ -469,6 +469,32 @@ fn query(parts: &Parts) -> HashMap<String, String> {
 
 /// The console's page: the app's stylesheet and header, no scripts.
 fn layout(title: &str, op: &Session, body: impl IntoView + 'static) -> Response {
+    document(StatusCode::OK, title, Some(op), body)
+}
+
+/// A whole console document: the head every console page shares, the header when an operator
+/// is named, and `body` in `main`.
+fn document(
+    status: StatusCode,
+    title: &str,
+    op: Option<&Session>,
+    body: impl IntoView + 'static,
+) -> Response {
+    let header = op.map(|op| {
+        view! {
+            <a class="skip-link" href="#main">"Skip to content"</a>
+            <header class="topbar">
+                <a href="/" class="brand">"plangate"</a>
+                <nav aria-label="Console">
+                    <a href="/admin">"Console"</a>
+                    <a href="/admin/dead-letters">"Dead letters"</a>
+                    <a href="/admin/audit">"Audit log"</a>
+                    <a href="/dashboard">"Back to the app"</a>
+                    <span class="who">{op.user_id.clone()}</span>
+                </nav>
+            </header>
+        }
+    });
     let doc = view! {
         <html lang="en">
             <head>
@@ -479,24 +505,18 @@ fn layout(title: &str, op: &Session, body: impl IntoView + 'static) -> Response 
                 <link rel="icon" href="/favicon.svg" type="image/svg+xml"/>
             </head>
             <body>
-                <a class="skip-link" href="#main">"Skip to content"</a>
-                <header class="topbar">
-                    <a href="/" class="brand">"plangate"</a>
-                    <nav aria-label="Console">
-                        <a href="/admin">"Console"</a>
-                        <a href="/admin/dead-letters">"Dead letters"</a>
-                        <a href="/admin/audit">"Audit log"</a>
-                        <a href="/dashboard">"Back to the app"</a>
-                        <span class="who">{op.user_id.clone()}</span>
-                    </nav>
-                </header>
+                {header}
                 <main id="main">{body}</main>
                 <footer>"plangate operator console · no card data is kept or shown here"</footer>
             </body>
         </html>
     };
-    let html = format!("<!DOCTYPE html>{}", doc.to_html());
-    ([(header::CONTENT_TYPE, "text/html; charset=utf-8")], html).into_response()
+    (
+        status,
+        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
+        format!("<!DOCTYPE html>{}", doc.to_html()),
+    )
+        .into_response()
 }
 
 /// An action's form, as posted.
@@ -604,29 +624,17 @@ fn refusal(
     if !html {
         return ApiError::new(status, code, message.to_string()).into_response();
     }
-    let page = view! {
-        <html lang="en">
-            <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <title>"Nothing was done · plangate console"</title>
-                <link rel="stylesheet" href="/pkg/plangate.css"/>
-            </head>
-            <body>
-                <main id="main" class="narrow">
-                    <h1>"Nothing was done"</h1>
-                    <p class="error" data-code=code>{format!("{message} ({code})")}</p>
-                    <p><a href=back.to_string()>"Back to the console"</a></p>
-                </main>
-            </body>
-        </html>
-    };
-    (
+    let back = back.to_string();
+    document(
         status,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        format!("<!DOCTYPE html>{}", page.to_html()),
+        "Nothing was done",
+        None,
+        view! {
+            <h1>"Nothing was done"</h1>
+            <p class="error" data-code=code>{format!("{message} ({code})")}</p>
+            <p><a href=back>"Back to the console"</a></p>
+        },
     )
-        .into_response()
 }
 
 /// `403 reverification_required`: the sign-in is older than ten minutes (or its age unknown).
@@ -639,40 +647,27 @@ fn reverify(html: bool, state: &AppState, back: &str) -> Response {
     }
     let demo = state.demo().is_some();
     let back = back.to_string();
-    let page = view! {
-        <html lang="en">
-            <head>
-                <meta charset="utf-8"/>
-                <meta name="viewport" content="width=device-width, initial-scale=1"/>
-                <title>"Sign in again · plangate console"</title>
-                <link rel="stylesheet" href="/pkg/plangate.css"/>
-            </head>
-            <body>
-                <main id="main" class="narrow">
-                    <h1>"Sign in again to act"</h1>
-                    <p data-code="reverification_required">{format!("{message} (reverification_required).")}</p>
-                    {if demo {
-                        view! {
-                            <form method="post" action="/demo/sign-in">
-                                <input type="hidden" name="name" value="operator"/>
-                                <input type="hidden" name="next" value=back.clone()/>
-                                <button type="submit" class="button primary">"Sign in again as the demo operator"</button>
-                            </form>
-                        }.into_any()
-                    } else {
-                        view! { <p><a class="button primary" href="/sign-in">"Sign in again"</a></p> }.into_any()
-                    }}
-                    <p><a href=back>"Back to the console"</a></p>
-                </main>
-            </body>
-        </html>
-    };
-    (
+    document(
         StatusCode::FORBIDDEN,
-        [(header::CONTENT_TYPE, "text/html; charset=utf-8")],
-        format!("<!DOCTYPE html>{}", page.to_html()),
+        "Sign in again",
+        None,
+        view! {
+            <h1>"Sign in again to act"</h1>
+            <p data-code="reverification_required">{format!("{message} (reverification_required).")}</p>
+            {if demo {
+                view! {
+                    <form method="post" action="/demo/sign-in">
+                        <input type="hidden" name="name" value="operator"/>
+                        <input type="hidden" name="next" value=back.clone()/>
+                        <button type="submit" class="button primary">"Sign in again as the demo operator"</button>
+                    </form>
+                }.into_any()
+            } else {
+                view! { <p><a class="button primary" href="/sign-in">"Sign in again"</a></p> }.into_any()
+            }}
+            <p><a href=back>"Back to the console"</a></p>
+        },
     )
-        .into_response()
 }
 
 fn field<'a>(f: &'a Fields, name: &str) -> Option<&'a str> {
