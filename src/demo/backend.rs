@@ -11,7 +11,7 @@ use super::{
     DemoIssuer,
 };
 use crate::{
-    billing::{Catalog, PayerKind, Status},
+    billing::{Catalog, ItemState, PayerKind, Status},
     clerk_api::ClerkApiError,
     db::{self, now_ms, Db},
 };
@@ -54,13 +54,7 @@ impl DemoBackend {
     /// refuses it (404 unknown item, 400 nothing to cancel).
     pub async fn cancel_item(&self, item_id: &str, end_now: bool) -> Result<(), ClerkApiError> {
         let path = format!("/v1/billing/subscription_items/{item_id}");
-        let item = {
-            let mut conn = self.db.conn().await.map_err(|e| unreachable(&path, e))?;
-            db::items::get(&mut conn, item_id)
-                .await
-                .map_err(|e| unreachable(&path, e))?
-        }
-        .ok_or_else(|| Self::refused(&path, 404))?;
+        let item = self.stored(&path, item_id).await?;
         let paid = self
             .catalog
             .plan(&item.plan_slug)
@@ -73,6 +67,43 @@ impl DemoBackend {
         if !paid || !cancelable || item.payer.kind != PayerKind::User {
             return Err(Self::refused(&path, 400));
         }
+        let action = if end_now { Action::End } else { Action::Cancel };
+        let bodies = self.events(&path, &item, &action)?;
+        self.deliver(&path, bodies).await
+    }
+
+    /// `POST …/extend_free_trial`: an item in a free trial gets the new end (Clerk's
+    /// `subscriptionItem.updated`, delivered to the app); Clerk refuses an item without a trial
+    /// (400) and an unknown one (404).
+    pub async fn extend_free_trial(&self, item_id: &str, to: i64) -> Result<(), ClerkApiError> {
+        let path = format!("/v1/billing/subscription_items/{item_id}/extend_free_trial");
+        let item = self.stored(&path, item_id).await?;
+        if !item.is_free_trial
+            || item.status != Status::Active
+            || item.payer.kind != PayerKind::User
+        {
+            return Err(Self::refused(&path, 400));
+        }
+        let bodies = self.events(&path, &item, &Action::ExtendTrial { to })?;
+        self.deliver(&path, bodies).await
+    }
+
+    /// The stored item, or Clerk's 404 for an id it does not know.
+    async fn stored(&self, path: &str, item_id: &str) -> Result<ItemState, ClerkApiError> {
+        let mut conn = self.db.conn().await.map_err(|e| unreachable(path, e))?;
+        db::items::get(&mut conn, item_id)
+            .await
+            .map_err(|e| unreachable(path, e))?
+            .ok_or_else(|| Self::refused(path, 404))
+    }
+
+    /// The events of `action` for the stored `item`.
+    fn events(
+        &self,
+        path: &str,
+        item: &ItemState,
+        action: &Action,
+    ) -> Result<Vec<serde_json::Value>, ClerkApiError> {
         let user_id = item.payer.user_id.clone().unwrap_or(item.payer.id.clone());
         let email = item
             .payer
@@ -82,27 +113,18 @@ impl DemoBackend {
             .unwrap_or_default();
         let now = now_ms();
         let base = lifecycle::spec_for(&user_id, &email, now);
-        let action = if end_now { Action::End } else { Action::Cancel };
-        let bodies = lifecycle::events_for(&action, base, Some(&item), &self.catalog, now)
-            .map_err(|_| Self::refused(&path, 400))?;
-        delivery::post_all(&self.http, &self.webhook_url, self.issuer.secret(), bodies)
-            .await
-            .map_err(|e| unreachable(&path, e))
+        lifecycle::events_for(action, base, Some(item), &self.catalog, now)
+            .map_err(|_| Self::refused(path, 400))
     }
 
-    /// `POST …/extend_free_trial`: the demo's items are never in a free trial (its pricing table
-    /// charges at once), so Clerk's refusal for an item without one (400) is what it answers;
-    /// an unknown item is 404.
-    pub async fn extend_free_trial(&self, item_id: &str) -> Result<(), ClerkApiError> {
-        let path = format!("/v1/billing/subscription_items/{item_id}/extend_free_trial");
-        let mut conn = self.db.conn().await.map_err(|e| unreachable(&path, e))?;
-        match db::items::get(&mut conn, item_id)
+    async fn deliver(
+        &self,
+        path: &str,
+        bodies: Vec<serde_json::Value>,
+    ) -> Result<(), ClerkApiError> {
+        delivery::post_all(&self.http, &self.webhook_url, self.issuer.secret(), bodies)
             .await
-            .map_err(|e| unreachable(&path, e))?
-        {
-            None => Err(Self::refused(&path, 404)),
-            Some(_) => Err(Self::refused(&path, 400)),
-        }
+            .map_err(|e| unreachable(path, e))
     }
 }
 

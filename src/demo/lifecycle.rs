@@ -21,6 +21,10 @@ pub enum Action {
     },
     /// Clerk's reminder three days before a trial ends (`subscriptionItem.freeTrialEnding`).
     TrialEnding,
+    /// The free trial runs until `to` (ms) instead (the operator console's "extend trial").
+    ExtendTrial {
+        to: i64,
+    },
     Cancel,
     /// Canceled with immediate effect (the operator console's "cancel now").
     End,
@@ -237,6 +241,12 @@ fn change_paid(steps: &mut Steps, spec: &mut Spec, action: &Action) {
         Action::TrialEnding => {
             if spec.free_trial {
                 steps.push("subscriptionItem.freeTrialEnding", spec);
+            }
+        }
+        Action::ExtendTrial { to } => {
+            if spec.free_trial {
+                spec.period_end = Some(*to);
+                steps.push("subscriptionItem.updated", spec);
             }
         }
         Action::End => {

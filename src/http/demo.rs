@@ -337,6 +337,7 @@ pub async fn action(
         Action::Subscribe { .. } => "subscribed",
         Action::StartTrial { .. } => "trial_started",
         Action::TrialEnding => "trial_ending",
+        Action::ExtendTrial { .. } => "trial_extended",
         Action::Cancel | Action::End => "canceled",
         Action::FailPayment => "payment_failed",
         Action::Recover => "recovered",

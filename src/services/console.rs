@@ -221,7 +221,7 @@ impl Console {
                             .extend_free_trial(item_id, &rfc3339(*extend_to))
                             .await
                     }
-                    Backend::Demo(d) => d.extend_free_trial(item_id).await,
+                    Backend::Demo(d) => d.extend_free_trial(item_id, *extend_to).await,
                     Backend::None => return Outcome::Refused("no_backend_api"),
                 };
                 result.map_or_else(clerk_outcome, |()| Outcome::Done(String::new()))

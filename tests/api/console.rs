@@ -795,6 +795,86 @@ async fn the_demo_operator_cancels_through_the_demo_clerk_and_its_webhooks() {
     );
     let lines = audit_lines(&app).await;
     assert!(lines[0].ends_with(&format!("user_demo_operator cancel item:{item} done")));
+    // A trial is extended the same way: the new end arrives by the demo Clerk's webhook.
+    let dana = demo_sign_in(&app, "dana").await.join("; ");
+    let r = app
+        .client
+        .post(app.url("/demo/action"))
+        .header("cookie", &dana)
+        .form(&[("action", "trial"), ("plan", "pro")])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let page = app
+        .client
+        .get(app.url("/admin/payers/user/user_demo_dana"))
+        .header("cookie", &operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let trial_item = page
+        .split("/admin/items/")
+        .skip(1)
+        .find_map(|s| s.split_once("/extend-trial").map(|(id, _)| id.to_string()))
+        .filter(|id| !id.contains('/'))
+        .expect("an extend form for the trial");
+    let action = format!("/admin/items/{trial_item}/extend-trial");
+    let to_ms = (now() + 30 * 86_400) * 1000;
+    let to = plangate::billing::operator::rfc3339(to_ms);
+    let r = app
+        .client
+        .post(app.url(&action))
+        .header("cookie", &operator)
+        .form(&[
+            ("form_token", form_token(&page, &action).as_str()),
+            ("extend_to", to.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let extended = app.item(&trial_item).await.unwrap();
+    assert!(extended.is_free_trial);
+    assert_eq!(extended.period_end, Some(to_ms));
+    // The paid item of alice has no trial: the demo Clerk refuses, as Clerk does.
+    let alice_page = app
+        .client
+        .get(app.url("/admin/payers/user/user_demo_alice"))
+        .header("cookie", &operator)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    let r = app
+        .client
+        .post(app.url(&format!("/admin/items/{item}/extend-trial")))
+        .header("cookie", &operator)
+        .form(&[
+            (
+                "form_token",
+                form_token(&alice_page, &format!("/admin/items/{item}/cancel")).as_str(),
+            ),
+            ("extend_to", to.as_str()),
+        ])
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 303);
+    let lines = audit_lines(&app).await;
+    assert!(
+        lines[0].ends_with(&format!("extend_trial item:{item} refused_by_clerk: 400")),
+        "{lines:?}"
+    );
+    assert!(
+        lines[1].ends_with(&format!("extend_trial item:{trial_item} done")),
+        "{lines:?}"
+    );
     // Alice is no operator.
     let r = app
         .client
