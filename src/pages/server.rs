@@ -68,11 +68,11 @@ pub fn fix_payment(state: &AppState) -> crate::page_data::FixPayment {
 
 /// The signed-in person as the pages name them: their mail address where known, else the id.
 pub async fn display_name(state: &AppState, session: &Session) -> Result<String, ServerFnError> {
-    let mut conn = state.db().conn().await.map_err(internal)?;
-    Ok(crate::db::users::get(&mut conn, &session.user_id)
+    Ok(state
+        .entitlements()
+        .email(&session.user_id)
         .await
         .map_err(internal)?
-        .and_then(|u| u.email)
         .unwrap_or_else(|| session.user_id.clone()))
 }
 

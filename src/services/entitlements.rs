@@ -34,6 +34,10 @@ pub const PAYER_CACHE_TTL: Duration = Duration::from_secs(1);
 /// How long it is kept on PostgreSQL, where every commit through plangate is announced: only a
 /// write from outside plangate (an operator's SQL) waits this long.
 pub const PAYER_CACHE_TTL_ANNOUNCED: Duration = Duration::from_secs(10);
+/// How long a cached display name (a user's mail address) is shown.
+pub const NAME_TTL: Duration = Duration::from_secs(60);
+/// Names cached at most; past it the cache starts again.
+const MAX_NAMES: usize = 10_000;
 /// No instance serves a cached entitlement that may be older than this (README, "Several instances").
 pub const STALENESS_BOUND: Duration = Duration::from_millis(250);
 
@@ -42,6 +46,9 @@ pub const STALENESS_BOUND: Duration = Duration::from_millis(250);
 pub struct Entitlements {
     db: Db,
     payers: PayerCache,
+    /// Users' mail addresses as the pages name people, for [`NAME_TTL`] (a display name may lag
+    /// a `user.updated` by that long; every signed-in render reads it).
+    names: std::sync::Mutex<HashMap<String, (Option<String>, Instant)>>,
     catalog: Arc<Catalog>,
     policy: Policy,
     metrics: Arc<Metrics>,
@@ -61,6 +68,7 @@ impl Entitlements {
         Entitlements {
             db,
             payers,
+            names: Default::default(),
             catalog,
             policy,
             metrics,
@@ -95,6 +103,35 @@ impl Entitlements {
             .with_label_values(&[if decision.allowed { "true" } else { "false" }])
             .inc();
         Ok(decision)
+    }
+
+    /// The user's mail address, as the pages show who is signed in (cached for [`NAME_TTL`]).
+    pub async fn email(&self, user_id: &str) -> Result<Option<String>, DbError> {
+        let now = Instant::now();
+        if let Some((email, at)) = self.names.lock().expect("names").get(user_id) {
+            // An address not known yet (its `user.*` webhook still on the way) is asked for again
+            // sooner.
+            let ttl = if email.is_some() {
+                NAME_TTL
+            } else {
+                NAME_TTL / 12
+            };
+            if now.duration_since(*at) < ttl {
+                return Ok(email.clone());
+            }
+        }
+        let email = {
+            let mut conn = self.db.conn().await?;
+            db::users::get(&mut conn, user_id)
+                .await?
+                .and_then(|u| u.email)
+        };
+        let mut names = self.names.lock().expect("names");
+        if names.len() >= MAX_NAMES {
+            names.clear();
+        }
+        names.insert(user_id.to_string(), (email.clone(), now));
+        Ok(email)
     }
 
     /// The payer's plan now (see `billing::current_plan`).
