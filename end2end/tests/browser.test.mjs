@@ -21,13 +21,15 @@ async function axe(p, state) {
   assert.deepEqual(violations, [], `axe-core on ${state} (${p.url()})`);
 }
 
-// No horizontal scroll on a phone (390 px wide), then back to the desktop size.
+// No horizontal scroll on a phone (390 and 320 px wide), then back to the desktop size.
 async function fitsPhone(p, state) {
   const size = p.viewportSize();
-  await p.setViewportSize({ width: 390, height: 844 });
-  const width = await p.evaluate(() => document.documentElement.scrollWidth);
+  for (const phone of [390, 320]) {
+    await p.setViewportSize({ width: phone, height: 844 });
+    const width = await p.evaluate(() => document.documentElement.scrollWidth);
+    assert.ok(width <= phone, `${state} is ${width}px wide at ${phone} (${p.url()})`);
+  }
   await p.setViewportSize(size);
-  assert.ok(width <= 390, `${state} is ${width}px wide at 390 (${p.url()})`);
 }
 
 async function check(p, state) {
