@@ -100,19 +100,7 @@ async fn account(
     let meters = crate::pages::server::meters(state, session, &d).await?;
     let past_due = d.status == Some(Status::PastDue);
     let failure = if past_due {
-        let b = crate::pages::server::payer_billing(
-            state,
-            d.scope.unwrap_or(crate::billing::PayerKind::User),
-            match d.scope {
-                Some(crate::billing::PayerKind::Org) => {
-                    session.org_id.as_deref().unwrap_or(&session.user_id)
-                }
-                _ => &session.user_id,
-            },
-            String::new(),
-        )
-        .await?;
-        b.failure
+        Some(crate::pages::server::past_due_failure(state, session, &d).await?)
     } else {
         None
     };

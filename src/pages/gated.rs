@@ -30,17 +30,9 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
     });
     if !d.allowed && d.status == Some(crate::billing::Status::PastDue) {
         // Someone who pays: the way to fix the payment, never an upsell.
-        let kind = d.scope.unwrap_or(crate::billing::PayerKind::User);
-        let id = match kind {
-            crate::billing::PayerKind::Org => session.org_id.clone().unwrap_or_default(),
-            crate::billing::PayerKind::User => session.user_id.clone(),
-        };
-        let b = crate::pages::server::payer_billing(&state, kind, &id, String::new()).await?;
         return Ok(Gated::PastDue {
             plan: plan_name.unwrap_or_else(|| "your plan".into()),
-            failure: b
-                .failure
-                .unwrap_or_else(|| crate::billing::payments::failure_words(None).into()),
+            failure: crate::pages::server::past_due_failure(&state, &session, &d).await?,
             fix: crate::pages::server::fix_payment(&state),
         });
     }

@@ -150,3 +150,16 @@ pub async fn payer_billing(
             .collect(),
     })
 }
+
+/// Why the payment of the payer whose plan `decision` names failed, in words (the payer as
+/// metering picks it: `services::usage::Payer::of`).
+pub async fn past_due_failure(
+    state: &AppState,
+    session: &Session,
+    decision: &crate::billing::Decision,
+) -> Result<String, ServerFnError> {
+    let payer = crate::services::usage::Payer::of(session, decision);
+    let b = payer_billing(state, payer.kind, &payer.id, String::new()).await?;
+    Ok(b.failure
+        .unwrap_or_else(|| crate::billing::payments::failure_words(None).to_string()))
+}
