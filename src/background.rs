@@ -18,7 +18,7 @@ use crate::{
 };
 
 /// The time in ms since the epoch, as background work sees it.
-pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+pub use crate::services::usage::Clock;
 
 /// How often retention looks for payloads to remove.
 pub const RETENTION_PERIOD: Duration = Duration::from_secs(3600);

@@ -200,6 +200,31 @@ impl ClerkApi {
         }
     }
 
+    /// The user's primary address (`GET /v1/users/{id}`: the `email_addresses` entry whose id
+    /// is `primary_email_address_id`), `None` when Clerk has no such user or no primary address.
+    /// One attempt's retries at most, as for any background request.
+    pub async fn user_primary_email(&self, user_id: &str) -> Result<Option<String>, ClerkApiError> {
+        if !is_clerk_id(user_id) {
+            return Err(ClerkApiError::BadId(user_id.to_string()));
+        }
+        let user = match self.get(&format!("/v1/users/{user_id}")).await {
+            Ok(v) => v,
+            Err(ClerkApiError::Status { status: 404, .. }) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let primary = user.get("primary_email_address_id").and_then(Value::as_str);
+        Ok(user
+            .get("email_addresses")
+            .and_then(Value::as_array)
+            .and_then(|list| {
+                list.iter()
+                    .find(|e| primary.is_some() && e.get("id").and_then(Value::as_str) == primary)
+            })
+            .and_then(|e| e.get("email_address"))
+            .and_then(Value::as_str)
+            .map(str::to_string))
+    }
+
     /// Every subscription item of the instance.
     pub async fn subscription_items(&self) -> Result<Vec<Value>, ClerkApiError> {
         self.all_pages("/v1/billing/subscription_items?").await

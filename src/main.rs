@@ -90,7 +90,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
 async fn services() -> anyhow::Result<Services> {
     let config = Config::from_env()?;
     telemetry::init_for_command(config.json_logs);
-    Services::build(&config, None).await
+    Services::build(&config, None, std::sync::Arc::new(plangate::db::now_ms)).await
 }
 
 /// `plangate usage --user ID | --org ID` (README, "Usage limits"): one line per metered feature,

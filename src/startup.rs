@@ -76,7 +76,8 @@ impl Application {
             crate::private_files::private_file(&config.data_dir.join(secret))
                 .with_context(|| format!("making {secret} private"))?;
         }
-        let services = Services::build(&config, seams.after_commit).await?;
+        let clock: Clock = seams.clock.unwrap_or_else(|| Arc::new(now_ms));
+        let services = Services::build(&config, seams.after_commit, clock.clone()).await?;
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -156,7 +157,6 @@ impl Application {
             services.catalog.clone(),
         ));
 
-        let clock: Clock = seams.clock.unwrap_or_else(|| Arc::new(now_ms));
         let leases = Leases::new(services.db.clone(), clock.clone());
         // Once at start-up, then every hour in the background (by one instance of several).
         purge(

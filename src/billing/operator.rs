@@ -9,7 +9,7 @@ use super::PayerKind;
 /// Clerk's `strict` reverification: the first factor verified at most this many minutes ago.
 pub const REVERIFY_MINUTES: i64 = 10;
 /// The most units one grant may add.
-pub const MAX_GRANT_UNITS: u64 = 1_000_000;
+pub const MAX_GRANT_UNITS: u64 = super::usage::MAX_UNITS;
 /// How far ahead a free trial may be extended to, in days.
 pub const MAX_TRIAL_DAYS_AHEAD: i64 = 365;
 
@@ -94,7 +94,7 @@ pub enum FormError {
     ExtendToPast,
     #[error("extend_to must be at most 365 days ahead")]
     ExtendToFar,
-    #[error("units must be a whole number from 1 to 1000000")]
+    #[error("units must be a whole number from 1 to 1000000000000")]
     Units,
     #[error("this feature has no usage limit to grant units of")]
     Feature,
@@ -360,10 +360,12 @@ mod tests {
     }
 
     #[test]
-    fn units_are_whole_numbers_from_one_to_a_million() {
+    fn units_are_whole_numbers_from_one_to_a_trillion() {
         assert_eq!(units(Some("1")), Ok(1));
         assert_eq!(units(Some("250")), Ok(250));
-        assert_eq!(units(Some("1000000")), Ok(MAX_GRANT_UNITS));
+        assert_eq!(units(Some("1000000000000")), Ok(MAX_GRANT_UNITS));
+        assert_eq!(units(Some("1000000000001")), Err(FormError::Units));
+        assert_eq!(units(Some("9223372036854775807")), Err(FormError::Units));
         for bad in [
             "",
             "0",
@@ -371,8 +373,6 @@ mod tests {
             "0000005",
             "-5",
             "+5",
-            "1000001",
-            "9999999",
             "1e3",
             "2.5",
             " 5",
@@ -435,7 +435,7 @@ mod tests {
             }
         }
 
-        /// Any units field either parses to 1..=1,000,000 or is refused.
+        /// Any units field either parses to 1..=10^12 or is refused.
         #[test]
         fn units_never_outside_the_bounds(s in "\\PC{0,12}") {
             if let Ok(u) = units(Some(&s)) {

@@ -185,10 +185,11 @@ impl Catalog {
                         p.slug
                     )));
                 }
-                if value.as_integer().is_none_or(|n| n < 0) {
+                let max = super::usage::MAX_UNITS as i64;
+                if value.as_integer().is_none_or(|n| !(1..=max).contains(&n)) {
                     return Err(PlansError::Invalid(format!(
-                        "plan `{}`: the limit on `{feature}` must be a whole number of units, \
-                         0 or more (found {value:?})",
+                        "plan `{}`: the limit on `{feature}` must be a whole number of units \
+                         from 1 to {max} (found {value:?})",
                         p.slug
                     )));
                 }
@@ -383,12 +384,16 @@ mod tests {
     fn a_limit_counts_units_of_a_feature_the_plan_has() {
         let text = SAMPLE.replace(
             r#"features = ["reports"]"#,
-            "features = [\"reports\", \"exports\"]\nlimits = { reports = 100, exports = 0 }",
+            "features = [\"reports\", \"exports\"]\nlimits = { reports = 100, exports = 1 }",
         );
         let c = Catalog::from_toml(&text).unwrap();
         let pro = c.plan("pro").unwrap();
         assert_eq!(pro.limit("reports"), Limit::Units(100));
-        assert_eq!(pro.limit("exports"), Limit::Units(0), "zero is a limit");
+        assert_eq!(
+            pro.limit("exports"),
+            Limit::Units(1),
+            "one is the least limit"
+        );
         assert_eq!(pro.limit("support"), Limit::Units(0), "not in the plan");
         let plain = Catalog::from_toml(SAMPLE).unwrap();
         assert_eq!(
@@ -403,6 +408,12 @@ mod tests {
     fn a_limit_that_is_not_a_whole_count_of_a_plan_feature_stops_the_file() {
         for (limits, says) in [
             ("{ reports = -1 }", "must be a whole number"),
+            ("{ reports = 0 }", "from 1 to 1000000000000"),
+            ("{ reports = 1000000000001 }", "from 1 to 1000000000000"),
+            (
+                "{ reports = 9223372036854775807 }",
+                "from 1 to 1000000000000",
+            ),
             ("{ reports = 10.5 }", "must be a whole number"),
             ("{ reports = \"100\" }", "must be a whole number"),
             ("{ reports = true }", "must be a whole number"),

@@ -48,6 +48,24 @@ pub fn period_at(item: Option<(i64, i64)>, now: i64) -> Period {
     }
 }
 
+/// The period a payer's units count in: the period of the counter they were last counted in
+/// (`last`), unless `current` (the period `now` falls in, [`period_at`]) is a **renewal** of it:
+/// a period that begins at or after the end of `last`. Anything else — a plan switch (a new item
+/// with a new start), a trial extended, an end that moved — keeps counting in `last`'s counter
+/// (same start), its end following the current item's. Evidence of a period wholly before
+/// `last` does not move it back.
+pub fn counting_period(last: Option<Period>, current: Period) -> Period {
+    match last {
+        Some(l) if current.start >= l.end => current,
+        Some(l) if current.end <= l.start => l,
+        Some(l) => Period {
+            start: l.start,
+            end: current.end,
+        },
+        None => current,
+    }
+}
+
 /// The UTC calendar month containing `now`.
 pub fn calendar_month(now: i64) -> Period {
     let (y, m, _) = civil_from_days(now.div_euclid(DAY_MS));
@@ -57,6 +75,9 @@ pub fn calendar_month(now: i64) -> Period {
         end: days_from_civil(ny, nm, 1) * DAY_MS,
     }
 }
+
+/// The largest limit or grant (README, "Usage limits"): no sum of them overflows either database.
+pub const MAX_UNITS: u64 = 1_000_000_000_000;
 
 /// The units a payer may spend this period: the plan's limit plus units an operator granted.
 /// `None` is unlimited.
@@ -95,6 +116,12 @@ impl Block {
         self.period == period && self.limit == limit
     }
 
+    /// Whether the block's units belong to the counter of `period` (the same start): when the
+    /// period's end moved or the limit changed they are given back to that counter, never lost.
+    pub fn same_counter(&self, period: Period) -> bool {
+        self.period.start == period.start
+    }
+
     /// Whether to reserve the next block now, before this one runs out, so that no request
     /// waits for the database: half of it is spent, and it was not a single unit (near the
     /// limit, where a unit held ahead is a unit another instance cannot spend).
@@ -128,6 +155,34 @@ pub fn alerts_due(allowance: Option<u64>, last_unit: u64) -> Vec<u8> {
         .into_iter()
         .filter(|p| last_unit.saturating_mul(100) >= a.saturating_mul(u64::from(*p)))
         .collect()
+}
+
+/// How long a refusal at the limit is answered from memory before the database is asked again
+/// (a grant, or units another instance gave back, are seen within this).
+pub const REFUSAL_FRESH_MS: i64 = 500;
+
+/// What an instance remembers of the database's last "no units left" for one counter: later
+/// requests for the same period and limit are refused from it without a round trip.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Exhausted {
+    pub period: Period,
+    pub limit: Option<u64>,
+    pub allowance: Option<u64>,
+    /// When the database said so (ms).
+    pub at: i64,
+}
+
+impl Exhausted {
+    /// Whether it speaks of requests counted in `period` under `limit` (a renewal or a plan
+    /// change is a new question for the database).
+    pub fn covers(&self, period: Period, limit: Option<u64>) -> bool {
+        self.period == period && self.limit == limit
+    }
+
+    /// Whether it is recent enough to refuse without asking again.
+    pub fn fresh(&self, now: i64) -> bool {
+        now.saturating_sub(self.at) < REFUSAL_FRESH_MS
+    }
 }
 
 /// Units left for the payer as one instance sees them: the allowance less what the database has
@@ -299,7 +354,114 @@ mod tests {
         assert_eq!(remaining(None, 40, 8), None);
     }
 
+    fn p(start: i64, end: i64) -> Period {
+        Period { start, end }
+    }
+
+    #[test]
+    fn only_a_renewal_starts_a_new_counter() {
+        let counted = p(100, 200);
+        assert_eq!(
+            counting_period(None, p(150, 250)),
+            p(150, 250),
+            "the first counter"
+        );
+        assert_eq!(
+            counting_period(Some(counted), p(200, 300)),
+            p(200, 300),
+            "a period starting at the end is a renewal"
+        );
+        assert_eq!(counting_period(Some(counted), p(260, 300)), p(260, 300));
+        assert_eq!(
+            counting_period(Some(counted), p(199, 230)),
+            p(100, 230),
+            "a plan switch a moment before the end keeps counting, to the new item's end"
+        );
+        assert_eq!(
+            counting_period(Some(counted), p(100, 260)),
+            p(100, 260),
+            "a trial extended: same counter, the end moved"
+        );
+        assert_eq!(
+            counting_period(Some(counted), p(100, 150)),
+            p(100, 150),
+            "an end moved earlier"
+        );
+        assert_eq!(
+            counting_period(Some(counted), p(50, 120)),
+            p(100, 120),
+            "an overlapping older period keeps the counter"
+        );
+        assert_eq!(
+            counting_period(Some(counted), p(50, 100)),
+            counted,
+            "evidence wholly before the counter does not move it back"
+        );
+        assert_eq!(counting_period(Some(counted), p(50, 101)), p(100, 101));
+    }
+
+    #[test]
+    fn a_remembered_refusal_speaks_for_its_period_and_limit_for_half_a_second() {
+        let period = p(100, 200);
+        let e = Exhausted {
+            period,
+            limit: Some(20),
+            allowance: Some(25),
+            at: 1_000,
+        };
+        assert!(e.covers(period, Some(20)));
+        assert!(!e.covers(period, Some(50)), "a plan change asks again");
+        assert!(!e.covers(period, None));
+        assert!(!e.covers(p(100, 201), Some(20)), "a moved end asks again");
+        assert!(!e.covers(p(200, 300), Some(20)), "a renewal asks again");
+        assert!(e.fresh(1_000));
+        assert!(e.fresh(1_000 + REFUSAL_FRESH_MS - 1));
+        assert!(!e.fresh(1_000 + REFUSAL_FRESH_MS));
+        assert!(
+            e.fresh(900),
+            "a clock that stepped back is not a reason to ask"
+        );
+    }
+
+    #[test]
+    fn a_block_belongs_to_the_counter_of_its_start() {
+        let b = Block {
+            period: p(100, 200),
+            limit: Some(10),
+            allowance: Some(10),
+            handed_out: 4,
+            size: 4,
+            next: 1,
+            end: 5,
+        };
+        assert!(b.same_counter(p(100, 300)));
+        assert!(!b.same_counter(p(101, 200)));
+        assert!(
+            !b.serves(p(100, 300), Some(10)),
+            "the end moved: given back, not spent"
+        );
+    }
+
     proptest! {
+        /// Whatever the order of evidence, the counter never starts after the current period
+        /// unless it is a renewal, and it always ends where the current period ends.
+        #[test]
+        fn counting_keeps_the_start_unless_renewed(
+            ls in 0i64..1000, ll in 1i64..500, cs in 0i64..2000, cl in 1i64..500
+        ) {
+            let last = p(ls, ls + ll);
+            let current = p(cs, cs + cl);
+            let c = counting_period(Some(last), current);
+            prop_assert!(c.start < c.end);
+            if cs >= last.end {
+                prop_assert_eq!(c, current);
+            } else if current.end <= ls {
+                prop_assert_eq!(c, last);
+            } else {
+                prop_assert_eq!(c, p(ls, current.end));
+            }
+        }
+
         #[test]
         fn the_calendar_month_contains_now_and_starts_on_the_first(now in -(1i64 << 45)..(1i64 << 45)) {
             let p = calendar_month(now);

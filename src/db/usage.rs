@@ -42,6 +42,7 @@ macro_rules! reserve_sql {
             "case when $7 >= $8 then ", $min, "(", $max, "($8, ", $min, "($9, $7 / $10)), $7) else 0 end, 0, ",
             "case when $7 >= $8 then ", $min, "(", $max, "($8, ", $min, "($9, $7 / $10)), $7) else 0 end, $11) ",
             "on conflict (payer_kind, payer_id, feature, period_start) do update set ",
+            "period_end = $5, ",
             "used = usage_counter.used - $6 + ", $min, "(", $max, "($8, ", $min,
             "($9, ($7 + usage_counter.extra - (usage_counter.used - $6)) / $10)), ",
             "$7 + usage_counter.extra - (usage_counter.used - $6)), ",
@@ -132,7 +133,7 @@ pub async fn count(
         "insert into usage_counter (payer_kind, payer_id, feature, period_start, period_end, used, extra, last_grant, updated_at) \
          values ($1, $2, $3, $4, $5, $6, 0, 0, $7) \
          on conflict (payer_kind, payer_id, feature, period_start) do update set \
-           used = usage_counter.used + $6, updated_at = $7",
+           used = usage_counter.used + $6, period_end = $5, updated_at = $7",
     )
     .bind(key.kind.as_str())
     .bind(&key.payer_id)
@@ -146,34 +147,59 @@ pub async fn count(
     Ok(())
 }
 
-/// A payer's counter in one period.
+/// A payer's counter of one feature.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Counter {
     pub feature: String,
+    pub period: Period,
     pub used: i64,
     pub extra: i64,
 }
 
-/// The payer's counters of the period starting at `period_start`.
-pub async fn counters(
+/// The period of the payer's newest counter of the feature (by start), if it has one: where a
+/// plan switch or a moved end keeps counting (`billing::usage::counting_period`).
+pub async fn latest_period(pool: &AnyPool, key: &CounterKey) -> Result<Option<Period>, DbError> {
+    let row = sqlx::query(
+        "select period_start, period_end from usage_counter \
+         where payer_kind = $1 and payer_id = $2 and feature = $3 \
+         order by period_start desc limit 1",
+    )
+    .bind(key.kind.as_str())
+    .bind(&key.payer_id)
+    .bind(&key.feature)
+    .fetch_optional(pool)
+    .await?;
+    Ok(row.map(|r| Period {
+        start: r.get("period_start"),
+        end: r.get("period_end"),
+    }))
+}
+
+/// The payer's newest counter of each feature.
+pub async fn latest(
     pool: &AnyPool,
     kind: PayerKind,
     payer_id: &str,
-    period_start: i64,
 ) -> Result<Vec<Counter>, DbError> {
     let rows = sqlx::query(
-        "select feature, used, extra from usage_counter \
-         where payer_kind = $1 and payer_id = $2 and period_start = $3 order by feature",
+        "select c.feature, c.period_start, c.period_end, c.used, c.extra from usage_counter c \
+         where c.payer_kind = $1 and c.payer_id = $2 and c.period_start = ( \
+           select max(n.period_start) from usage_counter n \
+           where n.payer_kind = c.payer_kind and n.payer_id = c.payer_id and n.feature = c.feature) \
+         order by c.feature",
     )
     .bind(kind.as_str())
     .bind(payer_id)
-    .bind(period_start)
     .fetch_all(pool)
     .await?;
     Ok(rows
         .iter()
         .map(|r| Counter {
             feature: r.get("feature"),
+            period: Period {
+                start: r.get("period_start"),
+                end: r.get("period_end"),
+            },
             used: r.get("used"),
             extra: r.get("extra"),
         })

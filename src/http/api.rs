@@ -30,7 +30,18 @@ pub async fn premium_feature(
     State(state): State<AppState>,
     AuthUser(session): AuthUser,
 ) -> Result<Metered<Json<Value>>, ApiError> {
-    let d = state.entitlements().check(&session, "premium").await?;
+    let d = match state.entitlements().check(&session, "premium").await {
+        Ok(d) => d,
+        // Who pays cannot be read: a refusal this instance remembers still stands.
+        Err(e) => {
+            return Err(
+                match state.usage().refusal_from_memory(&session, "premium_api") {
+                    Some(meter) => crate::services::usage::UsageError::Limited(meter).into(),
+                    None => e.into(),
+                },
+            )
+        }
+    };
     if !d.allowed {
         return Err(ApiError::forbidden(d.reason));
     }

@@ -60,6 +60,12 @@ impl From<UsageError> for ApiError {
                 ));
                 err
             }
+            UsageError::PlanNotConfigured(_) => ApiError::new(
+                StatusCode::FORBIDDEN,
+                "plan_not_configured",
+                "your plan is not configured on this service yet, so its usage cannot be \
+                 metered; the operator has been told",
+            ),
             UsageError::Db(e) => e.into(),
         }
     }

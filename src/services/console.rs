@@ -12,7 +12,6 @@ use super::{reconcile::ReconcileError, usage::Payer, Inbox, InboxError, Reconcil
 use crate::{
     billing::{
         operator::{recently_verified, rfc3339, Action, AuditEntry, Outcome},
-        usage::period_at,
         Catalog, ItemState, PayerKind,
     },
     clerk_api::ClerkApiError,
@@ -240,17 +239,13 @@ impl Console {
             Ok(i) => i,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let period = period_at(
-            item.and_then(|i| i.period_start.zip(i.period_end)),
-            now_ms(),
-        );
-        let key = db::usage::CounterKey {
+        let payer = Payer {
             kind,
-            payer_id: id.to_string(),
-            feature: feature.to_string(),
+            id: id.to_string(),
         };
-        match db::usage::grant(&self.db.pool, &key, period, units as i64).await {
-            Ok(extra) => Outcome::Done(format!("{extra} extra until {}", rfc3339(period.end))),
+        let item_period = item.and_then(|i| i.period_start.zip(i.period_end));
+        match self.usage.grant(&payer, item_period, feature, units).await {
+            Ok((extra, end)) => Outcome::Done(format!("{extra} extra until {}", rfc3339(end))),
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }

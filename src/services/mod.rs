@@ -56,6 +56,7 @@ impl Services {
     pub async fn build(
         config: &Config,
         after_commit: Option<AfterCommit>,
+        clock: usage::Clock,
     ) -> anyhow::Result<Services> {
         let catalog = Arc::new(
             load_catalog(&config.plans_file)
@@ -71,12 +72,24 @@ impl Services {
             metrics.clone(),
         ));
         let mail_notify = Arc::new(Notify::new());
+        let api = match config
+            .clerk()
+            .and_then(|c| c.secret_key.as_ref().map(|k| (c, k)))
+        {
+            Some((clerk, key)) => Some(Arc::new(
+                ClerkApi::new(&clerk.api_url, key.clone(), metrics.clone())
+                    .context("building the Backend API client")?,
+            )),
+            None => None,
+        };
         let usage = Arc::new(Usage::new(
             db.clone(),
             catalog.clone(),
             metrics.clone(),
             mail_notify.clone(),
             format!("{}/pricing", config.app_url),
+            clock,
+            api.clone(),
         ));
         // A commit that changed subscription state empties the entitlement cache before its
         // deliveries are answered.
@@ -99,22 +112,14 @@ impl Services {
             on_commit,
         );
         let inbox = Arc::new(Inbox::new(db.clone(), writer, metrics.clone()));
-        let reconciler = match config
-            .clerk()
-            .and_then(|c| c.secret_key.as_ref().map(|k| (c, k)))
-        {
-            Some((clerk, key)) => {
-                let api = ClerkApi::new(&clerk.api_url, key.clone(), metrics.clone())
-                    .context("building the Backend API client")?;
-                Some(Arc::new(Reconciler::new(
-                    api,
-                    db.clone(),
-                    inbox.clone(),
-                    metrics.clone(),
-                )))
-            }
-            None => None,
-        };
+        let reconciler = api.map(|api| {
+            Arc::new(Reconciler::new(
+                api,
+                db.clone(),
+                inbox.clone(),
+                metrics.clone(),
+            ))
+        });
         Ok(Services {
             db,
             metrics,

@@ -105,7 +105,7 @@ impl Report {
 }
 
 pub struct Reconciler {
-    api: ClerkApi,
+    api: Arc<ClerkApi>,
     db: Db,
     inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
@@ -184,7 +184,7 @@ fn correction(
 }
 
 impl Reconciler {
-    pub fn new(api: ClerkApi, db: Db, inbox: Arc<Inbox>, metrics: Arc<Metrics>) -> Reconciler {
+    pub fn new(api: Arc<ClerkApi>, db: Db, inbox: Arc<Inbox>, metrics: Arc<Metrics>) -> Reconciler {
         Reconciler {
             api,
             db,

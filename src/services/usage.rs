@@ -9,7 +9,7 @@
 //! which is all a crash costs (at most `MAX_BLOCK` units per payer and feature it was serving).
 
 use std::{
-    collections::HashMap,
+    collections::{HashMap, HashSet},
     sync::{Arc, Mutex},
     time::Duration,
 };
@@ -19,19 +19,27 @@ use tokio::sync::Notify;
 use crate::{
     auth::Session,
     billing::{
-        usage::{self, alerts_due, allowance, period_at, Block, Period},
+        usage::{
+            self, alerts_due, allowance, counting_period, period_at, Block, Exhausted, Period,
+        },
         Catalog, Decision, Limit, PayerKind,
     },
+    clerk_api::ClerkApi,
     db::{
-        self, now_ms,
+        self,
         usage::{CounterKey, Grant, UNLIMITED},
         Db, DbError,
     },
     metrics::Metrics,
 };
 
+/// The clock usage reads (ms since the epoch): `db::now_ms`, or a test's.
+pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
+
 /// How often unspent units are given back, so another instance can spend them.
 pub const SETTLE_EVERY: Duration = Duration::from_secs(1);
+/// How long a counter refused at its limit is remembered unused.
+const FORGET_REFUSALS_MS: i64 = 60_000;
 
 /// Who pays for a unit: the payer whose plan opened the gate.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
@@ -78,6 +86,9 @@ pub enum UsageError {
     /// No units left this period: nothing was spent.
     #[error("the limit of {} is reached for this period", .0.feature)]
     Limited(Meter),
+    /// The plan that opened the gate is not in `PLANS_FILE`: nothing is known to meter by.
+    #[error("plan `{0}` is not configured in PLANS_FILE")]
+    PlanNotConfigured(String),
     #[error(transparent)]
     Db(#[from] DbError),
 }
@@ -106,6 +117,13 @@ struct Local {
     block: Option<Block>,
     next: Option<Block>,
     refilling: bool,
+    /// Whether `counting` was read from the database since this counter was made here.
+    resolved: bool,
+    /// The period of the payer's newest counter of this feature, as this instance last saw it:
+    /// what a plan switch or a moved end keeps counting in (`usage::counting_period`).
+    counting: Option<Period>,
+    /// The database's last "nothing left", answered from memory while fresh.
+    exhausted: Option<Exhausted>,
 }
 
 impl Local {
@@ -117,10 +135,10 @@ impl Local {
                 return Some((last, *b));
             }
         }
-        // Promoted only over a block with nothing of this period left to give back.
+        // Promoted only over a block with nothing of this counter left to give back.
         let spent_out = self
             .block
-            .is_none_or(|b| b.period != period || b.unspent() == 0);
+            .is_none_or(|b| !b.same_counter(period) || b.unspent() == 0);
         if spent_out && self.next.is_some_and(|n| serves(&n)) {
             self.block = self.next.take();
             let b = self.block.as_mut()?;
@@ -148,14 +166,32 @@ impl Local {
         })
     }
 
-    /// Units held here for `period`, in both blocks.
+    /// Units held here for the counter of `period`, in both blocks.
     fn held(&self, period: Period) -> u64 {
         [self.block, self.next]
             .iter()
             .flatten()
-            .filter(|b| b.period == period)
+            .filter(|b| b.same_counter(period))
             .map(Block::unspent)
             .sum()
+    }
+
+    /// The period a request whose item period is `current` counts in, once resolved.
+    fn counting(&self, current: Period) -> Option<Period> {
+        self.resolved
+            .then(|| counting_period(self.counting, current))
+    }
+
+    /// The remembered refusal for `period` and `limit`, if any (`fresh_at`: only one younger
+    /// than [`usage::REFUSAL_FRESH_MS`] at that time).
+    fn refusal(
+        &self,
+        period: Period,
+        limit: Option<u64>,
+        fresh_at: Option<i64>,
+    ) -> Option<Exhausted> {
+        self.exhausted
+            .filter(|e| e.covers(period, limit) && fresh_at.is_none_or(|now| e.fresh(now)))
     }
 }
 
@@ -185,11 +221,6 @@ struct Spent {
     refill: bool,
 }
 
-/// Spends from what this instance holds, without waiting for anything but the plain lock.
-fn spend(slot: &Counter, period: Period, limit: Option<u64>, units: u64) -> Option<Spent> {
-    slot.local().spend_to(period, limit, units)
-}
-
 /// A block from the database under the plan's `limit` (`None` unlimited), giving back `held`.
 async fn reserve(
     db: &Db,
@@ -214,12 +245,23 @@ async fn reserve(
 /// Counts of unlimited features not yet written, by counter and period.
 type Tally = HashMap<(CounterKey, Period), u64>;
 
+/// Who asked, for a refusal remembered by caller: the user, the active organization, the feature.
+type CallerKey = (String, Option<String>, String);
+
 pub struct Usage {
     db: Db,
     catalog: Arc<Catalog>,
     metrics: Arc<Metrics>,
     mail_notify: Arc<Notify>,
     pricing_url: String,
+    clock: Clock,
+    /// Where an alert's address comes from when no `user.*` event gave one.
+    clerk: Option<Arc<ClerkApi>>,
+    /// Plans Clerk named that `PLANS_FILE` lacks, logged once each.
+    unconfigured: Mutex<HashSet<String>>,
+    /// The counter each caller was last refused on: with the database unreachable, their next
+    /// request is still refused from memory (`refusal_from_memory`).
+    refused: Mutex<HashMap<CallerKey, CounterKey>>,
     blocks: Mutex<HashMap<CounterKey, Slot>>,
     /// Unlimited features are only counted: in memory, written every `SETTLE_EVERY` (a crash
     /// forgets at most that second's count; nothing is refused on it).
@@ -236,6 +278,8 @@ impl Usage {
         metrics: Arc<Metrics>,
         mail_notify: Arc<Notify>,
         pricing_url: String,
+        clock: Clock,
+        clerk: Option<Arc<ClerkApi>>,
     ) -> Usage {
         Usage {
             db,
@@ -243,22 +287,41 @@ impl Usage {
             metrics,
             mail_notify,
             pricing_url,
+            clock,
+            clerk,
+            unconfigured: Mutex::new(HashSet::new()),
+            refused: Mutex::new(HashMap::new()),
             blocks: Mutex::new(HashMap::new()),
             tally: Mutex::new(HashMap::new()),
             alerted: Mutex::new(HashMap::new()),
         }
     }
 
-    /// The plan's limit on `feature` (`None` unlimited); a plan this file does not define
-    /// allows none.
-    fn limit(&self, plan: Option<&str>, feature: &str) -> Option<u64> {
-        match plan
-            .and_then(|p| self.catalog.plan(p))
-            .map(|p| p.limit(feature))
-        {
-            Some(Limit::Unlimited) => None,
-            Some(Limit::Units(n)) => Some(n),
-            None => Some(0),
+    /// The plan's limit on `feature` (`None` unlimited). A plan Clerk named that this file does
+    /// not define is an error (logged once per plan): nothing is known to meter it by. No plan
+    /// at all allows none.
+    fn limit(&self, plan: Option<&str>, feature: &str) -> Result<Option<u64>, String> {
+        let Some(slug) = plan else {
+            return Ok(Some(0));
+        };
+        match self.catalog.plan(slug).map(|p| p.limit(feature)) {
+            Some(Limit::Unlimited) => Ok(None),
+            Some(Limit::Units(n)) => Ok(Some(n)),
+            None => {
+                let first = self
+                    .unconfigured
+                    .lock()
+                    .unwrap_or_else(|e| e.into_inner())
+                    .insert(slug.to_string());
+                if first {
+                    tracing::error!(
+                        plan = slug,
+                        "Clerk names a plan that PLANS_FILE does not define: its metered features \
+                         answer 403 plan_not_configured until it is added"
+                    );
+                }
+                Err(slug.to_string())
+            }
         }
     }
 
@@ -274,16 +337,18 @@ impl Usage {
         units: u64,
     ) -> Result<Meter, UsageError> {
         let units = units.max(1);
-        let now = now_ms();
+        let now = (self.clock)();
         let payer = Payer::of(session, decision);
-        let period = period_at(decision.period_start.zip(decision.period_end), now);
-        let limit = self.limit(decision.plan.as_deref(), feature);
+        let current = period_at(decision.period_start.zip(decision.period_end), now);
+        let limit = self
+            .limit(decision.plan.as_deref(), feature)
+            .map_err(UsageError::PlanNotConfigured)?;
         let key = CounterKey {
             kind: payer.kind,
             payer_id: payer.id.clone(),
             feature: feature.to_string(),
         };
-        let meter = |allowance: Option<u64>, remaining: Option<u64>| Meter {
+        let meter = |period: Period, allowance: Option<u64>, remaining: Option<u64>| Meter {
             feature: feature.to_string(),
             allowance,
             remaining,
@@ -295,45 +360,95 @@ impl Usage {
                 .tally
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .entry((key, period))
+                .entry((key, current))
                 .or_default() += units;
             self.consumed(feature, units);
-            return Ok(meter(None, None));
+            return Ok(meter(current, None, None));
         }
+        let caller: CallerKey = (
+            session.user_id.clone(),
+            session.org_id.clone(),
+            feature.to_string(),
+        );
         let slot = self.slot(&key);
-        let spent = match spend(&slot, period, limit, units) {
-            Some(spent) => spent,
-            None => {
-                // One request at a time asks the database; the others wait here and then
-                // spend what it brought.
-                let _refill = slot.refill.lock().await;
-                match spend(&slot, period, limit, units) {
-                    Some(spent) => spent,
-                    None => match self.reserve_now(&slot, &key, period, limit, units).await? {
-                        Some(spent) => spent,
-                        None => {
-                            let allowance = slot
-                                .local()
-                                .block
-                                .filter(|b| b.serves(period, limit))
-                                .map_or(limit, |b| b.allowance);
-                            self.metrics
-                                .usage_limited
-                                .with_label_values(&[feature])
-                                .inc();
-                            if let Some(a) = allowance {
-                                self.alert(session, &payer, decision, feature, period, a, a)
-                                    .await;
-                            }
-                            return Err(UsageError::Limited(meter(
-                                allowance,
-                                allowance.map(|_| 0),
-                            )));
+        let refused = |e: Exhausted| {
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .insert(caller.clone(), key.clone());
+            self.metrics
+                .usage_limited
+                .with_label_values(&[feature])
+                .inc();
+            UsageError::Limited(meter(e.period, e.allowance, e.allowance.map(|_| 0)))
+        };
+        // From memory: a spend, or a refusal the database gave less than a moment ago.
+        let fast = {
+            let mut l = slot.local();
+            match l.counting(current) {
+                Some(period) => match l.spend_to(period, limit, units) {
+                    Some(spent) => Ok((period, spent)),
+                    None => Err(l.refusal(period, limit, Some(now))),
+                },
+                None => Err(None),
+            }
+        };
+        let (period, spent) = match fast {
+            Ok(found) => found,
+            Err(Some(e)) => return Err(refused(e)),
+            Err(None) => {
+                // One request at a time asks the database. While one is asking, a refusal it
+                // gave before answers the others (a database that stopped answering cannot
+                // turn refusals into waits); without one they wait and spend what it brings.
+                let _refill = match slot.refill.try_lock() {
+                    Ok(guard) => guard,
+                    Err(_) => {
+                        let remembered = {
+                            let l = slot.local();
+                            l.counting(current).and_then(|p| l.refusal(p, limit, None))
+                        };
+                        if let Some(e) = remembered {
+                            return Err(refused(e));
                         }
-                    },
+                        slot.refill.lock().await
+                    }
+                };
+                match self
+                    .spend_or_reserve(&slot, &key, current, limit, units, now)
+                    .await
+                {
+                    Ok(Ok(found)) => found,
+                    Ok(Err(e)) => {
+                        if let Some(a) = e.allowance {
+                            self.alert(session, &payer, decision, feature, e.period, a, a)
+                                .await;
+                        }
+                        return Err(refused(e));
+                    }
+                    Err(err) => {
+                        // Nothing could be asked: a refusal remembered for this counter still
+                        // stands (refusing is always safe), asked again in a moment.
+                        let mut l = slot.local();
+                        let remembered =
+                            l.counting(current).and_then(|p| l.refusal(p, limit, None));
+                        return match remembered {
+                            Some(e) => {
+                                if let Some(x) = l.exhausted.as_mut() {
+                                    x.at = now;
+                                }
+                                drop(l);
+                                Err(refused(e))
+                            }
+                            None => Err(UsageError::Db(err)),
+                        };
+                    }
                 }
             }
         };
+        self.refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(&caller);
         if spent.refill {
             self.refill(slot.clone(), key, period, limit);
         }
@@ -342,13 +457,106 @@ impl Usage {
             self.alert(session, &payer, decision, feature, period, a, spent.last)
                 .await;
         }
-        Ok(meter(spent.block.allowance, spent.remaining))
+        Ok(meter(period, spent.block.allowance, spent.remaining))
+    }
+
+    /// With the refill lock held: the counting period resolved (from the database the first
+    /// time), then a spend from what another request just brought, a fresh refusal, or a new
+    /// block. `Ok(Err(_))` is the database's "nothing left", remembered.
+    async fn spend_or_reserve(
+        &self,
+        slot: &Counter,
+        key: &CounterKey,
+        current: Period,
+        limit: Option<u64>,
+        units: u64,
+        now: i64,
+    ) -> Result<Result<(Period, Spent), Exhausted>, DbError> {
+        let resolved = slot.local().resolved;
+        if !resolved {
+            let last = db::usage::latest_period(&self.db.pool, key).await?;
+            let mut l = slot.local();
+            if !l.resolved {
+                l.counting = last;
+                l.resolved = true;
+            }
+        }
+        let period = {
+            let mut l = slot.local();
+            let period = counting_period(l.counting, current);
+            if let Some(spent) = l.spend_to(period, limit, units) {
+                return Ok(Ok((period, spent)));
+            }
+            if let Some(e) = l.refusal(period, limit, Some(now)) {
+                return Ok(Err(e));
+            }
+            period
+        };
+        let spent = self.reserve_now(slot, key, period, limit, units).await?;
+        let mut l = slot.local();
+        l.counting = Some(period);
+        Ok(match spent {
+            Some(spent) => {
+                l.exhausted = None;
+                Ok((period, spent))
+            }
+            None => {
+                let e = Exhausted {
+                    period,
+                    limit,
+                    allowance: l
+                        .block
+                        .filter(|b| b.serves(period, limit))
+                        .map_or(limit, |b| b.allowance),
+                    at: now,
+                };
+                l.exhausted = Some(e);
+                Err(e)
+            }
+        })
+    }
+
+    /// A refusal this instance remembers for the caller's last refused counter of `feature`,
+    /// whatever its age: what a metered request is answered when the database cannot be asked
+    /// who pays (a refusal is always safe; an answer never comes from it).
+    pub fn refusal_from_memory(&self, session: &Session, feature: &str) -> Option<Meter> {
+        let caller: CallerKey = (
+            session.user_id.clone(),
+            session.org_id.clone(),
+            feature.to_string(),
+        );
+        let key = self
+            .refused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&caller)
+            .cloned()?;
+        let slot = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned()?;
+        let e = slot.local().exhausted?;
+        let now = (self.clock)();
+        self.metrics
+            .usage_limited
+            .with_label_values(&[feature])
+            .inc();
+        Some(Meter {
+            feature: feature.to_string(),
+            allowance: e.allowance,
+            remaining: e.allowance.map(|_| 0),
+            period: e.period,
+            reset_secs: e.period.seconds_left(now),
+        })
     }
 
     /// Reserves a block now (the caller holds the refill lock), giving back in the same step
-    /// the units of this period still held here (a plan change within the period). They are
-    /// taken out of the counter first, so that no request spends what is being given back, and
-    /// put back if the database refuses or fails.
+    /// the units of this counter still held here (a plan change, or an end that moved, within
+    /// the period). They are taken out of the counter first, so that no request spends what is
+    /// being given back, and put back if the database refuses or fails. Units held for another
+    /// counter (the period before a renewal) go back to theirs.
     async fn reserve_now(
         &self,
         slot: &Counter,
@@ -361,12 +569,12 @@ impl Usage {
             let mut l = slot.local();
             (l.block.take(), l.next.take())
         };
-        let held = Local {
+        let old = Local {
             block: old_block,
             next: old_next,
-            refilling: false,
-        }
-        .held(period);
+            ..Local::default()
+        };
+        let held = old.held(period);
         let restore = |slot: &Counter| {
             let mut l = slot.local();
             if l.block.is_none() && l.next.is_none() {
@@ -385,6 +593,16 @@ impl Usage {
                 return Err(e);
             }
         };
+        for b in [old_block, old_next]
+            .into_iter()
+            .flatten()
+            .filter(|b| !b.same_counter(period) && b.unspent() > 0)
+        {
+            let units = i64::try_from(b.unspent()).unwrap_or(0);
+            if let Err(e) = db::usage::give_back(&self.db.pool, key, b.period.start, units).await {
+                tracing::warn!(error = %e, "units of an earlier period could not go back");
+            }
+        }
         let mut l = slot.local();
         l.block = Some(new_block(period, limit, grant));
         // Nothing else wrote the counter meanwhile: refills only fill `next` beside a block
@@ -438,13 +656,15 @@ impl Usage {
             map.get(key).cloned()
         };
         let held = slot.map_or(0, |s| s.local().held(period));
+        // Unlimited counts not yet written are this period's (the tally is written every second).
         let counted = self
             .tally
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&(key.clone(), period))
-            .copied()
-            .unwrap_or(0);
+            .iter()
+            .filter(|((k, _), _)| k == key)
+            .map(|(_, n)| *n)
+            .sum();
         (held, counted)
     }
 
@@ -452,7 +672,7 @@ impl Usage {
     /// features (every `SETTLE_EVERY`, and at shutdown), so that another instance can spend
     /// what this one holds. A counter being refilled is left for next time.
     pub async fn settle(&self) -> Result<(), DbError> {
-        let now = now_ms();
+        let now = (self.clock)();
         self.alerted
             .lock()
             .unwrap_or_else(|e| e.into_inner())
@@ -462,27 +682,37 @@ impl Usage {
             tally.drain().collect()
         };
         let mut failed = None;
-        for ((key, period), n) in counts {
+        for ((key, current), n) in counts {
             let units = i64::try_from(n).unwrap_or(i64::MAX);
-            if let Err(e) = db::usage::count(&self.db.pool, &key, period, units).await {
+            // Counted where a limited feature would be: a plan switch keeps the count.
+            let written = match db::usage::latest_period(&self.db.pool, &key).await {
+                Ok(last) => {
+                    let period = counting_period(last, current);
+                    db::usage::count(&self.db.pool, &key, period, units).await
+                }
+                Err(e) => Err(e),
+            };
+            if let Err(e) = written {
                 *self
                     .tally
                     .lock()
                     .unwrap_or_else(|e| e.into_inner())
-                    .entry((key, period))
+                    .entry((key, current))
                     .or_default() += n;
                 failed = Some(e);
             }
         }
         let slots: Vec<(CounterKey, Slot)> = {
             let mut map = self.blocks.lock().unwrap_or_else(|e| e.into_inner());
-            // Forget counters nobody is using and nothing is held for.
+            // Forget counters nobody is using, nothing is held for and no refusal was given
+            // for in the last minute.
             map.retain(|_, slot| {
                 let l = slot.local();
                 Arc::strong_count(slot) > 1
                     || l.refilling
                     || l.next.is_some()
                     || l.block.is_some_and(|b| b.unspent() > 0)
+                    || l.exhausted.is_some_and(|e| now - e.at < FORGET_REFUSALS_MS)
             });
             map.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
@@ -518,22 +748,25 @@ impl Usage {
     }
 
     /// What `payer` used this period, for `GET /api/usage` and `plangate usage`: every metered
-    /// feature, under the limits of `plan`.
+    /// feature, under the limits of `plan`, in the period its units count in.
     pub async fn report(
         &self,
         payer: Payer,
         plan: Option<&str>,
         item_period: Option<(i64, i64)>,
     ) -> Result<Report, DbError> {
-        let period = period_at(item_period, now_ms());
-        let counters =
-            db::usage::counters(&self.db.pool, payer.kind, &payer.id, period.start).await?;
+        let current = period_at(item_period, (self.clock)());
+        let counters = db::usage::latest(&self.db.pool, payer.kind, &payer.id).await?;
+        let newest = counters.iter().map(|c| c.period).max_by_key(|p| p.start);
+        let period = counting_period(newest, current);
         let features = self
             .catalog
             .metered_features()
             .into_iter()
             .map(|feature| {
-                let counter = counters.iter().find(|c| c.feature == feature);
+                let counter = counters
+                    .iter()
+                    .find(|c| c.feature == feature && c.period.start == period.start);
                 let key = CounterKey {
                     kind: payer.kind,
                     payer_id: payer.id.clone(),
@@ -545,6 +778,7 @@ impl Usage {
                 let handed_out = handed_out + counted;
                 let a = self
                     .limit(plan, feature)
+                    .unwrap_or(Some(0))
                     .map(|l| allowance(Limit::Units(l), granted))
                     .unwrap_or(None);
                 FeatureUsage {
@@ -560,6 +794,30 @@ impl Usage {
             period,
             features,
         })
+    }
+
+    /// Adds `units` of `feature` to what `payer` may use in the period its units count in now
+    /// (an operator's grant): every instance sees it at its next look at the database, a payer
+    /// refused at the limit within [`usage::REFUSAL_FRESH_MS`]. The units granted so far this
+    /// period and the period's end.
+    pub async fn grant(
+        &self,
+        payer: &Payer,
+        item_period: Option<(i64, i64)>,
+        feature: &str,
+        units: u64,
+    ) -> Result<(i64, i64), DbError> {
+        let key = CounterKey {
+            kind: payer.kind,
+            payer_id: payer.id.clone(),
+            feature: feature.to_string(),
+        };
+        let current = period_at(item_period, (self.clock)());
+        let last = db::usage::latest_period(&self.db.pool, &key).await?;
+        let period = counting_period(last, current);
+        let units = i64::try_from(units.min(usage::MAX_UNITS)).unwrap_or(0);
+        let extra = db::usage::grant(&self.db.pool, &key, period, units).await?;
+        Ok((extra, period.end))
     }
 
     /// Queues the 80 % and 100 % mails due once unit `last` of `allowance` is spent: one per
@@ -589,7 +847,8 @@ impl Usage {
                 .queue_alert(&id, session, decision, feature, period, allowance, pct)
                 .await
             {
-                Ok(()) => {
+                Ok(false) => {}
+                Ok(true) => {
                     self.alerted
                         .lock()
                         .unwrap_or_else(|e| e.into_inner())
@@ -611,16 +870,26 @@ impl Usage {
         period: Period,
         allowance: u64,
         pct: u8,
-    ) -> Result<(), DbError> {
-        let mut conn = self.db.conn().await?;
+    ) -> Result<bool, DbError> {
         // The payer's address; for an organization, the member whose request crossed the line.
-        let Some(to) = db::users::get(&mut conn, &session.user_id)
-            .await?
-            .and_then(|u| u.email)
-        else {
-            tracing::warn!(user = %session.user_id, "usage alert but no address to mail");
-            return Ok(());
+        let stored = {
+            let mut conn = self.db.conn().await?;
+            db::users::get(&mut conn, &session.user_id)
+                .await?
+                .and_then(|u| u.email)
         };
+        let to = match stored {
+            Some(to) => to,
+            None => match self.primary_address(&session.user_id).await {
+                Some(to) => to,
+                None => {
+                    // Not queued: the next unit spent asks again.
+                    tracing::warn!(user = %session.user_id, "usage alert but no address to mail");
+                    return Ok(false);
+                }
+            },
+        };
+        let mut conn = self.db.conn().await?;
         let plan = decision
             .plan
             .as_deref()
@@ -630,7 +899,22 @@ impl Usage {
         if db::outbox::enqueue(&mut conn, id, &to, &subject, &body).await? {
             self.mail_notify.notify_one();
         }
-        Ok(())
+        Ok(true)
+    }
+}
+
+impl Usage {
+    /// The user's primary address from Clerk's Backend API (`GET /v1/users/{id}`), when a key
+    /// is configured: for a member no `user.*` event has told about yet.
+    async fn primary_address(&self, user_id: &str) -> Option<String> {
+        let api = self.clerk.as_ref()?;
+        match api.user_primary_email(user_id).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(user = %user_id, error = %e, "the Backend API did not give the user's address");
+                None
+            }
+        }
     }
 }
 

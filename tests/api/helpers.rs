@@ -480,6 +480,8 @@ pub struct BackendApi {
     pub plans: Arc<Mutex<Vec<(String, Value)>>>,
     /// Every request as (method, path and query, body).
     pub calls: Arc<Mutex<Vec<(String, String, String)>>>,
+    /// User id → its `GET /v1/users/{id}` answer.
+    pub users: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
 
 /// Responses a stand-in answers first: (status, `Retry-After` seconds).
@@ -497,23 +499,26 @@ pub async fn backend_api() -> BackendApi {
     let script: Script = Default::default();
     let plans: Arc<Mutex<Vec<(String, Value)>>> = Default::default();
     let calls: Arc<Mutex<Vec<(String, String, String)>>> = Default::default();
-    let (r, i, s, sc, pl, ca) = (
+    let users: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
+    let (r, i, s, sc, pl, ca, us) = (
         requests.clone(),
         items.clone(),
         subscriptions.clone(),
         script.clone(),
         plans.clone(),
         calls.clone(),
+        users.clone(),
     );
     let app =
         Router::new().fallback(move |req: Request| {
-            let (r, i, s, sc, pl, ca) = (
+            let (r, i, s, sc, pl, ca, us) = (
                 r.clone(),
                 i.clone(),
                 s.clone(),
                 sc.clone(),
                 pl.clone(),
                 ca.clone(),
+                us.clone(),
             );
             async move {
                 let uri = req.uri().clone();
@@ -580,6 +585,14 @@ pub async fn backend_api() -> BackendApi {
                     }
                     _ => {}
                 }
+                if let ["", "v1", "users", id] = parts[..] {
+                    return match us.lock().unwrap().get(id) {
+                        Some(user) => Json(user.clone()).into_response(),
+                        None => {
+                            (StatusCode::NOT_FOUND, Json(json!({"errors": []}))).into_response()
+                        }
+                    };
+                }
                 if let ["", "v1", "users" | "organizations", id, "billing", "subscription"] =
                     parts[..]
                 {
@@ -604,6 +617,7 @@ pub async fn backend_api() -> BackendApi {
         script,
         plans,
         calls,
+        users,
     }
 }
 

@@ -57,6 +57,27 @@ plans = ["u:pro", "u:business", "u:scale", "u:max", "o:team"]
 }
 
 async fn metered_app(dir: &TempDir, extra: Vec<(&'static str, String)>) -> TestApp {
+    metered_app_at(dir, extra, None).await
+}
+
+/// A clock for usage and background work that a test can move ahead (ms added to now).
+fn movable_clock() -> (
+    plangate::startup::Clock,
+    std::sync::Arc<std::sync::atomic::AtomicI64>,
+) {
+    let ahead = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let a = ahead.clone();
+    let clock: plangate::startup::Clock = std::sync::Arc::new(move || {
+        plangate::db::now_ms() + a.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    (clock, ahead)
+}
+
+async fn metered_app_at(
+    dir: &TempDir,
+    extra: Vec<(&'static str, String)>,
+    clock: Option<plangate::startup::Clock>,
+) -> TestApp {
     spawn_with(Options {
         extra: [
             vec![
@@ -66,6 +87,7 @@ async fn metered_app(dir: &TempDir, extra: Vec<(&'static str, String)>) -> TestA
             extra,
         ]
         .concat(),
+        clock,
         ..Default::default()
     })
     .await
@@ -264,7 +286,8 @@ async fn every_metered_answer_counts_down_in_its_headers() {
 #[tokio::test]
 async fn a_renewal_starts_from_zero_and_an_upgrade_keeps_what_was_used() {
     let dir = TempDir::new("plangate-usage-");
-    let app = metered_app(&dir, vec![]).await;
+    let (clock, ahead) = movable_clock();
+    let app = metered_app_at(&dir, vec![], Some(clock)).await;
     let t = now() * 1000;
     let (start, end) = (t - 1000, t + 3_600_000);
     subscribe(
@@ -299,11 +322,19 @@ async fn a_renewal_starts_from_zero_and_an_upgrade_keeps_what_was_used() {
         json!({"limit": 50, "used": 80, "remaining": 0})
     );
 
-    // A renewal: the next period starts from zero.
-    let next = item_on("pro", "csub_item_u3", "user_u3", t + 10, t, t + 7_200_000);
+    // A renewal: the next period, starting where the counted one ends, starts from zero.
+    let next = item_on(
+        "pro",
+        "csub_item_u3",
+        "user_u3",
+        t + 10,
+        end,
+        end + 3_600_000,
+    );
     subscribe(&app, &next).await;
+    ahead.store(end - t + 1_000, std::sync::atomic::Ordering::SeqCst);
     let u = usage(&app, &token).await;
-    assert_eq!(u["period_start"].as_i64(), Some(t));
+    assert_eq!(u["period_start"].as_i64(), Some(end));
     assert_eq!(
         u["features"]["premium_api"],
         json!({"limit": 50, "used": 0, "remaining": 50})
@@ -562,4 +593,260 @@ async fn two_instances_on_one_postgresql_never_spend_more_than_the_limit_between
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let second = burst(&[&a, &b], &token, 100).await;
     assert_eq!(served + count(&second, 200), 50, "{first:?} {second:?}");
+}
+
+/// A payer's used units, as `/api/usage` says.
+async fn used(app: &TestApp, token: &str) -> Value {
+    usage(app, token).await["features"]["premium_api"].clone()
+}
+
+#[tokio::test]
+async fn an_end_that_moves_costs_only_the_units_requests_spent() {
+    let dir = TempDir::new("plangate-usage-");
+    let app = metered_app(&dir, vec![]).await;
+    let t = now() * 1000;
+    let start = t - 1000;
+    let mut trial = item_on("scale", "csub_item_m1", "user_m1", t, start, t + 3_600_000);
+    trial["data"]["is_free_trial"] = json!(true);
+    subscribe(&app, &trial).await;
+    let token = token_of("user_m1");
+    assert_eq!(count(&burst(&[&app], &token, 2).await, 200), 2);
+    assert_eq!(used(&app, &token).await["used"], 2);
+
+    // The trial is extended: same start, a later end. The units this instance held under the
+    // old end go back; only the requests count.
+    let mut extended = item_on(
+        "scale",
+        "csub_item_m1",
+        "user_m1",
+        t + 5,
+        start,
+        t + 7_200_000,
+    );
+    extended["data"]["is_free_trial"] = json!(true);
+    subscribe(&app, &extended).await;
+    assert_eq!(count(&burst(&[&app], &token, 1).await, 200), 1);
+    let u = used(&app, &token).await;
+    assert_eq!(u, json!({"limit": 2000, "used": 3, "remaining": 1997}));
+    let usage = usage(&app, &token).await;
+    assert_eq!(usage["period_end"].as_i64(), Some(t + 7_200_000), "{usage}");
+    // And what the database counts once everything held is given back.
+    app.state.usage().settle().await.unwrap();
+    let mut conn = app.db.pool.acquire().await.unwrap();
+    let rows: Vec<(i64, i64)> = sqlx::query_as::<_, (i64, i64)>(
+        "select period_start, used from usage_counter where payer_id = 'user_m1'",
+    )
+    .fetch_all(&mut *conn)
+    .await
+    .unwrap();
+    assert_eq!(rows, vec![(start, 3)]);
+}
+
+#[tokio::test]
+async fn switching_plans_up_and_back_never_yields_a_fresh_allowance() {
+    let dir = TempDir::new("plangate-usage-");
+    let app = metered_app(&dir, vec![]).await;
+    let t = now() * 1000;
+    let end = t + 3_600_000;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_s1", "user_s1", t - 20, t - 1000, end),
+    )
+    .await;
+    let token = token_of("user_s1");
+    let mut served = count(&burst(&[&app], &token, 60).await, 200);
+    assert_eq!(served, 50);
+
+    // Up to Business: a new item with a new period; the old one ends.
+    let mut old = item_event(
+        "subscriptionItem.ended",
+        "ended",
+        "csub_item_s1",
+        "user_s1",
+        t - 10,
+    );
+    old["data"]["plan"]["slug"] = json!("pro");
+    subscribe(&app, &old).await;
+    subscribe(
+        &app,
+        &item_on(
+            "business",
+            "csub_item_s2",
+            "user_s1",
+            t - 9,
+            t - 500,
+            end + 1000,
+        ),
+    )
+    .await;
+    let up = burst(&[&app], &token, 60).await;
+    assert_eq!(count(&up, 200), 30, "80 less the 50 used: {up:?}");
+    served += count(&up, 200);
+
+    // And back to Pro: a third item, its own period. Nothing more until a renewal.
+    let mut ended = item_event(
+        "subscriptionItem.ended",
+        "ended",
+        "csub_item_s2",
+        "user_s1",
+        t - 5,
+    );
+    ended["data"]["plan"]["slug"] = json!("business");
+    subscribe(&app, &ended).await;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_s3", "user_s1", t - 4, t - 100, end + 2000),
+    )
+    .await;
+    let back = burst(&[&app], &token, 30).await;
+    assert_eq!(count(&back, 200), 0, "{back:?}");
+    assert_eq!(count(&back, 429), 30);
+    let u = used(&app, &token).await;
+    assert_eq!(
+        u["used"].as_u64(),
+        Some(served as u64),
+        "used equals the 200s: {u}"
+    );
+    assert_eq!(u["limit"], 50);
+}
+
+/// The plan file says nothing of `enterprise`; Clerk's token names it and its features open
+/// the gate.
+#[tokio::test]
+async fn a_plan_missing_from_the_file_is_refused_as_not_configured_not_metered_at_zero() {
+    let app = spawn_app().await;
+    let token = sign_token(
+        &keys().0,
+        &with(
+            with(claims("user_pn"), "pla", json!("u:enterprise")),
+            "fea",
+            json!("u:premium_dashboard,u:premium_api"),
+        ),
+    );
+    for _ in 0..2 {
+        let r = app.get_with_token("/api/premium-feature", &token).await;
+        assert_eq!(r.status(), 403);
+        assert!(r.headers().get("retry-after").is_none());
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "plan_not_configured", "{body}");
+    }
+}
+
+#[tokio::test]
+async fn an_alert_for_a_member_without_a_stored_address_asks_the_backend_api() {
+    let dir = TempDir::new("plangate-usage-");
+    let sink = smtp_sink().await;
+    let api = backend_api().await;
+    api.users.lock().unwrap().insert(
+        "user_na".into(),
+        json!({
+            "object": "user", "id": "user_na", "primary_email_address_id": "idn_2",
+            "email_addresses": [
+                {"id": "idn_1", "email_address": "old@example.com"},
+                {"id": "idn_2", "email_address": "na@example.com"}
+            ]
+        }),
+    );
+    let app = metered_app(
+        &dir,
+        vec![
+            ("SMTP_URL", format!("smtp://127.0.0.1:{}", sink.port)),
+            ("CLERK_SECRET_KEY", SECRET_KEY.into()),
+            ("CLERK_API_URL", api.url.clone()),
+            ("RECONCILE_INTERVAL_SECS", "0".into()),
+        ],
+    )
+    .await;
+    let t = now() * 1000;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_na", "user_na", t, t - 1000, t + 3_600_000),
+    )
+    .await;
+    let token = token_of("user_na");
+    assert_eq!(count(&burst(&[&app], &token, 40).await, 200), 40);
+    app.mail_drained().await;
+    let m = sink.messages.lock().unwrap().clone();
+    assert_eq!(m.len(), 1, "{m:?}");
+    assert!(
+        m[0].contains("na@example.com") && m[0].contains("80%"),
+        "{}",
+        m[0]
+    );
+    assert!(!m[0].contains("old@example.com"), "the primary address");
+    assert!(api.paths().iter().any(|p| p == "/v1/users/user_na"));
+}
+
+/// Refusals at the limit are answered from memory: with the database gone they still come
+/// (on SQLite; with `TEST_DATABASE_URL`, on two PostgreSQL instances). A grant is seen within
+/// a second first.
+#[tokio::test]
+async fn refusals_at_the_limit_come_from_memory_even_with_the_database_gone() {
+    let dir = TempDir::new("plangate-usage-refuse-");
+    let two = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
+    let db = test_database_url(&dir).await;
+    let plans = metered_plans(&dir);
+    let spawn = || {
+        let (db, plans) = (db.clone(), plans.clone());
+        let dir = dir.to_path_buf();
+        async move {
+            spawn_with(Options {
+                reuse: Some((db, dir)),
+                extra: vec![("PLANS_FILE", plans)],
+                ..Default::default()
+            })
+            .await
+        }
+    };
+    let a = spawn().await;
+    let b = if two { Some(spawn().await) } else { None };
+    let apps: Vec<&TestApp> = std::iter::once(&a).chain(b.as_ref()).collect();
+    let t = now() * 1000;
+    subscribe(
+        &a,
+        &item_on("pro", "csub_item_r1", "user_r1", t, t - 1000, t + 3_600_000),
+    )
+    .await;
+    let token = token_of("user_r1");
+    assert_eq!(count(&burst(&apps, &token, 80).await, 200), 50);
+    // Every instance has been refused once since.
+    for app in &apps {
+        assert_eq!(premium_status_token(app, &token).await, 429);
+    }
+
+    // An operator grants 3 more: every instance sees them within a second, and no more.
+    a.state
+        .usage()
+        .grant(
+            &plangate::services::usage::Payer {
+                kind: plangate::billing::PayerKind::User,
+                id: "user_r1".into(),
+            },
+            Some((t - 1000, t + 3_600_000)),
+            "premium_api",
+            3,
+        )
+        .await
+        .unwrap();
+    let mut granted = 0;
+    let deadline = std::time::Instant::now() + Duration::from_millis(1500);
+    while granted < 3 && std::time::Instant::now() < deadline {
+        granted += count(&burst(&apps, &token, 2).await, 200);
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
+    assert_eq!(granted, 3, "the grant is seen within a second");
+    assert_eq!(count(&burst(&apps, &token, 20).await, 429), 20);
+
+    // The database stops answering: refusals still come, from memory, on every instance.
+    for app in &apps {
+        app.db.pool.close().await;
+    }
+    for _ in 0..3 {
+        let statuses = burst(&apps, &token, 30).await;
+        assert_eq!(count(&statuses, 429), 30, "{statuses:?}");
+        tokio::time::sleep(Duration::from_millis(400)).await;
+    }
+    let r = a.get_with_token("/api/premium-feature", &token).await;
+    assert_eq!(r.headers().get("ratelimit-remaining").unwrap(), "0");
+    assert_eq!(r.headers().get("ratelimit-limit").unwrap(), "53");
 }
