@@ -37,6 +37,34 @@ pub enum AuthError {
     NoSession,
     #[error("session pending")]
     Pending,
+    #[error("not a session token (JWT template or machine category)")]
+    Category,
+}
+
+/// Clerk's token categories (the JOSE header's `cat`): only a session token, or a token of the
+/// category Clerk says to ignore, may be a session. A JWT template (`cl_B7d4PD222AAA`) or machine
+/// token (`cl_B7d4PD333AAA`) is signed by the same instance and may carry `sid`: never a session.
+pub const SESSION_CATEGORIES: [&str; 2] = ["cl_B7d4PD111AAA", "cl_I7d4PD111III"];
+
+/// Whether the token's header names no category, or a session's. Anything else (another
+/// category, a `cat` that is not a string, a header that is not JSON) is not a session.
+pub fn session_category(token: &str) -> bool {
+    use base64::Engine;
+    let Some(header) = token.split('.').next() else {
+        return false;
+    };
+    let Ok(bytes) = base64::engine::general_purpose::URL_SAFE_NO_PAD.decode(header) else {
+        return false;
+    };
+    let Ok(serde_json::Value::Object(h)) = serde_json::from_slice::<serde_json::Value>(&bytes)
+    else {
+        return false;
+    };
+    match h.get("cat") {
+        None => true,
+        Some(serde_json::Value::String(c)) => SESSION_CATEGORIES.contains(&c.as_str()),
+        Some(_) => false,
+    }
 }
 
 impl AuthError {
@@ -116,6 +144,9 @@ impl TokenVerifier {
         now_secs: i64,
     ) -> Result<(Session, i64), AuthError> {
         let (key, mut validation) = self.signed_by_instance(token, Typ::Required).await?;
+        if !session_category(token) {
+            return Err(AuthError::Category);
+        }
         validation.set_issuer(&[&self.issuer]);
         validation.set_required_spec_claims(&["exp", "iat", "iss", "sub"]);
         let claims = decode::<Claims>(token, &key, &validation)

@@ -28,8 +28,10 @@ pub async fn me(
 /// Gated by `premium`, metered by `premium_api`: one unit per `200` (README, "Usage limits").
 pub async fn premium_feature(
     State(state): State<AppState>,
+    headers: axum::http::HeaderMap,
     AuthUser(session): AuthUser,
 ) -> Result<Metered<Json<Value>>, ApiError> {
+    super::guard::spend_intent(&headers, &state.config().app_url)?;
     let d = match state.entitlements().check(&session, "premium").await {
         Ok(d) => d,
         // Who pays cannot be read: a refusal this instance remembers still stands.

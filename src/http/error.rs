@@ -95,3 +95,54 @@ pub fn too_many(retry_after_secs: u64) -> Response {
         .insert(header::RETRY_AFTER, HeaderValue::from(retry_after_secs));
     r
 }
+
+/// The code and words of an `/api/…` refusal that no handler wrote (the router's `405`, the
+/// body limit's `413`, the timeout's `408`, …), by status.
+fn code_of(status: StatusCode) -> (&'static str, &'static str) {
+    match status.as_u16() {
+        400 => ("bad_request", "the request could not be read"),
+        401 => ("unauthorized", "a valid session token is required"),
+        403 => ("forbidden", "not allowed"),
+        404 => ("not_found", "no such route"),
+        405 => ("method_not_allowed", "this route does not take that method"),
+        408 => ("timeout", "the request did not arrive in time"),
+        413 => ("too_large", "the request body is too large"),
+        415 => (
+            "unsupported_media_type",
+            "the request body is not of a type this route takes",
+        ),
+        422 => ("unprocessable", "the request could not be applied"),
+        429 => ("rate_limited", "too many requests; retry later"),
+        s if s >= 500 => ("unavailable", "temporarily unavailable, retry later"),
+        _ => ("error", "the request was refused"),
+    }
+}
+
+/// Every `/api/…` refusal is JSON (README, "Security model"): an error answer under `/api/`
+/// whose body is not JSON already (empty, plain text) is replaced by `{"error":{"code","message"}}`
+/// for its status, its other headers (`Allow`, `Retry-After`) kept.
+pub async fn api_errors_as_json(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let api = req.uri().path().starts_with("/api/") || req.uri().path() == "/api";
+    let r = next.run(req).await;
+    let status = r.status();
+    let json = r
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|c| c.starts_with("application/json"));
+    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+        return r;
+    }
+    let (mut parts, _) = r.into_parts();
+    let (code, message) = code_of(status);
+    let body = json!({"error": {"code": code, "message": message}}).to_string();
+    parts.headers.remove(header::CONTENT_LENGTH);
+    parts.headers.insert(
+        header::CONTENT_TYPE,
+        HeaderValue::from_static("application/json"),
+    );
+    Response::from_parts(parts, axum::body::Body::from(body))
+}

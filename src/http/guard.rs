@@ -81,6 +81,38 @@ pub fn same_origin(headers: &HeaderMap, app_origin: &str) -> bool {
     }
 }
 
+/// Spending needs intent (README, "Security model"): a metered call authenticated by the
+/// session *cookie* must come from the app's own pages: neither `Sec-Fetch-Site` saying another
+/// site (`cross-site`, or `same-site`: a sibling subdomain) nor an `Origin` other than
+/// `APP_URL`'s. A Bearer token (it comes first when both are sent) is intent enough.
+pub fn spend_intent(headers: &HeaderMap, app_origin: &str) -> Result<(), ApiError> {
+    if headers.contains_key(header::AUTHORIZATION) {
+        return Ok(());
+    }
+    let get = |name: header::HeaderName| headers.get(name).and_then(|v| v.to_str().ok());
+    let other_site = matches!(
+        get(header::HeaderName::from_static("sec-fetch-site")),
+        Some("cross-site" | "same-site")
+    );
+    let other_origin = headers.contains_key(header::ORIGIN)
+        && !get(header::ORIGIN)
+            .and_then(normalized_origin)
+            .is_some_and(|o| Some(o) == normalized_origin(app_origin));
+    if other_site || other_origin {
+        tracing::warn!("a cookie-authenticated spend from another site refused");
+        return Err(ApiError::new(
+            StatusCode::FORBIDDEN,
+            "cross_site",
+            format!(
+                "a metered call with the session cookie must come from the app's own pages at {}; \
+                 programs send the token as a Bearer",
+                app_origin
+            ),
+        ));
+    }
+    Ok(())
+}
+
 fn is_safe(method: &Method) -> bool {
     matches!(
         *method,

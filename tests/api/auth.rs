@@ -196,6 +196,54 @@ async fn the_session_cookie_and_its_suffixed_form_are_read() {
     }
 }
 
+/// Clerk's JOSE header `cat`: a JWT-template or machine token signed by the instance is never a
+/// session, whatever it carries (`sid` included), by Bearer or by cookie.
+#[tokio::test]
+async fn template_and_machine_tokens_are_not_sessions_by_header_or_cookie() {
+    let app = spawn_app().await;
+    let signed = |cat: Option<Value>| {
+        let mut header = json!({"alg": "RS256", "typ": "JWT", "kid": keys().0.kid});
+        if let Some(c) = cat {
+            header["cat"] = c;
+        }
+        keys()
+            .0
+            .sign_with_header(&header, &pro("user_cat"))
+            .unwrap()
+    };
+    let cookie = |token: &str| {
+        app.client
+            .get(app.url("/api/premium-feature"))
+            .header("cookie", format!("__session={token}"))
+            .send()
+    };
+    for ok in [
+        None,
+        Some(json!("cl_B7d4PD111AAA")),
+        Some(json!("cl_I7d4PD111III")),
+    ] {
+        let token = signed(ok.clone());
+        assert_eq!(premium_status_token(&app, &token).await, 200, "{ok:?}");
+        assert_eq!(cookie(&token).await.unwrap().status(), 200, "{ok:?}");
+    }
+    for refused in [
+        json!("cl_B7d4PD222AAA"),
+        json!("cl_B7d4PD333AAA"),
+        json!("cl_b7d4pd111aaa"),
+        json!(" cl_B7d4PD111AAA"),
+        json!(""),
+        json!(null),
+        json!(["cl_B7d4PD111AAA"]),
+        json!(111),
+    ] {
+        let token = signed(Some(refused.clone()));
+        assert_eq!(premium_status_token(&app, &token).await, 401, "{refused}");
+        assert_eq!(cookie(&token).await.unwrap().status(), 401, "{refused}");
+        let me = app.get_with_token("/api/me", &token).await;
+        assert_eq!(me.status(), 401, "{refused}");
+    }
+}
+
 #[tokio::test]
 async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_kids() {
     let jwks = jwks_server(vec![keys().0.jwk.clone()]).await;

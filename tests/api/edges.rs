@@ -182,11 +182,88 @@ async fn a_webhook_body_trickled_one_byte_at_a_time_is_refused() {
             Err(_) => {}
         }
     }
+    // The rest of the answer, if it came in pieces.
+    while let Ok(Ok(n)) = tokio::time::timeout(Duration::from_secs(2), s.read(&mut buf)).await {
+        if n == 0 {
+            break;
+        }
+        out.extend_from_slice(&buf[..n]);
+    }
     let text = String::from_utf8_lossy(&out);
     assert!(
         text.starts_with("HTTP/1.1 408"),
         "the trickled body was not cut off with 408 within 60 s: {text:?}"
     );
+    assert!(
+        text.contains(r#"{"error":{"code":"timeout","#),
+        "an /api/ refusal is JSON: {text:?}"
+    );
+}
+
+/// Every `/api/…` refusal is `{"error":{"code","message"}}`, whoever wrote it: the router's
+/// 405 and unknown path, the body limit's 413.
+#[tokio::test]
+async fn every_api_refusal_is_json() {
+    let app = spawn_app().await;
+    let token = sign_token(&keys().0, &claims("user_json"));
+    let cases: Vec<(reqwest::RequestBuilder, u16, &str)> = vec![
+        (
+            app.client
+                .delete(app.url("/api/premium-feature"))
+                .bearer_auth(&token),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.client.put(app.url("/api/me")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.client.get(app.url("/api/webhooks/clerk")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.client.delete(app.url("/api/no-such-thing")),
+            405,
+            "method_not_allowed",
+        ),
+        (
+            app.client.get(app.url("/api/no-such-thing")),
+            404,
+            "not_found",
+        ),
+        (app.client.get(app.url("/api/")), 404, "not_found"),
+        (
+            app.client
+                .post(app.url("/api/webhooks/clerk"))
+                .header("content-type", "application/json")
+                .body(vec![b' '; 300 * 1024]),
+            413,
+            "too_large",
+        ),
+    ];
+    for (request, status, code) in cases {
+        let r = request.send().await.unwrap();
+        let what = format!("{} {}", r.status(), r.url());
+        assert_eq!(r.status().as_u16(), status, "{what}");
+        assert!(
+            r.headers()["content-type"]
+                .to_str()
+                .unwrap()
+                .starts_with("application/json"),
+            "{what}"
+        );
+        let body: Value = r.json().await.unwrap_or_else(|e| panic!("{what}: {e}"));
+        assert_eq!(body["error"]["code"], code, "{what}: {body}");
+        assert!(
+            body["error"]["message"]
+                .as_str()
+                .is_some_and(|m| !m.is_empty()),
+            "{what}"
+        );
+    }
 }
 
 #[tokio::test]

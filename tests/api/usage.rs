@@ -850,3 +850,68 @@ async fn refusals_at_the_limit_come_from_memory_even_with_the_database_gone() {
     assert_eq!(r.headers().get("ratelimit-remaining").unwrap(), "0");
     assert_eq!(r.headers().get("ratelimit-limit").unwrap(), "53");
 }
+
+/// Spending needs intent: a page on another site (or a sibling subdomain) cannot spend a
+/// customer's units with their cookie; the app's own pages and Bearer callers can.
+#[tokio::test]
+async fn the_session_cookie_spends_only_from_the_apps_own_pages() {
+    let dir = TempDir::new("plangate-usage-");
+    let app = metered_app(&dir, vec![]).await;
+    let t = now() * 1000;
+    subscribe(
+        &app,
+        &item_on("pro", "csub_item_x1", "user_x1", t, t - 1000, t + 3_600_000),
+    )
+    .await;
+    let token = token_of("user_x1");
+    let with_cookie = |headers: &[(&str, &str)]| {
+        let mut r = app
+            .client
+            .get(app.url("/api/premium-feature"))
+            .header("cookie", format!("__session={token}"));
+        for (k, v) in headers {
+            r = r.header(*k, *v);
+        }
+        r.send()
+    };
+    for refused in [
+        vec![("sec-fetch-site", "cross-site")],
+        vec![("sec-fetch-site", "same-site")],
+        vec![("origin", "https://evil.example")],
+        vec![("origin", "http://localhost:3001")],
+        vec![("origin", "https://localhost:3000")],
+        vec![("origin", "null")],
+        vec![("origin", "")],
+        vec![("origin", APP_URL), ("sec-fetch-site", "cross-site")],
+    ] {
+        let r = with_cookie(&refused).await.unwrap();
+        assert_eq!(r.status(), 403, "{refused:?}");
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "cross_site", "{refused:?}");
+    }
+    assert_eq!(used(&app, &token).await["used"], 0, "nothing spent");
+    for allowed in [
+        vec![("sec-fetch-site", "same-origin"), ("origin", APP_URL)],
+        vec![("sec-fetch-site", "same-origin")],
+        vec![("sec-fetch-site", "none")],
+        vec![],
+    ] {
+        assert_eq!(
+            with_cookie(&allowed).await.unwrap().status(),
+            200,
+            "{allowed:?}"
+        );
+    }
+    // A Bearer token is intent enough, whatever else the request says.
+    let r = app
+        .client
+        .get(app.url("/api/premium-feature"))
+        .bearer_auth(&token)
+        .header("sec-fetch-site", "cross-site")
+        .header("origin", "https://evil.example")
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 200);
+    assert_eq!(used(&app, &token).await["used"], 5);
+}
