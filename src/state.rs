@@ -67,7 +67,7 @@ impl AppState {
     pub fn usage(&self) -> &Usage {
         &self.0.usage
     }
-    pub fn console(&self) -> &Console {
+    pub fn console(&self) -> &Arc<Console> {
         &self.0.console
     }
     pub fn verifier(&self) -> &Verifier {

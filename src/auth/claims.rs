@@ -56,8 +56,9 @@ pub struct Session {
     /// Raw `fea` entries.
     pub features: Vec<String>,
     pub iat_ms: i64,
-    /// Minutes since the first factor was verified (`fva[0]`), when the token says.
-    pub first_factor_age: Option<i64>,
+    /// Minutes since the first and the second factor were verified (`fva`; `-1`: not
+    /// enrolled), when the token carries exactly two whole numbers; `None` otherwise.
+    pub fva: Option<[i64; 2]>,
 }
 
 impl Session {
@@ -91,13 +92,16 @@ impl Session {
                 Vec::new()
             },
             iat_ms: c.iat.saturating_mul(1000),
-            first_factor_age: c
-                .fva
-                .as_ref()
-                .and_then(|v| v.get(0))
-                .and_then(serde_json::Value::as_i64)
-                .filter(|m| *m >= 0),
+            fva: c.fva.as_ref().and_then(parse_fva),
         }
+    }
+}
+
+/// `fva` as Clerk writes it: an array of exactly two whole numbers, `[first, second]`.
+fn parse_fva(v: &serde_json::Value) -> Option<[i64; 2]> {
+    match v.as_array()?.as_slice() {
+        [a, b] => Some([a.as_i64()?, b.as_i64()?]),
+        _ => None,
     }
 }
 
@@ -114,7 +118,7 @@ impl Session {
             token_plan: None,
             features: vec![],
             iat_ms: 5_000,
-            first_factor_age: None,
+            fva: None,
         }
     }
 }
@@ -132,21 +136,24 @@ mod fva_tests {
     }
 
     #[test]
-    fn the_first_factor_age_is_read_from_fva_and_anything_odd_is_unknown() {
+    fn fva_is_two_whole_numbers_and_anything_odd_is_unknown() {
         use serde_json::json;
-        assert_eq!(session(json!([3, -1])).first_factor_age, Some(3));
-        assert_eq!(session(json!([0, 5])).first_factor_age, Some(0));
+        assert_eq!(session(json!([3, -1])).fva, Some([3, -1]));
+        assert_eq!(session(json!([0, 5])).fva, Some([0, 5]));
+        assert_eq!(session(json!([-1, -1])).fva, Some([-1, -1]));
         for odd in [
             json!(null),
-            json!([-1, -1]),
             json!([]),
+            json!([3]),
+            json!([3, -1, 2]),
             json!("3"),
             json!(["3", -1]),
+            json!([3, "-1"]),
             json!([3.5, -1]),
             json!({"0": 3}),
             json!(3),
         ] {
-            assert_eq!(session(odd.clone()).first_factor_age, None, "{odd}");
+            assert_eq!(session(odd.clone()).fva, None, "{odd}");
         }
     }
 }

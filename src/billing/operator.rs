@@ -6,7 +6,8 @@ use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
 use super::PayerKind;
 
-/// Clerk's `strict` reverification: the first factor verified at most this many minutes ago.
+/// Clerk's `strict` reverification: the second factor (or the first, when none is enrolled)
+/// verified strictly less than this many minutes ago.
 pub const REVERIFY_MINUTES: i64 = 10;
 /// The most units one grant may add.
 pub const MAX_GRANT_UNITS: u64 = super::usage::MAX_UNITS;
@@ -15,10 +16,16 @@ pub const MAX_TRIAL_DAYS_AHEAD: i64 = 365;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Whether a session whose token says its first factor was verified `first_factor_age`
-/// minutes ago (`fva[0]`; `-1` or absent: unknown) may act in the console now.
-pub fn recently_verified(first_factor_age: Option<i64>) -> bool {
-    first_factor_age.is_some_and(|m| (0..=REVERIFY_MINUTES).contains(&m))
+/// Whether a session may act in the console now, by Clerk's `strict` reverification
+/// (`second_factor`, 10 minutes) over its token's `fva` (`[first, second]` factor ages in
+/// minutes, `-1` not enrolled; `None` absent or malformed): the second factor's age when one is
+/// enrolled, else the first's, strictly under [`REVERIFY_MINUTES`]. Unknown fails.
+pub fn recently_verified(fva: Option<[i64; 2]>) -> bool {
+    let Some([first, second]) = fva else {
+        return false;
+    };
+    let age = if second != -1 { second } else { first };
+    (0..REVERIFY_MINUTES).contains(&age)
 }
 
 /// One console action, read from its route and form.
@@ -94,6 +101,10 @@ pub enum FormError {
     ExtendToPast,
     #[error("extend_to must be at most 365 days ahead")]
     ExtendToFar,
+    #[error("extend_to must be later than the trial's current end (extending only extends)")]
+    ExtendToNotLater,
+    #[error("this item has no free trial known here to extend")]
+    NoTrial,
     #[error("units must be a whole number from 1 to 1000000000000")]
     Units,
     #[error("this feature has no usage limit to grant units of")]
@@ -105,9 +116,11 @@ impl FormError {
     pub fn code(self) -> &'static str {
         match self {
             FormError::EndNow => "invalid_end_now",
-            FormError::ExtendTo | FormError::ExtendToPast | FormError::ExtendToFar => {
-                "invalid_extend_to"
-            }
+            FormError::ExtendTo
+            | FormError::ExtendToPast
+            | FormError::ExtendToFar
+            | FormError::ExtendToNotLater
+            | FormError::NoTrial => "invalid_extend_to",
             FormError::Units => "invalid_units",
             FormError::Feature => "invalid_feature",
         }
@@ -137,6 +150,19 @@ pub fn extend_to(field: Option<&str>, now_ms: i64) -> Result<i64, FormError> {
         return Err(FormError::ExtendToFar);
     }
     Ok(ms)
+}
+
+/// An extension of a trial that ends at `trial_end` (`None`: no trial known) to `extend_to`:
+/// later than the current end and at most [`MAX_TRIAL_DAYS_AHEAD`] days after it.
+pub fn extends_trial(extend_to: i64, trial_end: Option<i64>) -> Result<(), FormError> {
+    let end = trial_end.ok_or(FormError::NoTrial)?;
+    if extend_to <= end {
+        return Err(FormError::ExtendToNotLater);
+    }
+    if extend_to > end.saturating_add(MAX_TRIAL_DAYS_AHEAD * DAY_MS) {
+        return Err(FormError::ExtendToFar);
+    }
+    Ok(())
 }
 
 /// `units`: decimal digits only, no leading zero, from 1 to [`MAX_GRANT_UNITS`].
@@ -178,13 +204,18 @@ pub enum Outcome {
     RefusedByClerk(u16),
     /// The console refused before acting (the reason's code).
     Refused(&'static str),
-    /// It could not be done (Clerk unreachable, a database error): why.
+    /// It could not be done (a database error, a delivery that still cannot be applied): why.
     Failed(String),
+    /// Asked of Clerk and not answered yet: the audit row written before the call.
+    Pending,
+    /// Asked of Clerk, and whether Clerk acted cannot be known (a timeout, a lost connection,
+    /// a 5xx): never "nothing changed".
+    Unknown(String),
 }
 
 impl Outcome {
     /// The result column of the audit log: `done`, `done: …`, `refused_by_clerk: 422`,
-    /// `refused: <code>`, `failed: …`.
+    /// `refused: <code>`, `failed: …`, `pending`, `unknown: …`.
     pub fn audit(&self) -> String {
         match self {
             Outcome::Done(d) if d.is_empty() => "done".into(),
@@ -192,6 +223,8 @@ impl Outcome {
             Outcome::RefusedByClerk(s) => format!("refused_by_clerk: {s}"),
             Outcome::Refused(code) => format!("refused: {code}"),
             Outcome::Failed(why) => format!("failed: {why}"),
+            Outcome::Pending => "pending".into(),
+            Outcome::Unknown(why) => format!("unknown: {why}"),
         }
     }
 
@@ -213,7 +246,22 @@ impl Outcome {
             }
             Outcome::Refused(code) => format!("{what}: refused ({code}); nothing was done."),
             Outcome::Failed(why) => format!("{what}: failed ({why})."),
+            Outcome::Pending => format!("{what}: asked of Clerk; the answer is not in yet."),
+            Outcome::Unknown(why) => format!(
+                "{what}: whether Clerk acted is not known ({why}); check the item before trying again."
+            ),
         }
+    }
+}
+
+/// What a Backend API call that did not succeed means for the audit log: a `4xx` is Clerk's
+/// refusal (nothing changed there); a `5xx`, a timeout or a lost connection (`status` `None`,
+/// `why` says which) leaves the outcome unknown.
+pub fn clerk_failure(status: Option<u16>, why: &str) -> Outcome {
+    match status {
+        Some(s @ 400..=499) => Outcome::RefusedByClerk(s),
+        Some(s) => Outcome::Unknown(format!("Clerk answered {s}")),
+        None => Outcome::Unknown(why.to_string()),
     }
 }
 
@@ -270,20 +318,26 @@ mod tests {
     const NOW: i64 = 1_796_300_000_000; // 2026-12-03T…Z
 
     #[test]
-    fn only_a_first_factor_verified_within_ten_minutes_may_act() {
-        for ok in [0, 1, 9, 10] {
-            assert!(recently_verified(Some(ok)), "{ok}");
+    fn clerks_strict_rule_reads_the_second_factor_when_enrolled_else_the_first() {
+        for ok in [[0, -1], [9, -1], [500, 0], [500, 9], [0, 9], [-1, 3]] {
+            assert!(recently_verified(Some(ok)), "{ok:?}");
         }
         for refused in [
-            None,
-            Some(-1),
-            Some(11),
-            Some(60),
-            Some(i64::MAX),
-            Some(i64::MIN),
+            [10, -1],
+            [11, -1],
+            [0, 500],
+            [0, 10],
+            [-1, -1],
+            [-1, 10],
+            [-5, -1],
+            [3, -2],
+            [i64::MAX, -1],
+            [i64::MIN, -1],
+            [0, i64::MIN],
         ] {
-            assert!(!recently_verified(refused), "{refused:?}");
+            assert!(!recently_verified(Some(refused)), "{refused:?}");
         }
+        assert!(!recently_verified(None), "unknown");
     }
 
     #[test]
@@ -569,11 +623,71 @@ mod tests {
                 "failed: unreachable",
                 "Cancel at period end: failed (unreachable).",
             ),
+            (
+                Outcome::Pending,
+                "pending",
+                "Cancel at period end: asked of Clerk; the answer is not in yet.",
+            ),
+            (
+                Outcome::Unknown("no answer within 60 s".into()),
+                "unknown: no answer within 60 s",
+                "Cancel at period end: whether Clerk acted is not known (no answer within 60 s); check the item before trying again.",
+            ),
         ];
         for (o, log, words) in cases {
             assert_eq!(o.audit(), log);
             assert_eq!(o.notice(&a), words);
         }
+    }
+
+    #[test]
+    fn only_a_4xx_says_nothing_changed_at_clerk() {
+        assert_eq!(clerk_failure(Some(400), "x"), Outcome::RefusedByClerk(400));
+        assert_eq!(clerk_failure(Some(422), "x"), Outcome::RefusedByClerk(422));
+        assert_eq!(clerk_failure(Some(499), "x"), Outcome::RefusedByClerk(499));
+        assert_eq!(
+            clerk_failure(Some(500), "x"),
+            Outcome::Unknown("Clerk answered 500".into())
+        );
+        assert_eq!(
+            clerk_failure(Some(503), "x"),
+            Outcome::Unknown("Clerk answered 503".into())
+        );
+        assert_eq!(
+            clerk_failure(Some(399), "x"),
+            Outcome::Unknown("Clerk answered 399".into())
+        );
+        assert_eq!(
+            clerk_failure(None, "connection reset"),
+            Outcome::Unknown("connection reset".into())
+        );
+    }
+
+    #[test]
+    fn a_trial_extension_only_extends() {
+        let end = NOW + 3 * DAY_MS;
+        assert_eq!(extends_trial(end + 1, Some(end)), Ok(()));
+        assert_eq!(extends_trial(end + 365 * DAY_MS, Some(end)), Ok(()));
+        assert_eq!(
+            extends_trial(end + 365 * DAY_MS + 1, Some(end)),
+            Err(FormError::ExtendToFar)
+        );
+        assert_eq!(
+            extends_trial(end, Some(end)),
+            Err(FormError::ExtendToNotLater)
+        );
+        assert_eq!(
+            extends_trial(end - 1, Some(end)),
+            Err(FormError::ExtendToNotLater)
+        );
+        assert_eq!(extends_trial(end + 1, None), Err(FormError::NoTrial));
+        assert_eq!(
+            extends_trial(i64::MAX, Some(i64::MAX - 1)),
+            Ok(()),
+            "no overflow"
+        );
+        assert_eq!(FormError::ExtendToNotLater.code(), "invalid_extend_to");
+        assert_eq!(FormError::NoTrial.code(), "invalid_extend_to");
     }
 
     #[test]

@@ -24,6 +24,16 @@ pub async fn audit(pool: &AnyPool, id: &str, e: &AuditEntry) -> Result<(), DbErr
     Ok(())
 }
 
+/// Completes an audit row written `pending` before its action ran.
+pub async fn complete(pool: &AnyPool, id: &str, result: &str) -> Result<(), DbError> {
+    sqlx::query("update audit_log set result = $1 where id = $2")
+        .bind(result)
+        .bind(id)
+        .execute(pool)
+        .await?;
+    Ok(())
+}
+
 /// The newest `limit` audit rows, newest first.
 pub async fn audit_log(pool: &AnyPool, limit: i64) -> Result<Vec<AuditEntry>, DbError> {
     let rows = sqlx::query(

@@ -25,7 +25,7 @@ use crate::{
     },
     clerk_api::is_clerk_id,
     db::{console::FoundPayer, inbox::EventRow},
-    services::console::{PayerView, UsageRow},
+    services::console::{PayerView, UsageRow, ValidateError},
     state::AppState,
 };
 
@@ -529,6 +529,7 @@ async fn act<F>(
     op: Session,
     parts: Parts,
     body: axum::body::Body,
+    (name, target): (&'static str, String),
     build: F,
 ) -> Response
 where
@@ -543,40 +544,50 @@ where
         return too_many(retry);
     }
     let html = wants_html(&parts.headers);
+    let console = state.console().clone();
     let Form(fields) =
         match Form::<Fields>::from_request(Request::from_parts(parts, body), &state).await {
             Ok(f) => f,
             Err(_) => {
+                console
+                    .refused(&op.user_id, name, &target, "invalid_form")
+                    .await;
                 return refusal(
                     html,
                     StatusCode::BAD_REQUEST,
                     "invalid_form",
                     "the form could not be read (application/x-www-form-urlencoded expected)",
                     "/admin",
-                )
+                );
             }
         };
     let back = operator::back_to(fields.get("back").map(String::as_str)).to_string();
-    let action = match build(&fields) {
+    let checked = match build(&fields) {
+        Ok(action) => match console.validate(&action).await {
+            Ok(()) => Ok(action),
+            Err(ValidateError::Form(e)) => Err(e),
+            Err(ValidateError::Db(e)) => return ApiError::from(e).into_response(),
+        },
+        Err(e) => Err(e),
+    };
+    let action = match checked {
         Ok(a) => a,
         Err(e) => {
+            console.refused(&op.user_id, name, &target, e.code()).await;
             return refusal(
                 html,
                 StatusCode::BAD_REQUEST,
                 e.code(),
                 &e.to_string(),
                 &back,
-            )
+            );
         }
     };
     let token = fields
         .get("form_token")
         .map(String::as_str)
         .unwrap_or_default();
-    let outcome = state
-        .console()
-        .act(&op.user_id, op.first_factor_age, token, action)
-        .await;
+    let outcome = console.act(&op.user_id, op.fva, token, action).await;
     match outcome {
         Outcome::Refused("reverification_required") => {
             state.limiter().count(ip);
@@ -697,7 +708,8 @@ pub async fn console(State(state): State<AppState>, req: Request) -> Response {
         }
         ["admin", "payers", kind, id, "reconcile"] if write && payer(kind, id).is_some() => {
             let (payer, id) = (payer(kind, id).expect("checked"), id.to_string());
-            act(state, op, parts, body, |_| {
+            let target = format!("{kind}:{id}");
+            act(state, op, parts, body, ("reconcile", target), |_| {
                 Ok(Action::Reconcile { payer, id })
             })
             .await
@@ -711,7 +723,8 @@ pub async fn console(State(state): State<AppState>, req: Request) -> Response {
                 .into_iter()
                 .map(str::to_string)
                 .collect();
-            act(state, op, parts, body, move |f| {
+            let target = format!("{kind}:{id}");
+            act(state, op, parts, body, ("grant", target), move |f| {
                 let feature = field(f, "feature")
                     .filter(|x| metered.iter().any(|m| m == x))
                     .ok_or(FormError::Feature)?
@@ -728,11 +741,16 @@ pub async fn console(State(state): State<AppState>, req: Request) -> Response {
         }
         ["admin", "deliveries", svix_id, "replay"] if write && is_svix_id(svix_id) => {
             let svix_id = svix_id.to_string();
-            act(state, op, parts, body, |_| Ok(Action::Replay { svix_id })).await
+            let target = format!("delivery:{svix_id}");
+            act(state, op, parts, body, ("replay", target), |_| {
+                Ok(Action::Replay { svix_id })
+            })
+            .await
         }
         ["admin", "items", item_id, "cancel"] if write && is_clerk_id(item_id) => {
             let item_id = item_id.to_string();
-            act(state, op, parts, body, |f| {
+            let target = format!("item:{item_id}");
+            act(state, op, parts, body, ("cancel", target), |f| {
                 Ok(Action::Cancel {
                     end_now: operator::end_now(field(f, "end_now"))?,
                     item_id,
@@ -742,7 +760,8 @@ pub async fn console(State(state): State<AppState>, req: Request) -> Response {
         }
         ["admin", "items", item_id, "extend-trial"] if write && is_clerk_id(item_id) => {
             let item_id = item_id.to_string();
-            act(state, op, parts, body, |f| {
+            let target = format!("item:{item_id}");
+            act(state, op, parts, body, ("extend_trial", target), |f| {
                 Ok(Action::ExtendTrial {
                     extend_to: operator::extend_to(field(f, "extend_to"), crate::db::now_ms())?,
                     item_id,

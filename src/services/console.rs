@@ -11,7 +11,10 @@ use sha2::{Digest, Sha256};
 use super::{reconcile::ReconcileError, usage::Payer, Inbox, InboxError, Reconciler, Usage};
 use crate::{
     billing::{
-        operator::{recently_verified, rfc3339, Action, AuditEntry, Outcome},
+        operator::{
+            clerk_failure, extends_trial, recently_verified, rfc3339, Action, AuditEntry,
+            FormError, Outcome,
+        },
         Catalog, ItemState, PayerKind,
     },
     clerk_api::ClerkApiError,
@@ -26,6 +29,8 @@ use crate::{
 
 /// How long a rendered form's token stays usable.
 pub const FORM_TOKEN_TTL_MS: i64 = 60 * 60 * 1000;
+/// How long an action may take, Backend API retries included, before its outcome is unknown.
+pub const ACTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
 /// The background job name the reconciliation sweep records its runs under.
 pub const SWEEP_JOB: &str = "reconcile_sweep";
 
@@ -147,39 +152,106 @@ impl Console {
         Ok(tokens)
     }
 
-    /// Performs `action` for `operator` if their sign-in is recent enough (`first_factor_age`,
-    /// minutes) and `form_token` was issued to them and never used; writes the audit row
-    /// whatever happens, and returns how it ended.
+    /// Performs `action` for `operator` if their sign-in passes Clerk's `strict`
+    /// reverification (`fva`) and `form_token` was issued to them and never used. The audit
+    /// row is written first (`pending`) and completed when the action ends; the action runs in
+    /// a task of its own, to [`ACTION_DEADLINE`], whatever happens to the request that asked
+    /// (a closed tab, the request timeout): what Clerk did is never left unrecorded.
     pub async fn act(
-        &self,
+        self: &Arc<Self>,
         operator: &str,
-        first_factor_age: Option<i64>,
+        fva: Option<[i64; 2]>,
         form_token: &str,
         action: Action,
     ) -> Outcome {
-        let outcome = if !recently_verified(first_factor_age) {
-            Outcome::Refused("reverification_required")
+        let refused = if !recently_verified(fva) {
+            Some(Outcome::Refused("reverification_required"))
         } else {
             match db::console::use_token(&self.db.pool, &hash(form_token), operator, now_ms()).await
             {
-                Ok(true) => self.perform(&action).await,
-                Ok(false) => Outcome::Refused("form_token"),
-                Err(e) => Outcome::Failed(e.to_string()),
+                Ok(true) => None,
+                Ok(false) => Some(Outcome::Refused("form_token")),
+                Err(e) => Some(Outcome::Failed(e.to_string())),
             }
         };
-        let entry = AuditEntry::new(now_ms(), operator, &action, &outcome);
-        if let Err(e) = db::console::audit(&self.db.pool, &new_id(), &entry).await {
-            // The action is done; losing its row is an operator-visible error in the logs.
+        if let Some(outcome) = refused {
+            let entry = AuditEntry::new(now_ms(), operator, &action, &outcome);
+            self.write_audit(&entry).await;
+            return outcome;
+        }
+        let id = new_id();
+        let pending = AuditEntry::new(now_ms(), operator, &action, &Outcome::Pending);
+        if let Err(e) = db::console::audit(&self.db.pool, &id, &pending).await {
+            tracing::error!(error = %e, line = %pending.line(), "the audit row could not be written; nothing was done");
+            return Outcome::Failed("the audit log could not be written; nothing was done".into());
+        }
+        let (tx, rx) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        tokio::spawn(async move {
+            let outcome = tokio::time::timeout(ACTION_DEADLINE, this.perform(&action))
+                .await
+                .unwrap_or_else(|_| {
+                    Outcome::Unknown(format!("no answer within {} s", ACTION_DEADLINE.as_secs()))
+                });
+            let entry = AuditEntry {
+                result: outcome.audit(),
+                ..pending
+            };
+            if let Err(e) = db::console::complete(&this.db.pool, &id, &entry.result).await {
+                tracing::error!(error = %e, line = %entry.line(), "the audit row could not be completed");
+            }
+            tracing::info!(
+                operator = entry.operator,
+                action = entry.action,
+                target = entry.target,
+                result = entry.result,
+                "operator action"
+            );
+            let _ = tx.send(outcome);
+        });
+        rx.await
+            .unwrap_or_else(|_| Outcome::Unknown("the action ended without an answer".into()))
+    }
+
+    /// Audits a refusal the edge decided (an unreadable form, a field out of bounds): the
+    /// action's name and target as the route named them, `refused: <code>`.
+    pub async fn refused(&self, operator: &str, action: &str, target: &str, code: &'static str) {
+        let entry = AuditEntry {
+            at: now_ms(),
+            operator: operator.into(),
+            action: action.into(),
+            target: target.into(),
+            params: String::new(),
+            result: Outcome::Refused(code).audit(),
+        };
+        self.write_audit(&entry).await;
+    }
+
+    /// Checks what only the stored state can tell before anything is asked of Clerk: a trial is
+    /// extended only past its current end.
+    pub async fn validate(&self, action: &Action) -> Result<(), ValidateError> {
+        if let Action::ExtendTrial { item_id, extend_to } = action {
+            let item = {
+                let mut conn = self.db.conn().await?;
+                db::items::get(&mut conn, item_id).await?
+            };
+            let trial_end = item.filter(|i| i.is_free_trial).and_then(|i| i.period_end);
+            extends_trial(*extend_to, trial_end)?;
+        }
+        Ok(())
+    }
+
+    async fn write_audit(&self, entry: &AuditEntry) {
+        if let Err(e) = db::console::audit(&self.db.pool, &new_id(), entry).await {
             tracing::error!(error = %e, line = %entry.line(), "the audit row could not be written");
         }
         tracing::info!(
-            operator,
+            operator = entry.operator,
             action = entry.action,
             target = entry.target,
             result = entry.result,
             "operator action"
         );
-        outcome
     }
 
     async fn perform(&self, action: &Action) -> Outcome {
@@ -353,13 +425,23 @@ impl Console {
     }
 }
 
-/// A Backend API answer as an outcome: a status is Clerk's refusal, anything else a failure.
+/// A Backend API failure as an outcome: a `4xx` is Clerk's refusal; a `5xx`, no answer or an
+/// unreadable one leaves what Clerk did unknown.
 fn clerk_outcome(e: ClerkApiError) -> Outcome {
     match e {
-        ClerkApiError::Status { status, .. } => Outcome::RefusedByClerk(status),
+        ClerkApiError::Status { status, .. } => clerk_failure(Some(status), ""),
         ClerkApiError::BadId(_) => Outcome::Refused("bad_id"),
-        e => Outcome::Failed(e.to_string()),
+        e => clerk_failure(None, &e.to_string()),
     }
+}
+
+/// Why an action was refused before it ran.
+#[derive(Debug, thiserror::Error)]
+pub enum ValidateError {
+    #[error(transparent)]
+    Form(#[from] FormError),
+    #[error(transparent)]
+    Db(#[from] DbError),
 }
 
 fn hash(token: &str) -> String {

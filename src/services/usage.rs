@@ -817,6 +817,16 @@ impl Usage {
         let period = counting_period(last, current);
         let units = i64::try_from(units.min(usage::MAX_UNITS)).unwrap_or(0);
         let extra = db::usage::grant(&self.db.pool, &key, period, units).await?;
+        // This instance asks again at once; the others within `REFUSAL_FRESH_MS`.
+        let slot = self
+            .blocks
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(&key)
+            .cloned();
+        if let Some(slot) = slot {
+            slot.local().exhausted = None;
+        }
         Ok((extra, period.end))
     }
 

@@ -109,6 +109,20 @@ async fn deliver_item(app: &TestApp, item: &str, user: &str, plan: &str) {
     assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
 }
 
+/// Item `item` of `user` on Pro in a free trial that ends at `end` (ms).
+async fn deliver_trial(app: &TestApp, item: &str, user: &str, end: i64) {
+    let mut ev = item_event(
+        "subscriptionItem.active",
+        "active",
+        item,
+        user,
+        now() * 1000 - 60_000,
+    );
+    ev["data"]["is_free_trial"] = json!(true);
+    ev["data"]["period_end"] = json!(end);
+    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
+}
+
 async fn audit_lines(app: &TestApp) -> Vec<String> {
     let (code, out, err) = app.command(&["audit", "--limit", "50"], &[]).await;
     assert_eq!(code, 0, "{out}{err}");
@@ -202,7 +216,13 @@ async fn without_operators_there_is_no_console_at_all() {
 async fn each_action_reaches_the_backend_api_once_and_is_audited() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_c1", "user_pay1", "pro").await;
+    deliver_trial(
+        &app,
+        "csub_item_c1",
+        "user_pay1",
+        now() * 1000 + 3 * 86_400_000,
+    )
+    .await;
     // What Clerk says of the payer when reconciled: the same item, as stored.
     api.subscriptions.lock().unwrap().insert(
         "user_pay1".into(),
@@ -307,7 +327,7 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
     );
 
     let lines = audit_lines(&app).await;
-    assert_eq!(lines.len(), 3, "{lines:?}");
+    assert_eq!(lines.len(), 4, "{lines:?}");
     let tail = |l: &str| l.split_once(' ').unwrap().1.to_string();
     assert!(
         tail(&lines[0]).starts_with(&format!(
@@ -319,6 +339,7 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
         lines[1..].iter().map(|l| tail(l)).collect::<Vec<_>>(),
         vec![
             format!("{OPERATOR} extend_trial item:csub_item_c1 done"),
+            format!("{OPERATOR} extend_trial item:csub_item_c1 refused: invalid_extend_to"),
             format!("{OPERATOR} cancel item:csub_item_c1 done"),
         ]
     );
@@ -373,7 +394,7 @@ async fn acting_needs_a_recent_sign_in_and_the_apps_own_origin() {
     let api = backend_api().await;
     let app = console_app(&api).await;
     deliver_item(&app, "csub_item_f1", "user_pay3", "pro").await;
-    let fresh = token(OPERATOR, Some(10));
+    let fresh = token(OPERATOR, Some(9));
     let (_, page) = get(&app, "/admin/payers/user/user_pay3", Some(&fresh)).await;
     let t = form_token(&page, "/admin/items/csub_item_f1/cancel");
     let cancel = |tok: String, origin: &'static str| {
@@ -392,6 +413,8 @@ async fn acting_needs_a_recent_sign_in_and_the_apps_own_origin() {
     };
     // Viewing needs no recent sign-in; acting does.
     for stale in [
+        token(OPERATOR, Some(10)),
+        sign_token(&keys().0, &with(claims(OPERATOR), "fva", json!([0, 500]))),
         token(OPERATOR, Some(11)),
         token(OPERATOR, Some(600)),
         token(OPERATOR, None),
@@ -437,7 +460,7 @@ async fn acting_needs_a_recent_sign_in_and_the_apps_own_origin() {
     );
     // The refusals for the sign-in's age are audited (the cross-origin ones never reached it).
     let lines = audit_lines(&app).await;
-    assert_eq!(lines.len(), 6, "{lines:?}");
+    assert_eq!(lines.len(), 8, "{lines:?}");
     assert!(lines
         .iter()
         .all(|l| l.ends_with("cancel item:csub_item_f1 refused: reverification_required")));
@@ -610,6 +633,16 @@ async fn bad_fields_are_refused_before_anything_is_done() {
         let body: Value = r.json().await.unwrap();
         assert_eq!(body["error"]["code"], code, "{path} {fields:?}");
     }
+    // Every refusal is in the audit log, nothing asked of Clerk.
+    let lines = audit_lines(&app).await;
+    assert_eq!(lines.len(), 7, "{lines:?}");
+    assert!(lines
+        .iter()
+        .any(|l| l.ends_with("cancel item:csub_item_b1 refused: invalid_end_now")));
+    assert!(lines
+        .iter()
+        .any(|l| l.ends_with("grant user:user_pay5 refused: invalid_units")));
+    assert!(api.calls.lock().unwrap().is_empty());
     // The token was not spent on a bad form.
     let r = post(
         &app,
@@ -697,8 +730,13 @@ async fn granted_units_are_spendable_this_period_at_once() {
         )),
         "{lines:?}"
     );
+    // (The usage alerts asked who the user is, having no address stored.)
     assert!(
-        api.calls.lock().unwrap().is_empty(),
+        api.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .all(|(m, p, _)| m == "GET" && p == "/v1/users/user_pay6"),
         "a grant is this app's own"
     );
 }
@@ -865,10 +903,16 @@ async fn the_demo_operator_cancels_through_the_demo_clerk_and_its_webhooks() {
         .send()
         .await
         .unwrap();
-    assert_eq!(r.status(), 303);
+    assert_eq!(
+        r.status(),
+        400,
+        "no trial to extend: refused before anyone is asked"
+    );
     let lines = audit_lines(&app).await;
     assert!(
-        lines[0].ends_with(&format!("extend_trial item:{item} refused_by_clerk: 400")),
+        lines[0].ends_with(&format!(
+            "extend_trial item:{item} refused: invalid_extend_to"
+        )),
         "{lines:?}"
     );
     assert!(
@@ -884,4 +928,132 @@ async fn the_demo_operator_cancels_through_the_demo_clerk_and_its_webhooks() {
         .await
         .unwrap();
     assert_eq!(r.status(), 404);
+}
+
+/// The audit row of an action that waits on Clerk is written before Clerk is asked and
+/// completed after it answers, though the operator's browser left long before.
+#[tokio::test]
+async fn an_action_waiting_on_a_slow_clerk_is_audited_first_and_completed_after_the_browser_left() {
+    let api = backend_api().await;
+    let app = console_app(&api).await;
+    deliver_item(&app, "csub_item_w1", "user_payw", "pro").await;
+    let op = token(OPERATOR, Some(0));
+    let (_, page) = get(&app, "/admin/payers/user/user_payw", Some(&op)).await;
+    let t = form_token(&page, "/admin/items/csub_item_w1/cancel");
+    api.delay_ms
+        .store(3_000, std::sync::atomic::Ordering::SeqCst);
+    // The browser gives up (a closed tab) half a second in.
+    let gone = app
+        .client
+        .post(app.url("/admin/items/csub_item_w1/cancel"))
+        .header("origin", ORIGIN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .bearer_auth(&op)
+        .body(format!("form_token={t}&end_now=true"))
+        .timeout(std::time::Duration::from_millis(500))
+        .send()
+        .await;
+    assert!(gone.is_err(), "the request was cut: {gone:?}");
+    let lines = audit_lines(&app).await;
+    assert_eq!(lines.len(), 1, "{lines:?}");
+    assert!(
+        lines[0].ends_with("cancel item:csub_item_w1 pending"),
+        "{lines:?}"
+    );
+    let mut last = String::new();
+    for _ in 0..100 {
+        last = audit_lines(&app).await.remove(0);
+        if !last.ends_with("pending") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(last.ends_with("cancel item:csub_item_w1 done"), "{last}");
+    assert_eq!(api.calls.lock().unwrap().len(), 1, "asked once");
+    // Posting the form again says it was used, not that nothing happened at Clerk.
+    api.delay_ms.store(0, std::sync::atomic::Ordering::SeqCst);
+    let again = post(
+        &app,
+        "/admin/items/csub_item_w1/cancel",
+        Some(&op),
+        ORIGIN,
+        &[("form_token", &t), ("end_now", "true")],
+    )
+    .await;
+    assert_eq!(again.status(), 409);
+}
+
+/// A 5xx (after the retries) or no answer leaves what Clerk did unknown: never "nothing
+/// changed".
+#[tokio::test]
+async fn a_5xx_from_clerk_is_unknown_not_nothing_changed() {
+    let api = backend_api().await;
+    let app = console_app(&api).await;
+    deliver_item(&app, "csub_item_u5", "user_payu", "pro").await;
+    let op = token(OPERATOR, Some(0));
+    let (_, page) = get(&app, "/admin/payers/user/user_payu", Some(&op)).await;
+    for _ in 0..8 {
+        api.script.lock().unwrap().push_back((503, None));
+    }
+    let t = form_token(&page, "/admin/items/csub_item_u5/cancel");
+    let r = post(
+        &app,
+        "/admin/items/csub_item_u5/cancel",
+        Some(&op),
+        ORIGIN,
+        &[("form_token", &t), ("end_now", "false")],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    let lines = audit_lines(&app).await;
+    assert!(
+        lines[0].ends_with("cancel item:csub_item_u5 unknown: Clerk answered 503"),
+        "{lines:?}"
+    );
+    let (_, page) = get(&app, "/admin/payers/user/user_payu?done=1", Some(&op)).await;
+    assert!(page.contains("unknown: Clerk answered 503"), "{page}");
+    assert!(!page.contains("nothing changed"));
+}
+
+/// Extending a trial only extends it: an end at or before the current one is refused before
+/// Clerk is asked, and audited.
+#[tokio::test]
+async fn a_trial_is_only_ever_extended() {
+    let api = backend_api().await;
+    let app = console_app(&api).await;
+    let end = (now() + 10 * 86_400) * 1000;
+    deliver_trial(&app, "csub_item_t1", "user_payt", end).await;
+    let op = token(OPERATOR, Some(0));
+    let (_, page) = get(&app, "/admin/payers/user/user_payt", Some(&op)).await;
+    let t = form_token(&page, "/admin/items/csub_item_t1/cancel");
+    let rfc = plangate::billing::operator::rfc3339;
+    for earlier in [end - 86_400_000, end, end + 366 * 86_400_000] {
+        let r = post(
+            &app,
+            "/admin/items/csub_item_t1/extend-trial",
+            Some(&op),
+            ORIGIN,
+            &[("form_token", &t), ("extend_to", &rfc(earlier))],
+        )
+        .await;
+        assert_eq!(r.status(), 400, "{}", rfc(earlier));
+        let body: Value = r.json().await.unwrap();
+        assert_eq!(body["error"]["code"], "invalid_extend_to");
+    }
+    assert!(api.calls.lock().unwrap().is_empty(), "nobody was asked");
+    let lines = audit_lines(&app).await;
+    assert_eq!(lines.len(), 3);
+    assert!(lines
+        .iter()
+        .all(|l| l.ends_with("extend_trial item:csub_item_t1 refused: invalid_extend_to")));
+    let r = post(
+        &app,
+        "/admin/items/csub_item_t1/extend-trial",
+        Some(&op),
+        ORIGIN,
+        &[("form_token", &t), ("extend_to", &rfc(end + 86_400_000))],
+    )
+    .await;
+    assert_eq!(r.status(), 303);
+    assert_eq!(api.calls.lock().unwrap().len(), 1);
 }

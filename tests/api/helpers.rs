@@ -482,6 +482,8 @@ pub struct BackendApi {
     pub calls: Arc<Mutex<Vec<(String, String, String)>>>,
     /// User id → its `GET /v1/users/{id}` answer.
     pub users: Arc<Mutex<std::collections::HashMap<String, Value>>>,
+    /// How long every answer waits (ms): a slow Clerk.
+    pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
 }
 
 /// Responses a stand-in answers first: (status, `Retry-After` seconds).
@@ -500,7 +502,8 @@ pub async fn backend_api() -> BackendApi {
     let plans: Arc<Mutex<Vec<(String, Value)>>> = Default::default();
     let calls: Arc<Mutex<Vec<(String, String, String)>>> = Default::default();
     let users: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
-    let (r, i, s, sc, pl, ca, us) = (
+    let delay_ms: Arc<std::sync::atomic::AtomicU64> = Default::default();
+    let (r, i, s, sc, pl, ca, us, dl) = (
         requests.clone(),
         items.clone(),
         subscriptions.clone(),
@@ -508,10 +511,11 @@ pub async fn backend_api() -> BackendApi {
         plans.clone(),
         calls.clone(),
         users.clone(),
+        delay_ms.clone(),
     );
     let app =
         Router::new().fallback(move |req: Request| {
-            let (r, i, s, sc, pl, ca, us) = (
+            let (r, i, s, sc, pl, ca, us, dl) = (
                 r.clone(),
                 i.clone(),
                 s.clone(),
@@ -519,8 +523,13 @@ pub async fn backend_api() -> BackendApi {
                 pl.clone(),
                 ca.clone(),
                 us.clone(),
+                dl.clone(),
             );
             async move {
+                let wait = dl.load(Ordering::SeqCst);
+                if wait > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
                 let uri = req.uri().clone();
                 let method = req.method().to_string();
                 r.lock()
@@ -618,6 +627,7 @@ pub async fn backend_api() -> BackendApi {
         plans,
         calls,
         users,
+        delay_ms,
     }
 }
 
