@@ -173,6 +173,19 @@ pub fn current_item(items: &[ItemState], now_ms: i64) -> Option<&ItemState> {
         .or_else(|| items.iter().max_by_key(|i| i.event_at))
 }
 
+/// The trial end a `freeTrialEnding` reminder may mail about, if any (README, "Billing
+/// page"): the reminder's item is in a trial that has not ended by `now`, and the stored state
+/// (newest evidence, after the reminder's own state was applied under the ordering rule) still
+/// shows that same trial, active. A reminder that arrives after the trial was canceled,
+/// converted to paid, extended (its own reminder comes) or ended sends nothing.
+pub fn reminder_due(stored: Option<&ItemState>, reminder: &ItemState, now: i64) -> Option<i64> {
+    let end = reminder.period_end.filter(|_| reminder.is_free_trial)?;
+    let still = stored.is_some_and(|s| {
+        s.is_free_trial && s.status == Status::Active && s.period_end == Some(end)
+    });
+    (end > now && still).then_some(end)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -453,5 +466,53 @@ mod tests {
             item("up_new", Status::Upcoming, 30, None),
         ];
         assert_eq!(id(&items).as_deref(), Some("up_new"));
+    }
+
+    #[test]
+    fn a_reminder_mails_only_about_a_trial_still_running() {
+        let now = 1_000_000;
+        let mut trial = item("csub_item_1", Status::Active, 10, None);
+        trial.is_free_trial = true;
+        trial.period_end = Some(now + 5_000);
+        assert_eq!(reminder_due(Some(&trial), &trial, now), Some(now + 5_000));
+        assert_eq!(reminder_due(None, &trial, now), None, "nothing stored");
+        assert_eq!(
+            reminder_due(Some(&trial), &trial, now + 5_000),
+            None,
+            "over"
+        );
+        assert_eq!(
+            reminder_due(Some(&trial), &trial, now + 4_999),
+            Some(now + 5_000)
+        );
+        let canceled = ItemState {
+            status: Status::Canceled,
+            ..trial.clone()
+        };
+        assert_eq!(reminder_due(Some(&canceled), &trial, now), None);
+        let paid = ItemState {
+            is_free_trial: false,
+            ..trial.clone()
+        };
+        assert_eq!(reminder_due(Some(&paid), &trial, now), None, "converted");
+        let extended = ItemState {
+            period_end: Some(now + 9_000),
+            ..trial.clone()
+        };
+        assert_eq!(
+            reminder_due(Some(&extended), &trial, now),
+            None,
+            "its own reminder comes"
+        );
+        let not_trial = ItemState {
+            is_free_trial: false,
+            ..trial.clone()
+        };
+        assert_eq!(reminder_due(Some(&trial), &not_trial, now), None);
+        let no_end = ItemState {
+            period_end: None,
+            ..trial.clone()
+        };
+        assert_eq!(reminder_due(Some(&trial), &no_end, now), None);
     }
 }

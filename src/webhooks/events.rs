@@ -79,7 +79,7 @@ pub enum Change {
     Payment(PaymentAttempt),
     /// `subscriptionItem.freeTrialEnding`: the trial reminder for this item (its state is
     /// applied by the `Item` change of the same event).
-    TrialEnding(ItemState),
+    TrialEnding(ItemState, Interval),
 }
 
 /// Event times are told apart by size: below 10^12 seconds (10^12 s is year 33658), below 10^14
@@ -152,6 +152,24 @@ fn payer_of(p: &Value) -> Option<Payer> {
         user_id,
         email,
     })
+}
+
+/// How often an item is billed: `interval` (webhooks) or `plan_period` (Backend API),
+/// `month` or `annual`. Anything else is read as monthly.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Interval {
+    #[default]
+    Month,
+    Annual,
+}
+
+impl Interval {
+    pub fn of(d: &Value) -> Interval {
+        match s(d, "interval").or_else(|| s(d, "plan_period")) {
+            Some("annual" | "year" | "yearly") => Interval::Annual,
+            _ => Interval::Month,
+        }
+    }
 }
 
 /// The history row of a payment attempt: `None` when the event names no attempt id, payer or
@@ -310,7 +328,7 @@ impl ClerkEvent {
                     fix(&mut p.event_at);
                     fix(&mut p.at);
                 }
-                Change::TrialEnding(item) => fix(&mut item.event_at),
+                Change::TrialEnding(item, _) => fix(&mut item.event_at),
                 Change::Item(item) => {
                     fix(&mut item.event_at);
                     item.past_due_at.iter_mut().for_each(&mut fix);
@@ -371,7 +389,11 @@ impl ClerkEvent {
             _ if kind.starts_with("subscriptionItem.") => {
                 let item = item_of(d, None, None, at)?;
                 Ok(if kind == "subscriptionItem.freeTrialEnding" {
-                    vec![Change::Item(item.clone()), Change::TrialEnding(item)]
+                    let interval = Interval::of(d);
+                    vec![
+                        Change::Item(item.clone()),
+                        Change::TrialEnding(item, interval),
+                    ]
                 } else {
                     vec![Change::Item(item)]
                 })
@@ -407,16 +429,15 @@ impl ClerkEvent {
         }
     }
 
-    /// What the failed payment was for, for the mail (`failed_reason` of a payment attempt).
-    pub fn failure_reason(&self) -> Option<String> {
-        let d = self.data();
-        match d.get("failed_reason") {
-            Some(Value::String(r)) if !r.is_empty() => Some(r.clone()),
+    /// Why the payment failed, for the mail: told from `failed_reason`'s code alone (the
+    /// issuer's free text is never kept or mailed), `None` without a plain code.
+    pub fn failure_code(&self) -> Option<String> {
+        match self.data().get("failed_reason") {
+            Some(Value::String(c)) => payments::code(c),
             Some(Value::Object(o)) => o
-                .get("message")
-                .or_else(|| o.get("code"))
+                .get("code")
                 .and_then(Value::as_str)
-                .map(str::to_string),
+                .and_then(payments::code),
             _ => None,
         }
     }
@@ -645,7 +666,7 @@ mod tests {
         let ev = parse(&example("subscriptionItem.freeTrialEnding")).unwrap();
         let changes = ev.changes(SIGNED).unwrap();
         assert_eq!(changes.len(), 2);
-        let (Change::Item(a), Change::TrialEnding(b)) = (&changes[0], &changes[1]) else {
+        let (Change::Item(a), Change::TrialEnding(b, _)) = (&changes[0], &changes[1]) else {
             panic!("{changes:?}")
         };
         assert_eq!(a, b);

@@ -5,10 +5,10 @@ use std::collections::HashMap;
 use sqlx::AnyConnection;
 use tracing::{info, instrument};
 
-use super::events::{Change, ClerkEvent};
+use super::events::{Change, ClerkEvent, Interval};
 use crate::{
     billing::{ItemState, OrderKey, Status},
-    db::{self, DbError},
+    db::{self, now_ms, DbError},
 };
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
@@ -239,7 +239,7 @@ async fn apply_one(
                 0,
             ))
         }
-        Change::TrialEnding(item) => queue_trial_ending(conn, item, ctx)
+        Change::TrialEnding(item, interval) => queue_trial_ending(conn, item, *interval, ctx)
             .await
             .map(|mails| (true, mails)),
         Change::Item(item) => {
@@ -269,17 +269,22 @@ async fn apply_one(
 async fn queue_trial_ending(
     conn: &mut AnyConnection,
     item: &ItemState,
+    interval: Interval,
     ctx: &ApplyContext<'_>,
 ) -> Result<usize, DbError> {
-    let Some(end) = item.period_end.filter(|_| item.is_free_trial) else {
-        tracing::info!(item = %item.id, "trial reminder for an item with no trial end; none sent");
+    // The item's state as this delivery left it: newer evidence (canceled, converted, extended)
+    // speaks over a late reminder.
+    let stored = db::items::get(conn, &item.id).await?;
+    let Some(end) = crate::billing::subscription::reminder_due(stored.as_ref(), item, now_ms())
+    else {
+        tracing::info!(item = %item.id, "trial reminder for a trial no longer running; none sent");
         return Ok(0);
     };
     let Some(to) = recipient(conn, item).await? else {
         tracing::warn!(item = %item.id, "trial ending but no address to mail");
         return Ok(0);
     };
-    let m = super::past_due_mail::trial_ending(item, end, ctx.catalog, ctx.manage_url);
+    let m = super::past_due_mail::trial_ending(item, end, interval, ctx.catalog, ctx.manage_url);
     let id = format!("trial_ending:{}:{end}", item.id);
     Ok(db::outbox::enqueue(conn, &id, &to, &m.subject, &m.body).await? as usize)
 }

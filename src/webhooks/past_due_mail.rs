@@ -1,8 +1,15 @@
 //! The mail a delivery queues: the payment-failed message, composed from the item and the
 //! event, redacted like everything stored.
 
-use super::{events::ClerkEvent, redact::redact_text};
-use crate::billing::{dates::day_in_words, payments::money, Catalog, ItemState};
+use super::{
+    events::{ClerkEvent, Interval},
+    redact::redact_text,
+};
+use crate::billing::{
+    dates::day_in_words,
+    payments::{failure_words, money},
+    Catalog, ItemState,
+};
 
 pub struct Composed {
     pub subject: String,
@@ -19,8 +26,8 @@ pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) ->
         .map(|a| format!(" of {a}"))
         .unwrap_or_default();
     let reason = event
-        .failure_reason()
-        .map(|r| format!("\nThe card issuer said: {r}\n"))
+        .failure_code()
+        .map(|c| format!("\n{}\n", failure_words(Some(&c))))
         .unwrap_or_default();
     let period = item
         .period_end
@@ -43,17 +50,27 @@ pub fn payment_failed(item: &ItemState, event: &ClerkEvent, manage_url: &str) ->
 
 /// The reminder Clerk's `subscriptionItem.freeTrialEnding` asks for (three days ahead): the
 /// plan, the day the trial ends, the price after it (from `plans.toml`), and where to cancel.
-pub fn trial_ending(item: &ItemState, ends: i64, catalog: &Catalog, manage_url: &str) -> Composed {
+pub fn trial_ending(
+    item: &ItemState,
+    ends: i64,
+    interval: Interval,
+    catalog: &Catalog,
+    manage_url: &str,
+) -> Composed {
     let plan = catalog.plan(&item.plan_slug);
     let name = plan
         .map(|p| p.name.clone())
         .or_else(|| item.plan_name.clone())
         .unwrap_or_else(|| item.plan_slug.clone());
     let day = day_in_words(ends);
-    let price = match plan {
-        Some(p) if p.monthly_cents > 0 => {
-            format!("{} a month", money(i64::from(p.monthly_cents), "USD"))
-        }
+    // The price the card will be charged: the item's own interval's.
+    let annual = interval == Interval::Annual;
+    let price = match plan.map(|p| p.price_cents(annual)) {
+        Some(cents) if cents > 0 => format!(
+            "{} {}",
+            money(i64::from(cents), "USD"),
+            if annual { "a year" } else { "a month" }
+        ),
         _ => "the plan's price".into(),
     };
     Composed {

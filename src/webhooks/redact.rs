@@ -183,7 +183,7 @@ pub fn redact_change(mut change: Change) -> Change {
                 s.iter_mut().for_each(redact_in_place);
             }
         }
-        Change::Item(item) | Change::TrialEnding(item) => {
+        Change::Item(item) | Change::TrialEnding(item, _) => {
             let payer = &mut item.payer;
             for s in [&mut item.id, &mut item.plan_slug, &mut payer.id] {
                 redact_in_place(s);
@@ -285,9 +285,52 @@ fn redact_in(value: &mut Value, key: Option<&str>) {
     }
 }
 
+/// Keys of free text about a payment: the card issuer's words can carry an expiry or a CVC
+/// that no pattern recognizes, so under a payment attempt they are never kept.
+const FREE_TEXT_KEYS: &[&str] = &["message", "description", "declinemessage", "sellermessage"];
+
+/// Drops the free text under a payment attempt (`failed_reason.message`, any `message` or
+/// `description`, a `failed_reason` that is text rather than a code): `[redacted]` in its place.
+fn drop_free_text(value: &mut Value) {
+    match value {
+        Value::Object(map) => {
+            for (k, v) in map.iter_mut() {
+                let text = with_normalized(k, |k| FREE_TEXT_KEYS.contains(&k));
+                let reason_text = k == "failed_reason"
+                    && v.as_str()
+                        .is_some_and(|r| crate::billing::payments::code(r).is_none());
+                if (text && !v.is_null()) || reason_text {
+                    *v = Value::String(MASK.into());
+                } else {
+                    drop_free_text(v);
+                }
+            }
+        }
+        Value::Array(items) => items.iter_mut().for_each(drop_free_text),
+        _ => {}
+    }
+}
+
+/// Whether a payload is about a payment attempt (its event type, or its data's object).
+fn is_payment_attempt(value: &Value) -> bool {
+    value
+        .get("type")
+        .and_then(Value::as_str)
+        .is_some_and(|t| t.starts_with("paymentAttempt."))
+        || value
+            .pointer("/data/object")
+            .and_then(Value::as_str)
+            .is_some_and(|o| o.contains("payment_attempt"))
+}
+
 /// Returns the payload as it may be stored.
 pub fn redact(mut value: Value) -> Value {
     redact_in(&mut value, None);
+    if is_payment_attempt(&value) {
+        if let Some(data) = value.get_mut("data") {
+            drop_free_text(data);
+        }
+    }
     value
 }
 
@@ -297,6 +340,47 @@ mod tests {
     use serde_json::json;
 
     use super::*;
+
+    #[test]
+    fn free_text_about_a_payment_is_dropped_and_its_code_kept() {
+        let v = redact(json!({
+            "type": "paymentAttempt.updated",
+            "data": {
+                "object": "commerce_payment_attempt",
+                "status": "failed",
+                "failed_reason": {"code": "card_declined", "message": "exp 12/29 cvc 314", "decline_message": "x"},
+                "payment_source": {"card_type": "visa", "last4": "4242", "Description": "card ending 12/29"},
+                "subscription_items": [{"plan": {"name": "Pro", "description": "The API"}}],
+                "note": null
+            }
+        }));
+        let text = v.to_string();
+        assert!(!text.contains("12/29") && !text.contains("314"), "{text}");
+        assert_eq!(v["data"]["failed_reason"]["code"], "card_declined");
+        assert_eq!(v["data"]["failed_reason"]["message"], MASK);
+        assert_eq!(v["data"]["failed_reason"]["decline_message"], MASK);
+        assert_eq!(v["data"]["payment_source"]["Description"], MASK);
+        assert_eq!(
+            v["data"]["subscription_items"][0]["plan"]["description"],
+            MASK
+        );
+        assert_eq!(v["data"]["subscription_items"][0]["plan"]["name"], "Pro");
+        assert_eq!(v["data"]["payment_source"]["last4"], "4242");
+        let text_reason = redact(json!({"type": "paymentAttempt.created",
+            "data": {"failed_reason": "declined, exp 12/29"}}));
+        assert_eq!(text_reason["data"]["failed_reason"], MASK);
+        let code_reason = redact(json!({"type": "paymentAttempt.created",
+            "data": {"failed_reason": "insufficient_funds"}}));
+        assert_eq!(code_reason["data"]["failed_reason"], "insufficient_funds");
+        let by_object = redact(
+            json!({"type": "x", "data": {"object": "commerce_payment_attempt", "message": "cvc 314"}}),
+        );
+        assert_eq!(by_object["data"]["message"], MASK);
+        // Other events keep their descriptions (a plan's, a user's).
+        let item = redact(json!({"type": "subscriptionItem.active",
+            "data": {"object": "commerce_subscription_item", "plan": {"description": "The API"}}}));
+        assert_eq!(item["data"]["plan"]["description"], "The API");
+    }
 
     #[test]
     fn card_numbers_are_masked_wherever_they_appear() {
@@ -536,7 +620,26 @@ mod tests {
                 continue;
             }
             let v: Value = serde_json::from_str(&std::fs::read_to_string(&path).unwrap()).unwrap();
-            assert_eq!(redact(v.clone()), v, "{}", path.display());
+            // Under a payment attempt, free text (here a plan's description) is all that goes.
+            let mut expected = v.clone();
+            if path.to_string_lossy().contains("paymentAttempt") {
+                fn mask(v: &mut Value) {
+                    match v {
+                        Value::Object(m) => m.iter_mut().for_each(|(k, v)| {
+                            if k == "description" || k == "message" {
+                                *v = Value::String(MASK.into());
+                            } else {
+                                mask(v);
+                            }
+                        }),
+                        Value::Array(a) => a.iter_mut().for_each(mask),
+                        _ => {}
+                    }
+                }
+                mask(&mut expected);
+                assert_ne!(expected, v, "the example has free text to drop");
+            }
+            assert_eq!(redact(v.clone()), expected, "{}", path.display());
             n += 1;
         }
         assert!(n >= 18, "all of Clerk's examples are read ({n})");

@@ -266,7 +266,7 @@ async fn announce(
         .flat_map(|((d, _), _)| &d.changes)
         .filter_map(|c| match c {
             Change::Item(item) => Some((item.payer.kind, item.payer.id.as_str())),
-            Change::User { .. } | Change::Payment(_) | Change::TrialEnding(_) => None,
+            Change::User { .. } | Change::Payment(_) | Change::TrialEnding(..) => None,
         });
     let payload = db::notify::encode(payers);
     if payload.is_empty() {

@@ -380,3 +380,148 @@ async fn the_trial_reminder_is_sent_once_whatever_the_redeliveries() {
             .unwrap();
     assert_eq!(n, 2);
 }
+
+/// A `freeTrialEnding` for item `item` of `user` on Pro, its trial ending at `end`, stamped `t`.
+fn trial_ending(item: &str, user: &str, t: i64, end: i64) -> Value {
+    let mut ev = fixture("subscriptionItem.freeTrialEnding");
+    ev["timestamp"] = json!(t);
+    ev["data"]["id"] = json!(item);
+    ev["data"]["plan"]["slug"] = json!("pro");
+    ev["data"]["period_end"] = json!(end);
+    ev["data"]["updated_at"] = json!(t);
+    ev["data"]["payer"]["user_id"] = json!(user);
+    ev["data"]["payer"]["email"] = json!(format!("{user}@example.com"));
+    ev
+}
+
+async fn trial_mails(app: &TestApp, item: &str) -> Vec<String> {
+    sqlx::query_scalar("select body from mail_outbox where id like $1")
+        .bind(format!("trial_ending:{item}:%"))
+        .fetch_all(&app.db.pool)
+        .await
+        .unwrap()
+}
+
+#[tokio::test]
+async fn the_trial_reminder_quotes_the_price_of_the_items_own_interval() {
+    let app = spawn_app().await;
+    let t = now() * 1000 - 60_000;
+    let mut annual = trial_ending("csub_item_ta", "user_ta", t, t + 3 * 86_400_000);
+    annual["data"]["interval"] = json!("annual");
+    assert_eq!(app.deliver(&msg_id(), &annual).await.status(), 200);
+    let bodies = trial_mails(&app, "csub_item_ta").await;
+    assert_eq!(bodies.len(), 1);
+    assert!(bodies[0].contains("$192.00 a year"), "{}", bodies[0]);
+    assert!(!bodies[0].contains("a month"), "{}", bodies[0]);
+    let monthly = trial_ending("csub_item_tm", "user_tm", t, t + 3 * 86_400_000);
+    app.deliver(&msg_id(), &monthly).await;
+    assert!(trial_mails(&app, "csub_item_tm").await[0].contains("$20.00 a month"));
+}
+
+/// The ordering rule applies to reminders: one that arrives after newer state for its item
+/// (canceled, converted to paid, or a trial end already past) mails nothing.
+#[tokio::test]
+async fn a_late_or_stale_trial_reminder_mails_nothing() {
+    let app = spawn_app().await;
+    let t = now() * 1000 - 60_000;
+    let end = t + 3 * 86_400_000;
+    // Canceled after the reminder was sent, delivered before it.
+    let mut canceled = item_event(
+        "subscriptionItem.canceled",
+        "canceled",
+        "csub_item_l1",
+        "user_l1",
+        t + 1_000,
+    );
+    canceled["data"]["is_free_trial"] = json!(true);
+    canceled["data"]["period_end"] = json!(end);
+    app.deliver(&msg_id(), &canceled).await;
+    app.deliver(&msg_id(), &trial_ending("csub_item_l1", "user_l1", t, end))
+        .await;
+    assert!(
+        trial_mails(&app, "csub_item_l1").await.is_empty(),
+        "canceled"
+    );
+    // Converted to paid first.
+    let mut paid = item_event(
+        "subscriptionItem.active",
+        "active",
+        "csub_item_l2",
+        "user_l2",
+        t + 1_000,
+    );
+    paid["data"]["is_free_trial"] = json!(false);
+    app.deliver(&msg_id(), &paid).await;
+    app.deliver(&msg_id(), &trial_ending("csub_item_l2", "user_l2", t, end))
+        .await;
+    assert!(
+        trial_mails(&app, "csub_item_l2").await.is_empty(),
+        "converted"
+    );
+    // A trial already over.
+    let over = trial_ending(
+        "csub_item_l3",
+        "user_l3",
+        t - 10 * 86_400_000,
+        t - 86_400_000,
+    );
+    app.deliver(&msg_id(), &over).await;
+    assert!(trial_mails(&app, "csub_item_l3").await.is_empty(), "over");
+    // And the ordinary case still mails.
+    app.deliver(&msg_id(), &trial_ending("csub_item_l4", "user_l4", t, end))
+        .await;
+    assert_eq!(trial_mails(&app, "csub_item_l4").await.len(), 1);
+}
+
+/// Free text about a payment can carry an expiry or a CVC no pattern sees: it is dropped at
+/// ingest (the stored payload keeps `[redacted]`) and never mailed; the failure is told from
+/// its code.
+#[tokio::test]
+async fn a_payments_free_text_is_never_stored_or_mailed() {
+    let app = spawn_app().await;
+    let t = now() * 1000 - 60_000;
+    app.deliver(
+        &msg_id(),
+        &item_event(
+            "subscriptionItem.active",
+            "active",
+            "csub_item_ft",
+            "user_ft",
+            t - 10_000,
+        ),
+    )
+    .await;
+    let mut failed = failed_payment("csub_item_ft", "user_ft", t);
+    failed["data"]["failed_reason"] =
+        json!({"code": "card_declined", "message": "exp 12/29 cvc 314"});
+    failed["data"]["description"] = json!("charge for card exp 12/29");
+    let id = msg_id();
+    assert_eq!(app.deliver(&id, &failed).await.status(), 200);
+    let stored: String = sqlx::query_scalar("select payload from webhook_event where svix_id = $1")
+        .bind(&id)
+        .fetch_one(&app.db.pool)
+        .await
+        .unwrap();
+    assert!(
+        !stored.contains("12/29") && !stored.contains("314"),
+        "{stored}"
+    );
+    assert!(stored.contains("[redacted]") && stored.contains("card_declined"));
+    let bodies: Vec<String> =
+        sqlx::query_scalar("select body from mail_outbox where id like '%payment_failed%'")
+            .fetch_all(&app.db.pool)
+            .await
+            .unwrap();
+    assert_eq!(bodies.len(), 1);
+    assert!(
+        !bodies[0].contains("12/29") && !bodies[0].contains("314"),
+        "{}",
+        bodies[0]
+    );
+    assert!(!bodies[0].contains("[redacted]"), "{}", bodies[0]);
+    assert!(
+        bodies[0].contains("Your card was declined."),
+        "{}",
+        bodies[0]
+    );
+}
