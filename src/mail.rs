@@ -1,8 +1,10 @@
 //! Outgoing mail: the worker that drains the outbox through SMTP (`SMTP_URL`) or, in
 //! development, into `.eml` files under `data/mail/`, and the demo mailbox that reads them back.
 //!
-//! A message leaves the outbox only once the transport accepted it; failures retry with
-//! exponential back-off and are never dropped.
+//! A message leaves the outbox only once the transport accepted it. A permanent refusal (the
+//! server's `5xx`) ends it at once as failed; temporary trouble retries with exponential
+//! back-off for at most 24 hours, then ends it as failed the same way (never silently dropped:
+//! the console's payer page and `plangate_outbox_failed` show it).
 
 use std::{
     path::{Path, PathBuf},
@@ -44,13 +46,18 @@ impl Transport {
         }
     }
 
-    async fn send(&self, message: Message, id: &str) -> anyhow::Result<()> {
+    async fn send(&self, message: Message, id: &str) -> Result<(), SendError> {
         match self {
             Transport::Smtp(t) => {
-                t.send(message).await?;
+                t.send(message).await.map_err(|e| {
+                    if e.is_permanent() {
+                        SendError::Permanent(e.to_string())
+                    } else {
+                        SendError::Temporary(e.to_string())
+                    }
+                })?;
             }
             Transport::Files(dir) => {
-                crate::private_files::private_dir(dir)?;
                 let name: String = id
                     .chars()
                     .map(|c| {
@@ -63,11 +70,43 @@ impl Transport {
                     .collect();
                 // Write then rename, so the mailbox never lists a half-written file.
                 let tmp = dir.join(format!(".{name}.tmp"));
-                tokio::fs::write(&tmp, message.formatted()).await?;
-                tokio::fs::rename(&tmp, dir.join(format!("{name}.eml"))).await?;
+                let write = async {
+                    crate::private_files::private_dir(dir)?;
+                    tokio::fs::write(&tmp, message.formatted()).await?;
+                    tokio::fs::rename(&tmp, dir.join(format!("{name}.eml"))).await
+                };
+                write
+                    .await
+                    .map_err(|e| SendError::Temporary(e.to_string()))?;
             }
         }
         Ok(())
+    }
+}
+
+/// Why a mail was not sent: for good (the server's `5xx`, an address that cannot be one), or
+/// for now (a `4xx`, no connection, a disk that refused the file).
+#[derive(Debug, thiserror::Error)]
+pub enum SendError {
+    #[error("refused for good: {0}")]
+    Permanent(String),
+    #[error("{0}")]
+    Temporary(String),
+}
+
+/// How long temporary trouble is retried before a mail is given up on (README, "Configuration").
+pub const GIVE_UP_AFTER_MS: i64 = 24 * 60 * 60 * 1000;
+
+/// What becomes of a mail the transport did not take: `None` to retry at the back-off, or the
+/// reason it ends as failed now (a permanent refusal at once; temporary trouble once the mail
+/// has waited [`GIVE_UP_AFTER_MS`] since it was queued).
+pub fn give_up(error: &SendError, queued_at: i64, now: i64) -> Option<String> {
+    match error {
+        SendError::Permanent(why) => Some(why.clone()),
+        SendError::Temporary(why) if now.saturating_sub(queued_at) >= GIVE_UP_AFTER_MS => {
+            Some(format!("not accepted within 24 hours: {why}"))
+        }
+        SendError::Temporary(_) => None,
     }
 }
 
@@ -85,10 +124,11 @@ pub async fn drain(db: &Db, transport: &Transport, from: &Mailbox) -> anyhow::Re
         if !db::outbox::claim(&db.pool, &mail, now + 60_000).await? {
             continue;
         }
+        // An address that cannot be one is refused for good, as a server's 5xx would be.
         let message = mail
             .recipient
             .parse::<Mailbox>()
-            .map_err(anyhow::Error::from)
+            .map_err(|e| SendError::Permanent(format!("not a mail address: {e}")))
             .and_then(|to| {
                 Message::builder()
                     .from(from.clone())
@@ -96,7 +136,7 @@ pub async fn drain(db: &Db, transport: &Transport, from: &Mailbox) -> anyhow::Re
                     .subject(&mail.subject)
                     .header(ContentType::TEXT_PLAIN)
                     .body(mail.body.clone())
-                    .map_err(anyhow::Error::from)
+                    .map_err(|e| SendError::Permanent(e.to_string()))
             });
         let result = match message {
             Ok(m) => transport.send(m, &mail.id).await,
@@ -108,11 +148,17 @@ pub async fn drain(db: &Db, transport: &Transport, from: &Mailbox) -> anyhow::Re
                 info!(mail_id = %mail.id, "mail sent");
                 sent += 1;
             }
-            Err(e) => {
-                let retry_at = now_ms() + backoff_ms(mail.attempts);
-                warn!(mail_id = %mail.id, attempts = mail.attempts + 1, error = %e, "mail not sent; will retry");
-                db::outbox::mark_failed(&db.pool, &mail.id, retry_at, &e.to_string()).await?;
-            }
+            Err(e) => match give_up(&e, mail.created_at, now_ms()) {
+                Some(why) => {
+                    warn!(mail_id = %mail.id, attempts = mail.attempts + 1, error = %why, "mail not sent; given up");
+                    db::outbox::give_up(&db.pool, &mail.id, &why).await?;
+                }
+                None => {
+                    let retry_at = now_ms() + backoff_ms(mail.attempts);
+                    warn!(mail_id = %mail.id, attempts = mail.attempts + 1, error = %e, "mail not sent; will retry");
+                    db::outbox::mark_failed(&db.pool, &mail.id, retry_at, &e.to_string()).await?;
+                }
+            },
         }
     }
     Ok(sent)
@@ -173,6 +219,25 @@ mod tests {
         assert_eq!(
             crate::page_data::format_date(1_719_561_600_000),
             "2024-06-28"
+        );
+    }
+
+    #[test]
+    fn a_permanent_refusal_ends_a_mail_at_once_and_trouble_after_a_day() {
+        use super::{give_up, SendError, GIVE_UP_AFTER_MS};
+        let p = SendError::Permanent("550 no such user".into());
+        let t = SendError::Temporary("421 try later".into());
+        assert_eq!(give_up(&p, 1_000, 1_000), Some("550 no such user".into()));
+        assert_eq!(give_up(&t, 1_000, 1_000), None);
+        assert_eq!(give_up(&t, 1_000, 1_000 + GIVE_UP_AFTER_MS - 1), None);
+        assert_eq!(
+            give_up(&t, 1_000, 1_000 + GIVE_UP_AFTER_MS),
+            Some("not accepted within 24 hours: 421 try later".into())
+        );
+        assert_eq!(
+            give_up(&t, i64::MIN, i64::MAX).is_some(),
+            true,
+            "no overflow"
         );
     }
 

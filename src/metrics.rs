@@ -17,6 +17,7 @@ pub struct Metrics {
     pub webhook_apply_seconds: Histogram,
     pub inbox_failed: IntGauge,
     pub outbox_pending: IntGauge,
+    pub outbox_failed: IntGauge,
     /// `allowed`.
     pub gate_decisions: IntCounterVec,
     pub reconcile_corrections: IntCounter,
@@ -79,6 +80,10 @@ impl Metrics {
             "plangate_outbox_pending",
             "Mails queued in the outbox and not yet sent.",
         );
+        let outbox_failed = gauge(
+            "plangate_outbox_failed",
+            "Mails given up on: refused for good by the mail server (a 5xx), or not accepted within 24 hours.",
+        );
         let usage_consumed = counter_vec(
             "plangate_usage_consumed_total",
             "Units of metered features spent, by feature.",
@@ -128,6 +133,7 @@ impl Metrics {
             webhook_apply_seconds,
             inbox_failed,
             outbox_pending,
+            outbox_failed,
             gate_decisions,
             reconcile_corrections,
             reconcile_runs,

@@ -198,6 +198,8 @@ pub struct MailRow {
     pub attempts: i64,
     pub created_at: i64,
     pub sent_at: Option<i64>,
+    /// Why the last attempt failed (why a failed mail was given up on).
+    pub last_error: Option<String>,
 }
 
 /// The newest mail to any of `recipients`, newest first.
@@ -210,7 +212,7 @@ pub async fn mail_to(
         return Ok(Vec::new());
     }
     let sql = format!(
-        "select id, recipient, subject, status, attempts, created_at, sent_at from mail_outbox \
+        "select id, recipient, subject, status, attempts, created_at, sent_at, last_error from mail_outbox \
          where recipient in ({}) order by created_at desc, id desc limit {}",
         placeholders(recipients.len(), 1, 1),
         limit.clamp(1, 500)
@@ -230,6 +232,7 @@ pub async fn mail_to(
             attempts: r.get("attempts"),
             created_at: r.get("created_at"),
             sent_at: r.get("sent_at"),
+            last_error: r.get("last_error"),
         })
         .collect())
 }

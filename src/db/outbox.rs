@@ -12,6 +12,7 @@ pub struct Mail {
     pub body: String,
     pub attempts: i64,
     pub next_attempt_at: i64,
+    pub created_at: i64,
 }
 
 /// Queues a mail under its (event, effect) id; a second enqueue of the same id does nothing.
@@ -39,7 +40,7 @@ pub async fn enqueue(
 
 pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<Mail>, DbError> {
     let rows = sqlx::query(
-        "select id, recipient, subject, body, attempts, next_attempt_at from mail_outbox \
+        "select id, recipient, subject, body, attempts, next_attempt_at, created_at from mail_outbox \
          where status = 'queued' and next_attempt_at <= $1 order by next_attempt_at limit $2",
     )
     .bind(now)
@@ -55,6 +56,7 @@ pub async fn due(pool: &AnyPool, now: i64, limit: i64) -> Result<Vec<Mail>, DbEr
             body: r.get("body"),
             attempts: r.get("attempts"),
             next_attempt_at: r.get("next_attempt_at"),
+            created_at: r.get("created_at"),
         })
         .collect())
 }
@@ -93,6 +95,19 @@ pub async fn mark_failed(
         "update mail_outbox set attempts = attempts + 1, next_attempt_at = $1, last_error = $2 where id = $3",
     )
     .bind(retry_at)
+    .bind(error)
+    .bind(id)
+    .execute(pool)
+    .await?;
+    Ok(())
+}
+
+/// Ends a mail as failed: it is not tried again (`plangate_outbox_failed`, the console's payer
+/// page show it with `error`).
+pub async fn give_up(pool: &AnyPool, id: &str, error: &str) -> Result<(), DbError> {
+    sqlx::query(
+        "update mail_outbox set status = 'failed', attempts = attempts + 1, last_error = $1 where id = $2",
+    )
     .bind(error)
     .bind(id)
     .execute(pool)

@@ -286,7 +286,8 @@ fn payer_page(
         .map(|m| {
             view! {
                 <tr><td>{rfc3339(m.created_at)}</td><td>{m.subject.clone()}</td><td>{m.recipient.clone()}</td>
-                <td>{m.status.clone()}{m.sent_at.map(|s| format!(" {}", rfc3339(s)))}</td></tr>
+                <td data-testid="mail-status">{m.status.clone()}{m.sent_at.map(|s| format!(" {}", rfc3339(s)))}
+                {(m.status != "sent").then(|| m.last_error.clone()).flatten().map(|e| format!(": {e}"))}</td></tr>
             }
         })
         .collect_view();

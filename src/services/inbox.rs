@@ -185,12 +185,14 @@ impl Inbox {
             let failed = db::inbox::count_failed(&mut conn).await?;
             drop(conn);
             let pending = db::outbox::count_by_status(&self.db.pool, "queued").await?;
-            Ok::<_, DbError>((failed, pending))
+            let undeliverable = db::outbox::count_by_status(&self.db.pool, "failed").await?;
+            Ok::<_, DbError>((failed, pending, undeliverable))
         };
         match read.await {
-            Ok((failed, pending)) => {
+            Ok((failed, pending, undeliverable)) => {
                 self.metrics.inbox_failed.set(failed);
                 self.metrics.outbox_pending.set(pending);
+                self.metrics.outbox_failed.set(undeliverable);
                 self.metrics.database_up.set(1);
             }
             Err(e) => {

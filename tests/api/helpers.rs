@@ -447,7 +447,13 @@ pub async fn smtp_sink() -> SmtpSink {
                         continue;
                     }
                     let cmd = line.to_ascii_uppercase();
-                    let reply: &[u8] = if cmd.starts_with("EHLO") {
+                    // Addresses that say how to answer: `bounce` is refused for good, `busy`
+                    // for now.
+                    let reply: &[u8] = if cmd.starts_with("RCPT") && cmd.contains("BOUNCE") {
+                        b"550 5.1.1 no such user here\r\n"
+                    } else if cmd.starts_with("RCPT") && cmd.contains("BUSY") {
+                        b"451 4.3.0 try again later\r\n"
+                    } else if cmd.starts_with("EHLO") {
                         b"250-sink\r\n250 8BITMIME\r\n"
                     } else if cmd.starts_with("DATA") {
                         in_data = true;

@@ -751,3 +751,92 @@ async fn plangate_trigger_changes_me_and_repeats_show_one_applied_and_four_dupli
         .unwrap();
     assert_eq!(me["status"], "active");
 }
+
+/// A permanent refusal (an SMTP `5xx`) ends a mail at once as failed, with its reason on the
+/// console's payer page and in `plangate_outbox_failed`; temporary trouble is retried.
+#[tokio::test]
+async fn a_mail_refused_for_good_ends_at_once_and_a_busy_server_is_retried() {
+    let sink = smtp_sink().await;
+    let app = spawn_with(Options {
+        extra: vec![
+            ("SMTP_URL", format!("smtp://127.0.0.1:{}", sink.port)),
+            ("METRICS_ADDR", "127.0.0.1:0".into()),
+            ("ADMIN_USER_IDS", "user_op_mail".into()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    let t = now() * 1000 - 60_000;
+    for (item, user) in [
+        ("csub_item_bo", "user_bounce"),
+        ("csub_item_bu", "user_busy"),
+    ] {
+        let active = item_event("subscriptionItem.active", "active", item, user, t - 10_000);
+        assert_eq!(app.deliver(&msg_id(), &active).await.status(), 200);
+        assert_eq!(
+            app.deliver(&msg_id(), &failed_payment(item, user, t))
+                .await
+                .status(),
+            200
+        );
+    }
+    let status_of = |recipient: &'static str| {
+        let pool = app.db.pool.clone();
+        async move {
+            sqlx::query_as::<_, (String, i64, Option<String>)>(
+                "select status, attempts, last_error from mail_outbox where recipient = $1",
+            )
+            .bind(recipient)
+            .fetch_one(&pool)
+            .await
+            .unwrap()
+        }
+    };
+    let mut bounced = status_of("user_bounce@example.com").await;
+    for _ in 0..100 {
+        if bounced.0 != "queued" {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        bounced = status_of("user_bounce@example.com").await;
+    }
+    assert_eq!(bounced.0, "failed", "{bounced:?}");
+    assert_eq!(bounced.1, 1, "one attempt, never retried");
+    assert!(
+        bounced.2.as_deref().is_some_and(|e| e.contains("550")),
+        "{bounced:?}"
+    );
+    // The busy server's mail waits for its next try.
+    let mut busy = status_of("user_busy@example.com").await;
+    for _ in 0..100 {
+        if busy.1 >= 1 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(50)).await;
+        busy = status_of("user_busy@example.com").await;
+    }
+    assert_eq!(busy.0, "queued", "{busy:?}");
+    assert!(
+        busy.2.as_deref().is_some_and(|e| e.contains("451")),
+        "{busy:?}"
+    );
+    // Two seconds later the bounced mail was still not tried again.
+    tokio::time::sleep(std::time::Duration::from_secs(2)).await;
+    assert_eq!(status_of("user_bounce@example.com").await.1, 1);
+    assert!(sink.messages.lock().unwrap().is_empty());
+    let metrics = app.metrics().await;
+    assert!(metrics.contains("plangate_outbox_failed 1"), "{metrics}");
+    // The operator sees why.
+    let op = sign_token(&keys().0, &claims("user_op_mail"));
+    let page = app
+        .client
+        .get(app.url("/admin/payers/user/user_bounce"))
+        .bearer_auth(op)
+        .send()
+        .await
+        .unwrap()
+        .text()
+        .await
+        .unwrap();
+    assert!(page.contains("failed") && page.contains("550"), "{page}");
+}
