@@ -157,8 +157,9 @@ async fn jwks(url: String) -> Line {
     }
 }
 
-/// The secret key is accepted, and every paid plan of PLANS_FILE exists in Clerk for its payer
-/// type (so paying users are not denied by a slug that differs).
+/// The secret key is accepted, every paid plan of PLANS_FILE exists in Clerk for its payer
+/// type (so paying users are not denied by a slug that differs), and every plan Clerk has is in
+/// PLANS_FILE (so nothing Clerk sells meters by a limit the file cannot know).
 async fn plans(api: &ClerkApi, base: &str, catalog: Option<&Catalog>) -> Vec<Line> {
     let mut lines = Vec::new();
     let mut clerk = [HashSet::new(), HashSet::new()];
@@ -226,6 +227,27 @@ async fn plans(api: &ClerkApi, base: &str, catalog: Option<&Catalog>) -> Vec<Lin
                     "gate `{name}` names plan `{slug}`, which Clerk does not have for that payer type"
                 )));
             }
+        }
+    }
+    // The other way round: a plan Clerk sells that the file lacks would be answered
+    // `403 plan_not_configured` on every metered call of its subscribers.
+    for (i, kind) in [(0, "user"), (1, "organization")] {
+        let mut unknown: Vec<&String> = clerk[i]
+            .iter()
+            .filter(|slug| {
+                catalog
+                    .plan(slug)
+                    .is_none_or(|p| p.scope() != [PayerKind::User, PayerKind::Org][i])
+            })
+            .collect();
+        unknown.sort();
+        for slug in unknown {
+            missing = true;
+            lines.push(fail(format!(
+                "plan `{slug}` ({kind}) is in Clerk but not in PLANS_FILE: add it (its features, \
+                 and limits for metered ones) or its subscribers' metered calls answer 403 \
+                 plan_not_configured"
+            )));
         }
     }
     if !missing {

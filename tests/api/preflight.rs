@@ -103,6 +103,34 @@ async fn a_paid_plan_clerk_lacks_fails_naming_the_slug() {
 }
 
 #[tokio::test]
+async fn a_plan_clerk_has_and_the_file_lacks_fails_naming_it() {
+    let (app, api, _jwks) = instance().await;
+    clerk_plans(&api, "");
+    api.plans.lock().unwrap().extend([
+        (
+            "user".to_string(),
+            json!({"object": "commerce_plan", "slug": "enterprise"}),
+        ),
+        (
+            "org".to_string(),
+            json!({"object": "commerce_plan", "slug": "pro"}),
+        ),
+    ]);
+    let (code, out, _) = app.command(&["check"], &[]).await;
+    assert_eq!(code, 1, "{out}");
+    let f = fails(&out);
+    assert_eq!(f.len(), 2, "{out}");
+    assert!(
+        f[0].contains("`enterprise` (user)") && f[0].contains("not in PLANS_FILE"),
+        "{out}"
+    );
+    assert!(
+        f[1].contains("`pro` (organization)") && f[1].contains("plan_not_configured"),
+        "a user plan's slug is not the organization's: {out}"
+    );
+}
+
+#[tokio::test]
 async fn an_unreachable_jwks_fails_naming_the_jwks() {
     let (app, api, _jwks) = instance().await;
     clerk_plans(&api, "");
