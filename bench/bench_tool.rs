@@ -1,6 +1,7 @@
 //! Helpers for `bench/run.sh`.
 //!   bench_tool keys <dir>                 test RSA key: <dir>/public.pem, <dir>/token (entitled, 1 h),
-//!                                         <dir>/token_metered (Business: a metered payer)
+//!                                         <dir>/token_metered (Business: a metered payer),
+//!                                         <dir>/token_exhausted (Tiny: one unit, then refused)
 //!   bench_tool webhooks <file> <n> <secret>  n distinct, validly signed deliveries, one per line:
 //!                                          svix-id \t timestamp \t signature \t body
 //!   bench_tool startup <url> <cmd…>       starts cmd, polls <url> every ms; prints ms to the first 200
@@ -86,6 +87,10 @@ fn keys(dir: &str) {
     let metered = json!({"sub": "user_bench_metered", "sid": "sess_bench_m", "iss": format!("https://{host}"), "azp": azp,
         "iat": t, "nbf": t - 10, "exp": t + 3600, "v": 2, "pla": "u:business", "fea": "u:premium_dashboard", "sts": "active"});
     std::fs::write(format!("{dir}/token_metered"), key.sign(&metered).unwrap()).unwrap();
+    // P1x: a payer on Tiny (one unit a period): once it is spent, every call is refused.
+    let exhausted = json!({"sub": "user_bench_exhausted", "sid": "sess_bench_x", "iss": format!("https://{host}"), "azp": azp,
+        "iat": t, "nbf": t - 10, "exp": t + 3600, "v": 2, "pla": "u:tiny", "fea": "u:premium_dashboard", "sts": "active"});
+    std::fs::write(format!("{dir}/token_exhausted"), key.sign(&exhausted).unwrap()).unwrap();
     let pk = format!(
         "pk_test_{}",
         base64::engine::general_purpose::STANDARD.encode(format!("{host}$"))

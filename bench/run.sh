@@ -28,6 +28,7 @@ export BENCH_APP_URL=$URL BENCH_FAPI_HOST=bench.clerk.accounts.dev
 $TOOL keys "$work"
 TOKEN=$(cat "$work/token")
 TOKEN_M=$(cat "$work/token_metered")
+TOKEN_X=$(cat "$work/token_exhausted")
 PLANS=${BENCH_PLANS:-$BENCH_DIR/plans.toml}
 
 pids=()
@@ -71,6 +72,9 @@ start "sqlite://$work/bench.db"; SERVER_PID_FOR_RSS=$SERVER
 BENCH_AUTH="Bearer $TOKEN" run_wrk "P1 GET /api/premium-feature" "$URL/api/premium-feature" bench/get.lua
 # P1m: the same API for a payer with a limit (too large to reach): every 200 spends a unit.
 BENCH_AUTH="Bearer $TOKEN_M" run_wrk "P1m GET /api/premium-feature" "$URL/api/premium-feature" bench/get.lua
+# P1x: a payer at its limit (its one unit spent first): every answer is a 429, from memory.
+curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN_X" "$URL/api/premium-feature" || true
+BENCH_AUTH="Bearer $TOKEN_X" run_wrk "P1x GET /api/premium-feature, refused" "$URL/api/premium-feature" bench/get.lua
 run_wrk "P3 GET /pricing" "$URL/pricing" bench/get.lua
 BENCH_COOKIE="__session=$TOKEN" run_wrk "P3 GET /dashboard (signed in)" "$URL/dashboard" bench/get.lua
 # Signed-in pages as a browser meets them: Bearer, at -c32 and on one kept-alive connection.
