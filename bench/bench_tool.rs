@@ -90,7 +90,11 @@ fn keys(dir: &str) {
     // P1x: a payer on Tiny (one unit a period): once it is spent, every call is refused.
     let exhausted = json!({"sub": "user_bench_exhausted", "sid": "sess_bench_x", "iss": format!("https://{host}"), "azp": azp,
         "iat": t, "nbf": t - 10, "exp": t + 3600, "v": 2, "pla": "u:tiny", "fea": "u:premium_dashboard", "sts": "active"});
-    std::fs::write(format!("{dir}/token_exhausted"), key.sign(&exhausted).unwrap()).unwrap();
+    std::fs::write(
+        format!("{dir}/token_exhausted"),
+        key.sign(&exhausted).unwrap(),
+    )
+    .unwrap();
     let pk = format!(
         "pk_test_{}",
         base64::engine::general_purpose::STANDARD.encode(format!("{host}$"))

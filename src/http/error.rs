@@ -121,19 +121,14 @@ fn code_of(status: StatusCode) -> (&'static str, &'static str) {
 /// Every `/api/…` refusal is JSON (README, "Security model"): an error answer under `/api/`
 /// whose body is not JSON already (empty, plain text) is replaced by `{"error":{"code","message"}}`
 /// for its status, its other headers (`Allow`, `Retry-After`) kept.
-pub async fn api_errors_as_json(
-    req: axum::extract::Request,
-    next: axum::middleware::Next,
-) -> Response {
-    let api = req.uri().path().starts_with("/api/") || req.uri().path() == "/api";
-    let r = next.run(req).await;
+pub fn api_error_as_json(r: Response) -> Response {
     let status = r.status();
     let json = r
         .headers()
         .get(header::CONTENT_TYPE)
         .and_then(|v| v.to_str().ok())
         .is_some_and(|c| c.starts_with("application/json"));
-    if !api || json || !(status.is_client_error() || status.is_server_error()) {
+    if json || !(status.is_client_error() || status.is_server_error()) {
         return r;
     }
     let (mut parts, _) = r.into_parts();
@@ -145,4 +140,55 @@ pub async fn api_errors_as_json(
         HeaderValue::from_static("application/json"),
     );
     Response::from_parts(parts, axum::body::Body::from(body))
+}
+
+/// The layer that applies [`api_error_as_json`] to `/api/…` answers, outside every layer that
+/// answers on its own (`405`, `408`, `413`). A plain tower service: the future is the inner
+/// one, mapped by a function pointer for `/api/` paths and left alone otherwise (no box, no
+/// allocation on the hot path).
+#[derive(Clone, Copy, Default)]
+pub struct ApiJsonLayer;
+
+impl<S> tower::Layer<S> for ApiJsonLayer {
+    type Service = ApiJson<S>;
+    fn layer(&self, inner: S) -> ApiJson<S> {
+        ApiJson(inner)
+    }
+}
+
+#[derive(Clone)]
+pub struct ApiJson<S>(S);
+
+type Mapped<E> = fn(Result<Response, E>) -> Result<Response, E>;
+
+impl<S, B> tower::Service<axum::http::Request<B>> for ApiJson<S>
+where
+    S: tower::Service<axum::http::Request<B>, Response = Response>,
+{
+    type Response = Response;
+    type Error = S::Error;
+    type Future = futures_util::future::Either<
+        S::Future,
+        futures_util::future::Map<S::Future, Mapped<S::Error>>,
+    >;
+
+    fn poll_ready(
+        &mut self,
+        cx: &mut std::task::Context<'_>,
+    ) -> std::task::Poll<Result<(), Self::Error>> {
+        self.0.poll_ready(cx)
+    }
+
+    fn call(&mut self, req: axum::http::Request<B>) -> Self::Future {
+        use futures_util::FutureExt;
+        let path = req.uri().path();
+        let api = path.starts_with("/api/") || path == "/api";
+        let fut = self.0.call(req);
+        if api {
+            let f: Mapped<S::Error> = |r| r.map(api_error_as_json);
+            futures_util::future::Either::Right(fut.map(f))
+        } else {
+            futures_util::future::Either::Left(fut)
+        }
+    }
 }

@@ -162,7 +162,7 @@ pub fn router(state: AppState) -> Router {
             serve::BODY_TIMEOUT,
         ))
         // Outside every layer that answers on its own (405, 408, 413): `/api/…` refusals JSON.
-        .layer(middleware::from_fn(error::api_errors_as_json))
+        .layer(error::ApiJsonLayer)
         // Method and path only: never headers (tokens) or bodies.
         .layer(TraceLayer::new_for_http().make_span_with(|req: &Request<_>| {
             tracing::info_span!("http", method = %req.method(), path = %req.uri().path())

@@ -38,6 +38,8 @@ pub type Clock = Arc<dyn Fn() -> i64 + Send + Sync>;
 
 /// How often unspent units are given back, so another instance can spend them.
 pub const SETTLE_EVERY: Duration = Duration::from_secs(1);
+/// How long an alert with no address to mail waits before its address is looked for again.
+const NO_ADDRESS_RETRY_MS: i64 = 10 * 60 * 1000;
 /// How long a counter refused at its limit is remembered unused.
 const FORGET_REFUSALS_MS: i64 = 60_000;
 
@@ -714,6 +716,11 @@ impl Usage {
                     || l.block.is_some_and(|b| b.unspent() > 0)
                     || l.exhausted.is_some_and(|e| now - e.at < FORGET_REFUSALS_MS)
             });
+            // Callers refused on a counter forgotten here are forgotten with it.
+            self.refused
+                .lock()
+                .unwrap_or_else(|e| e.into_inner())
+                .retain(|_, key| map.contains_key(key));
             map.iter().map(|(k, s)| (k.clone(), s.clone())).collect()
         };
         for (key, slot) in slots {
@@ -857,7 +864,15 @@ impl Usage {
                 .queue_alert(&id, session, decision, feature, period, allowance, pct)
                 .await
             {
-                Ok(false) => {}
+                // No address anywhere yet: asked again once the memo forgets it, not on every
+                // unit (or refusal) meanwhile.
+                Ok(false) => {
+                    let again = (self.clock)() + NO_ADDRESS_RETRY_MS;
+                    self.alerted
+                        .lock()
+                        .unwrap_or_else(|e| e.into_inner())
+                        .insert(id, again.min(period.end));
+                }
                 Ok(true) => {
                     self.alerted
                         .lock()

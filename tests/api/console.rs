@@ -1057,3 +1057,44 @@ async fn a_trial_is_only_ever_extended() {
     assert_eq!(r.status(), 303);
     assert_eq!(api.calls.lock().unwrap().len(), 1);
 }
+
+/// A Clerk slower than the request timeout (30 s): the request is cut with `408`, and the action
+/// goes on in its own task to its own deadline; its audit row ends `unknown`, never "nothing
+/// changed" (each attempt timed out: whether Clerk acted cannot be known).
+#[tokio::test]
+async fn a_clerk_slower_than_the_request_timeout_leaves_an_audit_row_that_says_unknown() {
+    let api = backend_api().await;
+    let app = console_app(&api).await;
+    deliver_item(&app, "csub_item_s9", "user_pays", "pro").await;
+    let op = token(OPERATOR, Some(0));
+    let (_, page) = get(&app, "/admin/payers/user/user_pays", Some(&op)).await;
+    let t = form_token(&page, "/admin/items/csub_item_s9/cancel");
+    // Longer than the client's 10 s per attempt: every attempt times out.
+    api.delay_ms
+        .store(11_000, std::sync::atomic::Ordering::SeqCst);
+    let r = app
+        .client
+        .post(app.url("/admin/items/csub_item_s9/cancel"))
+        .header("origin", ORIGIN)
+        .header("content-type", "application/x-www-form-urlencoded")
+        .bearer_auth(&op)
+        .body(format!("form_token={t}&end_now=true"))
+        .send()
+        .await
+        .unwrap();
+    assert_eq!(r.status(), 408, "the request timeout cut the request");
+    assert!(audit_lines(&app).await[0].ends_with("cancel item:csub_item_s9 pending"));
+    let mut last = String::new();
+    for _ in 0..400 {
+        last = audit_lines(&app).await.remove(0);
+        if !last.ends_with("pending") {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(
+        last.contains("cancel item:csub_item_s9 unknown: "),
+        "completed, and not as a refusal: {last}"
+    );
+    assert!(!api.calls.lock().unwrap().is_empty());
+}
