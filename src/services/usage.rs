@@ -250,6 +250,14 @@ type Tally = HashMap<(CounterKey, Period), u64>;
 /// Who asked, for a refusal remembered by caller: the user, the active organization, the feature.
 type CallerKey = (String, Option<String>, String);
 
+fn caller_key(session: &Session, feature: &str) -> CallerKey {
+    (
+        session.user_id.clone(),
+        session.org_id.clone(),
+        feature.to_string(),
+    )
+}
+
 pub struct Usage {
     db: Db,
     catalog: Arc<Catalog>,
@@ -367,17 +375,14 @@ impl Usage {
             self.consumed(feature, units);
             return Ok(meter(current, None, None));
         }
-        let caller: CallerKey = (
-            session.user_id.clone(),
-            session.org_id.clone(),
-            feature.to_string(),
-        );
         let slot = self.slot(&key);
         let refused = |e: Exhausted| {
+            // Remembered on refusals only (a spend clears the counter's refusal, which is what
+            // `refusal_from_memory` reads): nothing is built or locked for this on a spend.
             self.refused
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(caller.clone(), key.clone());
+                .insert(caller_key(session, feature), key.clone());
             self.metrics
                 .usage_limited
                 .with_label_values(&[feature])
@@ -447,10 +452,6 @@ impl Usage {
                 }
             }
         };
-        self.refused
-            .lock()
-            .unwrap_or_else(|e| e.into_inner())
-            .remove(&caller);
         if spent.refill {
             self.refill(slot.clone(), key, period, limit);
         }
@@ -522,16 +523,11 @@ impl Usage {
     /// whatever its age: what a metered request is answered when the database cannot be asked
     /// who pays (a refusal is always safe; an answer never comes from it).
     pub fn refusal_from_memory(&self, session: &Session, feature: &str) -> Option<Meter> {
-        let caller: CallerKey = (
-            session.user_id.clone(),
-            session.org_id.clone(),
-            feature.to_string(),
-        );
         let key = self
             .refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&caller)
+            .get(&caller_key(session, feature))
             .cloned()?;
         let slot = self
             .blocks

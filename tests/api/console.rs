@@ -1096,5 +1096,8 @@ async fn a_clerk_slower_than_the_request_timeout_leaves_an_audit_row_that_says_u
         last.contains("cancel item:csub_item_s9 unknown: "),
         "completed, and not as a refusal: {last}"
     );
-    assert!(!api.calls.lock().unwrap().is_empty());
+    assert!(
+        api.calls.lock().unwrap().len() >= 2,
+        "every attempt timed out and was retried"
+    );
 }

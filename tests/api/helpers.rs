@@ -532,10 +532,6 @@ pub async fn backend_api() -> BackendApi {
                 dl.clone(),
             );
             async move {
-                let wait = dl.load(Ordering::SeqCst);
-                if wait > 0 {
-                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
-                }
                 let uri = req.uri().clone();
                 let method = req.method().to_string();
                 r.lock()
@@ -549,6 +545,11 @@ pub async fn backend_api() -> BackendApi {
                     uri.to_string(),
                     String::from_utf8_lossy(&body).into_owned(),
                 ));
+                // A slow Clerk: the request is recorded as it arrives, answered later.
+                let wait = dl.load(Ordering::SeqCst);
+                if wait > 0 {
+                    tokio::time::sleep(std::time::Duration::from_millis(wait)).await;
+                }
                 if let Some((status, retry_after)) = sc.lock().unwrap().pop_front() {
                     let mut resp: Response = (
                         StatusCode::from_u16(status).unwrap(),
