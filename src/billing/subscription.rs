@@ -515,4 +515,27 @@ mod tests {
         };
         assert_eq!(reminder_due(Some(&trial), &no_end, now), None);
     }
+
+    #[test]
+    fn a_listed_item_outranks_only_an_inferred_state() {
+        let mut stored = item("csub_item_1", Status::Ended, 500, None);
+        assert_eq!(
+            listed_event_at(None, 100),
+            100,
+            "nothing stored: its own time"
+        );
+        assert_eq!(
+            listed_event_at(Some(&stored), 100),
+            100,
+            "seen, not inferred"
+        );
+        assert_eq!(listed_event_at(Some(&stored), 900), 900);
+        stored.inferred = true;
+        assert_eq!(
+            listed_event_at(Some(&stored), 100),
+            501,
+            "Clerk's word after an inference outranks it"
+        );
+        assert_eq!(listed_event_at(Some(&stored), 900), 900);
+    }
 }
