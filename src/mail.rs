@@ -234,11 +234,7 @@ mod tests {
             give_up(&t, 1_000, 1_000 + GIVE_UP_AFTER_MS),
             Some("not accepted within 24 hours: 421 try later".into())
         );
-        assert_eq!(
-            give_up(&t, i64::MIN, i64::MAX).is_some(),
-            true,
-            "no overflow"
-        );
+        assert!(give_up(&t, i64::MIN, i64::MAX).is_some(), "no overflow");
     }
 
     #[test]

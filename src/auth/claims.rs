@@ -58,7 +58,7 @@ pub struct Session {
     pub iat_ms: i64,
     /// Minutes since the first and the second factor were verified (`fva`; `-1`: not
     /// enrolled), when the token carries exactly two whole numbers; `None` otherwise.
-    pub fva: Option<[i64; 2]>,
+    pub fva: Option<[i32; 2]>,
 }
 
 impl Session {
@@ -97,10 +97,12 @@ impl Session {
     }
 }
 
-/// `fva` as Clerk writes it: an array of exactly two whole numbers, `[first, second]`.
-fn parse_fva(v: &serde_json::Value) -> Option<[i64; 2]> {
+/// `fva` as Clerk writes it: an array of exactly two whole numbers, `[first, second]` (minutes:
+/// anything past `i32` is no age, and reads as unknown).
+fn parse_fva(v: &serde_json::Value) -> Option<[i32; 2]> {
+    let minutes = |m: &serde_json::Value| m.as_i64().and_then(|m| i32::try_from(m).ok());
     match v.as_array()?.as_slice() {
-        [a, b] => Some([a.as_i64()?, b.as_i64()?]),
+        [a, b] => Some([minutes(a)?, minutes(b)?]),
         _ => None,
     }
 }
@@ -150,6 +152,7 @@ mod fva_tests {
             json!(["3", -1]),
             json!([3, "-1"]),
             json!([3.5, -1]),
+            json!([3_000_000_000i64, -1]),
             json!({"0": 3}),
             json!(3),
         ] {

@@ -8,7 +8,7 @@ use super::PayerKind;
 
 /// Clerk's `strict` reverification: the second factor (or the first, when none is enrolled)
 /// verified strictly less than this many minutes ago.
-pub const REVERIFY_MINUTES: i64 = 10;
+pub const REVERIFY_MINUTES: i32 = 10;
 /// The most units one grant may add.
 pub const MAX_GRANT_UNITS: u64 = super::usage::MAX_UNITS;
 /// How far ahead a free trial may be extended to, in days.
@@ -20,7 +20,7 @@ const DAY_MS: i64 = 86_400_000;
 /// (`second_factor`, 10 minutes) over its token's `fva` (`[first, second]` factor ages in
 /// minutes, `-1` not enrolled; `None` absent or malformed): the second factor's age when one is
 /// enrolled, else the first's, strictly under [`REVERIFY_MINUTES`]. Unknown fails.
-pub fn recently_verified(fva: Option<[i64; 2]>) -> bool {
+pub fn recently_verified(fva: Option<[i32; 2]>) -> bool {
     let Some([first, second]) = fva else {
         return false;
     };
@@ -331,9 +331,9 @@ mod tests {
             [-1, 10],
             [-5, -1],
             [3, -2],
-            [i64::MAX, -1],
-            [i64::MIN, -1],
-            [0, i64::MIN],
+            [i32::MAX, -1],
+            [i32::MIN, -1],
+            [0, i32::MIN],
         ] {
             assert!(!recently_verified(Some(refused)), "{refused:?}");
         }

@@ -94,10 +94,11 @@ pub fn spend_intent(headers: &HeaderMap, app_origin: &str) -> Result<(), ApiErro
         get(header::HeaderName::from_static("sec-fetch-site")),
         Some("cross-site" | "same-site")
     );
-    let other_origin = headers.contains_key(header::ORIGIN)
-        && !get(header::ORIGIN)
-            .and_then(normalized_origin)
-            .is_some_and(|o| Some(o) == normalized_origin(app_origin));
+    let own_origin =
+        |o: &str| normalized_origin(o).is_some_and(|o| Some(o) == normalized_origin(app_origin));
+    let other_origin = headers
+        .get(header::ORIGIN)
+        .is_some_and(|v| v.to_str().map_or(true, |o| !own_origin(o)));
     if other_site || other_origin {
         tracing::warn!("a cookie-authenticated spend from another site refused");
         return Err(ApiError::new(

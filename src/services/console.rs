@@ -160,7 +160,7 @@ impl Console {
     pub async fn act(
         self: &Arc<Self>,
         operator: &str,
-        fva: Option<[i64; 2]>,
+        fva: Option<[i32; 2]>,
         form_token: &str,
         action: Action,
     ) -> Outcome {
