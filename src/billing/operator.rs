@@ -10,7 +10,7 @@ use super::PayerKind;
 /// verified strictly less than this many minutes ago.
 pub const REVERIFY_MINUTES: i32 = 10;
 /// The most units one grant may add.
-pub const MAX_GRANT_UNITS: u64 = super::usage::MAX_UNITS;
+pub const MAX_GRANT_UNITS: u64 = super::plans::MAX_UNITS;
 /// How far ahead a free trial may be extended to, in days.
 pub const MAX_TRIAL_DAYS_AHEAD: i64 = 365;
 

@@ -58,6 +58,9 @@ pub struct Plan {
     pub trial_days: u32,
 }
 
+/// The largest limit or grant (README, "Usage limits"): no sum of them overflows either database.
+pub const MAX_UNITS: u64 = 1_000_000_000_000;
+
 /// How much of a feature a plan allows per period.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Limit {
@@ -185,7 +188,7 @@ impl Catalog {
                         p.slug
                     )));
                 }
-                let max = super::usage::MAX_UNITS as i64;
+                let max = MAX_UNITS as i64;
                 if value.as_integer().is_none_or(|n| !(1..=max).contains(&n)) {
                     return Err(PlansError::Invalid(format!(
                         "plan `{}`: the limit on `{feature}` must be a whole number of units \

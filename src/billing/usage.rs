@@ -3,6 +3,7 @@
 //! The database keeps one counter per payer, feature and period of the units handed out to
 //! instances; an instance spends its block in memory. Nothing here reads a clock: `now` comes in.
 
+pub use super::plans::MAX_UNITS;
 use super::{
     dates::{civil_from_days, days_from_civil, DAY_MS},
     plans::Limit,
@@ -75,9 +76,6 @@ pub fn calendar_month(now: i64) -> Period {
         end: days_from_civil(ny, nm, 1) * DAY_MS,
     }
 }
-
-/// The largest limit or grant (README, "Usage limits"): no sum of them overflows either database.
-pub const MAX_UNITS: u64 = 1_000_000_000_000;
 
 /// The units a payer may spend this period: the plan's limit plus units an operator granted.
 /// `None` is unlimited.

@@ -8,7 +8,11 @@ use std::sync::Arc;
 use rand::RngCore;
 use sha2::{Digest, Sha256};
 
-use super::{reconcile::ReconcileError, usage::Payer, Inbox, InboxError, Reconciler, Usage};
+use super::{
+    reconcile::{ReconcileError, SWEEP_JOB},
+    usage::Payer,
+    Inbox, InboxError, Reconciler, Usage,
+};
 use crate::{
     billing::{
         operator::{
@@ -31,8 +35,6 @@ use crate::{
 pub const FORM_TOKEN_TTL_MS: i64 = 60 * 60 * 1000;
 /// How long an action may take, Backend API retries included, before its outcome is unknown.
 pub const ACTION_DEADLINE: std::time::Duration = std::time::Duration::from_secs(60);
-/// The background job name the reconciliation sweep records its runs under.
-pub const SWEEP_JOB: &str = "reconcile_sweep";
 
 /// Where cancel and extend go: Clerk's Backend API (through the reconciler's client), or the
 /// demo's stand-in; neither without a Backend API key outside demo mode.

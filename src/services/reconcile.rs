@@ -104,6 +104,9 @@ impl Report {
     }
 }
 
+/// The background job name the sweep records its runs under (the console's start page reads it).
+pub const SWEEP_JOB: &str = "reconcile_sweep";
+
 pub struct Reconciler {
     api: Arc<ClerkApi>,
     db: Db,
@@ -267,13 +270,7 @@ impl Reconciler {
             Ok(r) => format!("ok: {} checked, {} corrected", r.checked, r.corrected.len()),
             Err(e) => format!("error: {e}"),
         };
-        if let Err(e) = db::console::record_run(
-            &self.db.pool,
-            super::console::SWEEP_JOB,
-            now_ms(),
-            &recorded,
-        )
-        .await
+        if let Err(e) = db::console::record_run(&self.db.pool, SWEEP_JOB, now_ms(), &recorded).await
         {
             warn!(error = %e, "the sweep's result could not be recorded");
         }

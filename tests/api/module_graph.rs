@@ -203,3 +203,130 @@ fn the_check_finds_paths_in_groups_and_cycles() {
     acyclic.remove("c");
     assert_eq!(cycle(&acyclic), None);
 }
+
+/// The sibling modules one folder's file names, through `super::` or the folder's full path
+/// (`crate::services::…`): each path's first segment when it is a sibling, or the sibling a
+/// name the folder's `mod.rs` re-exports comes from (`super::Inbox` is `inbox`'s).
+fn sibling_uses(
+    code: &str,
+    folder: &str,
+    siblings: &BTreeSet<String>,
+    reexports: &BTreeMap<String, String>,
+) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    let full = format!("crate::{folder}::");
+    for prefix in ["super::", full.as_str()] {
+        let mut rest = code;
+        while let Some(i) = rest.find(prefix) {
+            // `crate::services::` also contains nothing `super::` would; skip `super::super::`.
+            let after = &rest[i + prefix.len()..];
+            rest = after;
+            let names = uses(&format!("crate::{after}"));
+            for n in names {
+                if siblings.contains(&n) {
+                    out.insert(n);
+                } else if let Some(m) = reexports.get(&n) {
+                    out.insert(m.clone());
+                }
+            }
+        }
+    }
+    out
+}
+
+/// `pub use child::{A, B};` / `pub use child::A;` in a folder's `mod.rs`: name → child.
+fn reexports_of(mod_rs: &str) -> BTreeMap<String, String> {
+    let mut out = BTreeMap::new();
+    for stmt in code(mod_rs).split(';') {
+        let Some(path) = stmt.trim().strip_prefix("pub use ") else {
+            continue;
+        };
+        let Some((child, names)) = path.split_once("::") else {
+            continue;
+        };
+        let names = names.trim().trim_start_matches('{').trim_end_matches('}');
+        for n in names.split(',') {
+            let last = n.trim().rsplit("::").next().unwrap_or_default();
+            let last = last.split(" as ").last().unwrap_or_default().trim();
+            if !last.is_empty() {
+                out.insert(last.to_string(), child.trim().to_string());
+            }
+        }
+    }
+    out
+}
+
+/// The graph among the modules of one folder.
+fn folder_graph(dir: &Path, folder: &str) -> Graph {
+    let children: Vec<(String, std::path::PathBuf)> = std::fs::read_dir(dir)
+        .unwrap()
+        .map(|e| e.unwrap().path())
+        .filter(|p| p.is_dir() || p.extension().is_some_and(|e| e == "rs"))
+        .map(|p| (p.file_stem().unwrap().to_str().unwrap().to_string(), p))
+        .filter(|(n, _)| n != "mod")
+        .collect();
+    let siblings: BTreeSet<String> = children.iter().map(|(n, _)| n.clone()).collect();
+    let reexports = std::fs::read_to_string(dir.join("mod.rs"))
+        .map(|s| reexports_of(&s))
+        .unwrap_or_default();
+    let mut g = Graph::new();
+    for (name, path) in children {
+        let files: Vec<std::path::PathBuf> = if path.is_dir() {
+            std::fs::read_dir(&path)
+                .unwrap()
+                .map(|e| e.unwrap().path())
+                .filter(|p| p.extension().is_some_and(|e| e == "rs"))
+                .collect()
+        } else {
+            vec![path]
+        };
+        let mut deps = BTreeSet::new();
+        for f in files {
+            let src = std::fs::read_to_string(&f).unwrap();
+            deps.extend(sibling_uses(&code(&src), folder, &siblings, &reexports));
+        }
+        deps.remove(&name);
+        g.insert(name, deps);
+    }
+    g
+}
+
+#[test]
+fn no_folder_has_a_cycle_among_its_sibling_modules() {
+    let src = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/src"));
+    let mut folders = 0;
+    for entry in std::fs::read_dir(src).unwrap() {
+        let dir = entry.unwrap().path();
+        if !dir.is_dir() {
+            continue;
+        }
+        let folder = dir.file_name().unwrap().to_str().unwrap().to_string();
+        let g = folder_graph(&dir, &folder);
+        if let Some(c) = cycle(&g) {
+            panic!("module cycle in src/{folder}/: {}", c.join(" → "));
+        }
+        folders += 1;
+    }
+    assert!(folders >= 8, "every folder was read ({folders})");
+}
+
+#[test]
+fn the_sibling_check_reads_super_paths_groups_and_reexports() {
+    let siblings: BTreeSet<String> = ["console", "reconcile", "inbox", "usage"]
+        .map(String::from)
+        .into();
+    let reexports =
+        reexports_of("pub mod inbox;\npub use inbox::{Inbox, InboxError};\npub use usage::Usage;");
+    assert_eq!(reexports.get("Inbox").map(String::as_str), Some("inbox"));
+    assert_eq!(reexports.get("Usage").map(String::as_str), Some("usage"));
+    let found = sibling_uses(
+        &code("use super::{reconcile::ReconcileError, Inbox, InboxError};\nlet j = crate::services::usage::Payer;\n// super::console"),
+        "services",
+        &siblings,
+        &reexports,
+    );
+    assert_eq!(
+        found.into_iter().collect::<Vec<_>>(),
+        ["inbox", "reconcile", "usage"]
+    );
+}
