@@ -7,14 +7,14 @@
 
 use std::{sync::Arc, time::Duration};
 
-use tokio::sync::Notify;
+use anyhow::Context;
 use tracing::info;
 
 use crate::{
+    config::Config,
     db::Db,
     mail,
-    metrics::Metrics,
-    services::{usage::SETTLE_EVERY, Console, Entitlements, Inbox, Reconciler, Usage},
+    services::{usage::SETTLE_EVERY, Console, Inbox, Reconciler, Services, Usage},
 };
 
 /// The time in ms since the epoch, as background work sees it.
@@ -76,53 +76,74 @@ impl Leases {
     }
 }
 
-/// Everything the loops need; `spawn` starts them.
+/// Everything the loops need besides the services; `spawn` starts them.
 pub struct Background {
-    pub db: Db,
-    pub inbox: Arc<Inbox>,
-    pub reconciler: Option<Arc<Reconciler>>,
-    pub reconcile_interval: Option<Duration>,
-    pub retention_days: i64,
-    pub clock: Clock,
-    pub leases: Leases,
-    pub entitlements: Arc<Entitlements>,
-    pub usage: Arc<Usage>,
-    pub console: Arc<Console>,
-    pub metrics: Arc<Metrics>,
-    pub mail: (mail::Transport, lettre::message::Mailbox, Arc<Notify>),
+    services: Arc<Services>,
+    console: Arc<Console>,
+    reconcile_interval: Option<Duration>,
+    retention_days: i64,
+    clock: Clock,
+    leases: Leases,
+    mail: (mail::Transport, lettre::message::Mailbox),
 }
 
 impl Background {
+    /// The loops' settings from the configuration; runs retention once now, before anything is
+    /// served (by one instance of several), and every hour once spawned.
+    pub async fn start(
+        config: &Config,
+        services: Arc<Services>,
+        console: Arc<Console>,
+        clock: Clock,
+    ) -> anyhow::Result<Background> {
+        let leases = Leases::new(services.db.clone(), clock.clone());
+        let retention_days = config.operations.inbox_retention_days;
+        purge(&services.inbox, retention_days, &clock, &leases).await;
+        let transport =
+            mail::Transport::from_config(config.mail.smtp_url_exposed(), &config.data_dir)?;
+        let from: lettre::message::Mailbox = config.mail.from.parse().context("MAIL_FROM")?;
+        Ok(Background {
+            services,
+            console,
+            reconcile_interval: config.operations.reconcile_interval,
+            retention_days,
+            clock,
+            leases,
+            mail: (transport, from),
+        })
+    }
+
     pub fn spawn(self) {
         let Background {
-            db,
-            inbox,
-            reconciler,
+            services,
+            console,
             reconcile_interval,
             retention_days,
             clock,
             leases,
-            entitlements,
-            usage,
-            console,
-            metrics,
-            mail: (transport, from, notify),
+            mail: (transport, from),
         } = self;
-        tokio::spawn(settle_loop(usage));
+        let s = &services;
+        tokio::spawn(settle_loop(s.usage.clone()));
         tokio::spawn(crate::services::invalidation::follow(
-            db.clone(),
-            entitlements,
-            metrics,
+            s.db.clone(),
+            s.entitlements.clone(),
+            s.metrics.clone(),
         ));
-        tokio::spawn(mail::worker(db, transport, from, notify));
+        tokio::spawn(mail::worker(
+            s.db.clone(),
+            transport,
+            from,
+            s.mail_notify.clone(),
+        ));
         tokio::spawn(retention_loop(
-            inbox,
+            s.inbox.clone(),
             console,
             retention_days,
             clock,
             leases.clone(),
         ));
-        if let (Some(reconciler), Some(interval)) = (reconciler, reconcile_interval) {
+        if let (Some(reconciler), Some(interval)) = (s.reconciler.clone(), reconcile_interval) {
             tokio::spawn(sweep_loop(reconciler, interval, leases));
         }
     }

@@ -13,18 +13,14 @@ use tracing::info;
 
 pub use crate::background::Clock;
 use crate::{
-    auth::{KeyStore, Sessions, TokenVerifier},
-    background::{purge, Background, Leases},
-    config::{AppEnv, Config, Identity},
+    auth::Sessions,
+    background::Background,
+    config::{AppEnv, Config},
     db::now_ms,
-    demo::{backend::DemoBackend, DemoIssuer},
+    demo::DemoIssuer,
     http::serve::{raise_open_file_limit, serve},
-    mail,
     security::{csp::Csp, RateLimiter},
-    services::{
-        console::{Backend, Console},
-        AfterCommit, Services,
-    },
+    services::{AfterCommit, Console, Services},
     state::{AppState, Wiring},
     webhooks::verify::Verifier,
 };
@@ -77,7 +73,7 @@ impl Application {
                 .with_context(|| format!("making {secret} private"))?;
         }
         let clock: Clock = seams.clock.unwrap_or_else(|| Arc::new(now_ms));
-        let services = Services::build(&config, seams.after_commit, clock.clone()).await?;
+        let services = Arc::new(Services::build(&config, seams.after_commit, clock.clone()).await?);
 
         let listener = TcpListener::bind(config.listen_addr)
             .await
@@ -96,32 +92,9 @@ impl Application {
             .build()
             .context("building the HTTP client")?;
 
-        let demo = match &config.identity {
-            Identity::Demo {
-                issuer,
-                session_ttl_secs,
-                ..
-            } => Some(Arc::new(DemoIssuer::load(
-                &config.data_dir,
-                issuer.clone(),
-                config.webhook_secrets.first(),
-                *session_ttl_secs,
-            )?)),
-            Identity::Clerk(_) => None,
-        };
-        let keys = KeyStore::for_config(
-            &config,
-            demo.as_ref().map(|d| d.verification_keys()),
-            http.clone(),
-        )?;
-        let sessions = Arc::new(Sessions::new(
-            TokenVerifier::new(
-                keys,
-                config.issuer(),
-                config.tokens.authorized_parties.clone(),
-            ),
-            config.clerk().map(|c| c.cookie_suffix()),
-        ));
+        let demo = DemoIssuer::for_config(&config)?;
+        let demo_keys = demo.as_ref().map(|d| d.verification_keys());
+        let sessions = Arc::new(Sessions::for_config(&config, demo_keys, http.clone())?);
         // Demo mode signs its own deliveries when no secret is configured.
         let mut secrets = config.webhook_secrets.clone();
         if let (Some(d), true) = (&demo, secrets.is_empty()) {
@@ -133,56 +106,16 @@ impl Application {
         {
             tracing::warn!("no CLERK_SECRET_KEY: the reconciliation sweep is off");
         }
-
-        // The operator console's actions: Clerk's Backend API, or the demo's stand-in, which
-        // answers with signed webhooks to this process.
-        let backend = match (&demo, &services.reconciler) {
-            (Some(d), _) => Backend::Demo(DemoBackend::new(
-                d.clone(),
-                http.clone(),
-                format!("http://{addr}{}", crate::http::WEBHOOK_PATH),
-                services.db.clone(),
-                services.catalog.clone(),
-            )),
-            (None, Some(r)) => Backend::Clerk(r.clone()),
-            (None, None) => Backend::None,
-        };
-        let console = Arc::new(Console::new(
-            services.db.clone(),
+        let console = Arc::new(Console::for_config(
+            &services,
             config.operations.admin_user_ids.clone(),
-            backend,
-            services.reconciler.clone(),
-            services.inbox.clone(),
-            services.usage.clone(),
-            services.catalog.clone(),
+            demo.clone().map(|d| {
+                let hook = format!("http://{addr}{}", crate::http::WEBHOOK_PATH);
+                (d, http.clone(), hook)
+            }),
         ));
-
-        let leases = Leases::new(services.db.clone(), clock.clone());
-        // Once at start-up, then every hour in the background (by one instance of several).
-        purge(
-            &services.inbox,
-            config.operations.inbox_retention_days,
-            &clock,
-            &leases,
-        )
-        .await;
-        let transport =
-            mail::Transport::from_config(config.mail.smtp_url_exposed(), &config.data_dir)?;
-        let from: lettre::message::Mailbox = config.mail.from.parse().context("MAIL_FROM")?;
-        let background = Background {
-            db: services.db.clone(),
-            inbox: services.inbox.clone(),
-            reconciler: services.reconciler.clone(),
-            reconcile_interval: config.operations.reconcile_interval,
-            retention_days: config.operations.inbox_retention_days,
-            clock,
-            leases,
-            entitlements: services.entitlements.clone(),
-            usage: services.usage.clone(),
-            console: console.clone(),
-            metrics: services.metrics.clone(),
-            mail: (transport, from, services.mail_notify.clone()),
-        };
+        let background =
+            Background::start(&config, services.clone(), console.clone(), clock).await?;
 
         let leptos_options = leptos_options(addr)?;
         // cargo-leptos' live-reload socket, when `cargo leptos watch` runs this process.
@@ -197,14 +130,10 @@ impl Application {
         );
         let state = AppState::new(Wiring {
             leptos_options,
-            db: services.db,
+            services,
             sessions,
-            entitlements: services.entitlements,
-            usage: services.usage,
             console,
             verifier: Arc::new(Verifier::new(&secrets)),
-            inbox: services.inbox,
-            reconciler: services.reconciler,
             limiter: RateLimiter::new(config.limits.rate_limit_per_minute),
             config: Arc::new(config),
             demo,

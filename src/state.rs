@@ -12,7 +12,7 @@ use crate::{
     db::Db,
     demo::DemoIssuer,
     security::{csp::Csp, RateLimiter},
-    services::{Console, Entitlements, Inbox, Reconciler, Usage},
+    services::{Console, Entitlements, Inbox, Reconciler, Services, Usage},
     webhooks::verify::Verifier,
 };
 
@@ -23,19 +23,15 @@ pub struct AppState(Arc<Wiring>);
 /// What `startup` builds.
 pub struct Wiring {
     pub leptos_options: LeptosOptions,
-    pub db: Db,
+    /// The service layer, held once: the database, entitlements, metered usage
+    /// (`usage().consume(…)` in a handler), the inbox, the reconciler.
+    pub services: Arc<Services>,
     /// Where a request's session token is, and its verification (the guard's).
     pub sessions: Arc<Sessions>,
-    pub entitlements: Arc<Entitlements>,
-    /// Metered features: `usage().consume(…)` in a handler (README, "Usage limits").
-    pub usage: Arc<Usage>,
     /// The operator console (README, "Operator console").
     pub console: Arc<Console>,
     /// Clerk's webhook signatures (the webhook edge checks them before the inbox sees a byte).
     pub verifier: Arc<Verifier>,
-    pub inbox: Arc<Inbox>,
-    /// Present when a Backend API key is configured.
-    pub reconciler: Option<Arc<Reconciler>>,
     pub config: Arc<Config>,
     /// Present only in demo mode.
     pub demo: Option<Arc<DemoIssuer>>,
@@ -56,16 +52,16 @@ impl AppState {
         &self.0.leptos_options
     }
     pub fn db(&self) -> &Db {
-        &self.0.db
+        &self.0.services.db
     }
     pub fn sessions(&self) -> &Sessions {
         &self.0.sessions
     }
     pub fn entitlements(&self) -> &Entitlements {
-        &self.0.entitlements
+        &self.0.services.entitlements
     }
     pub fn usage(&self) -> &Usage {
-        &self.0.usage
+        &self.0.services.usage
     }
     pub fn console(&self) -> &Arc<Console> {
         &self.0.console
@@ -74,10 +70,10 @@ impl AppState {
         &self.0.verifier
     }
     pub fn inbox(&self) -> &Inbox {
-        &self.0.inbox
+        &self.0.services.inbox
     }
     pub fn reconciler(&self) -> Option<&Reconciler> {
-        self.0.reconciler.as_deref()
+        self.0.services.reconciler.as_deref()
     }
     pub fn config(&self) -> &Config {
         &self.0.config

@@ -17,6 +17,24 @@ pub struct Sessions {
 }
 
 impl Sessions {
+    /// The finder and verifier for this configuration: the instance's keys (`demo_keys`, the
+    /// demo issuer's, in demo mode), its issuer, the authorized parties and Clerk's cookie suffix.
+    pub fn for_config(
+        config: &crate::config::Config,
+        demo_keys: Option<std::collections::HashMap<String, jsonwebtoken::DecodingKey>>,
+        http: reqwest::Client,
+    ) -> anyhow::Result<Sessions> {
+        let keys = super::KeyStore::for_config(config, demo_keys, http)?;
+        Ok(Sessions::new(
+            TokenVerifier::new(
+                keys,
+                config.issuer(),
+                config.tokens.authorized_parties.clone(),
+            ),
+            config.clerk().map(|c| c.cookie_suffix()),
+        ))
+    }
+
     pub fn new(verifier: TokenVerifier, cookie_suffix: Option<String>) -> Sessions {
         Sessions {
             verifier,

@@ -136,6 +136,25 @@ fn load_or_create_secret(dir: &Path) -> anyhow::Result<SecretString> {
 }
 
 impl DemoIssuer {
+    /// The demo issuer when the configuration is demo mode (no Clerk keys), else `None`.
+    pub fn for_config(
+        config: &crate::config::Config,
+    ) -> anyhow::Result<Option<std::sync::Arc<Self>>> {
+        match &config.identity {
+            crate::config::Identity::Demo {
+                issuer,
+                session_ttl_secs,
+                ..
+            } => Ok(Some(std::sync::Arc::new(Self::load(
+                &config.data_dir,
+                issuer.clone(),
+                config.webhook_secrets.first(),
+                *session_ttl_secs,
+            )?))),
+            crate::config::Identity::Clerk(_) => Ok(None),
+        }
+    }
+
     pub fn load(
         data_dir: &Path,
         issuer: String,

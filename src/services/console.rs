@@ -97,6 +97,36 @@ impl PayerView {
 }
 
 impl Console {
+    /// The console for this configuration: its operators, and where cancel and extend go —
+    /// the demo's stand-in for Clerk in demo mode (it answers with signed webhooks to
+    /// `webhook_url`, this process's own endpoint), Clerk's Backend API with a key, else nowhere.
+    pub fn for_config(
+        services: &super::Services,
+        operators: Vec<String>,
+        demo: Option<(Arc<crate::demo::DemoIssuer>, reqwest::Client, String)>,
+    ) -> Console {
+        let backend = match (demo, &services.reconciler) {
+            (Some((issuer, http, webhook_url)), _) => Backend::Demo(DemoBackend::new(
+                issuer,
+                http,
+                webhook_url,
+                services.db.clone(),
+                services.catalog.clone(),
+            )),
+            (None, Some(r)) => Backend::Clerk(r.clone()),
+            (None, None) => Backend::None,
+        };
+        Console::new(
+            services.db.clone(),
+            operators,
+            backend,
+            services.reconciler.clone(),
+            services.inbox.clone(),
+            services.usage.clone(),
+            services.catalog.clone(),
+        )
+    }
+
     pub fn new(
         db: Db,
         operators: Vec<String>,
