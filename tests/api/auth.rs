@@ -304,7 +304,8 @@ async fn jwks_is_fetched_once_refetched_on_rotation_and_not_flooded_by_unknown_k
     assert_eq!(premium_status_token(&app, &unseen).await, 200);
 }
 
-async fn deliver_item(app: &TestApp, user: &str, status: &str, at_ms: i64) {
+/// Item `csub_item_<user>` of `user` on Pro in `status` as of `at_ms`, its period already over.
+async fn deliver_state(app: &TestApp, user: &str, status: &str, at_ms: i64) {
     let mut v = fixture("subscriptionItem.active");
     v["type"] = json!(format!("subscriptionItem.{status}"));
     v["timestamp"] = json!(at_ms);
@@ -322,7 +323,7 @@ async fn newest_evidence_wins_between_the_database_and_the_token() {
     let app = spawn_app().await;
     let t = now();
     // Canceled (period over) in the database after the token was minted: denied.
-    deliver_item(&app, "user_x", "canceled", t * 1000).await;
+    deliver_state(&app, "user_x", "canceled", t * 1000).await;
     let older = sign_token(
         &keys().0,
         &with(

@@ -12,15 +12,10 @@ const ORIGIN: &str = APP_URL;
 
 /// A Clerk-mode app whose operator is [`OPERATOR`] and whose Backend API is `api`.
 async fn console_app(api: &BackendApi) -> TestApp {
-    spawn_with(Options {
-        extra: vec![
-            ("CLERK_SECRET_KEY", SECRET_KEY.to_string()),
-            ("CLERK_API_URL", api.url.clone()),
-            ("RECONCILE_INTERVAL_SECS", "0".to_string()),
-            ("ADMIN_USER_IDS", format!("user_someone_else, {OPERATOR}")),
-        ],
-        ..Default::default()
-    })
+    app_with_api(
+        api,
+        vec![("ADMIN_USER_IDS", format!("user_someone_else, {OPERATOR}"))],
+    )
     .await
 }
 
@@ -95,18 +90,6 @@ fn without_nonces(body: &str) -> String {
         out = done;
     }
     out
-}
-
-async fn deliver_item(app: &TestApp, item: &str, user: &str, plan: &str) {
-    let mut ev = item_event(
-        "subscriptionItem.active",
-        "active",
-        item,
-        user,
-        now() * 1000 - 60_000,
-    );
-    ev["data"]["plan"]["slug"] = json!(plan);
-    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
 }
 
 /// Item `item` of `user` on Pro in a free trial that ends at `end` (ms).
@@ -359,7 +342,14 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
 async fn clerks_refusal_is_audited_and_changes_nothing() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_r1", "user_pay2", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_r1",
+        "user_pay2",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let op = token(OPERATOR, Some(0));
     let (_, page) = get(&app, "/admin/payers/user/user_pay2", Some(&op)).await;
     api.script.lock().unwrap().push_back((422, None));
@@ -393,7 +383,14 @@ async fn clerks_refusal_is_audited_and_changes_nothing() {
 async fn acting_needs_a_recent_sign_in_and_the_apps_own_origin() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_f1", "user_pay3", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_f1",
+        "user_pay3",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let fresh = token(OPERATOR, Some(9));
     let (_, page) = get(&app, "/admin/payers/user/user_pay3", Some(&fresh)).await;
     let t = form_token(&page, "/admin/items/csub_item_f1/cancel");
@@ -483,7 +480,14 @@ async fn a_form_acts_once_and_only_for_the_operator_it_was_issued_to() {
         ..Default::default()
     })
     .await;
-    deliver_item(&app, "csub_item_o1", "user_pay4", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_o1",
+        "user_pay4",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let op = token(OPERATOR, Some(0));
     let (_, page) = get(&app, "/admin/payers/user/user_pay4", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_o1/cancel");
@@ -585,7 +589,14 @@ async fn a_form_acts_once_and_only_for_the_operator_it_was_issued_to() {
 async fn bad_fields_are_refused_before_anything_is_done() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_b1", "user_pay5", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_b1",
+        "user_pay5",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let op = token(OPERATOR, Some(0));
     let (_, page) = get(&app, "/admin/payers/user/user_pay5", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_b1/cancel");
@@ -669,7 +680,14 @@ async fn granted_units_are_spendable_this_period_at_once() {
     let api = backend_api().await;
     let app = console_app(&api).await;
     // Starter: 20 premium API calls a month.
-    deliver_item(&app, "csub_item_g1", "user_pay6", "starter").await;
+    deliver_item(
+        &app,
+        "csub_item_g1",
+        "user_pay6",
+        "starter",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let user = sign_token(&keys().0, &claims("user_pay6"));
     let mut ok = 0;
     for _ in 0..25 {
@@ -936,7 +954,14 @@ async fn the_demo_operator_cancels_through_the_demo_clerk_and_its_webhooks() {
 async fn an_action_waiting_on_a_slow_clerk_is_audited_first_and_completed_after_the_browser_left() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_w1", "user_payw", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_w1",
+        "user_payw",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let op = token(OPERATOR, Some(0));
     let (_, page) = get(&app, "/admin/payers/user/user_payw", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_w1/cancel");
@@ -989,7 +1014,14 @@ async fn an_action_waiting_on_a_slow_clerk_is_audited_first_and_completed_after_
 async fn a_5xx_from_clerk_is_unknown_not_nothing_changed() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_u5", "user_payu", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_u5",
+        "user_payu",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let op = token(OPERATOR, Some(0));
     let (_, page) = get(&app, "/admin/payers/user/user_payu", Some(&op)).await;
     for _ in 0..8 {
@@ -1065,7 +1097,14 @@ async fn a_trial_is_only_ever_extended() {
 async fn a_clerk_slower_than_the_request_timeout_leaves_an_audit_row_that_says_unknown() {
     let api = backend_api().await;
     let app = console_app(&api).await;
-    deliver_item(&app, "csub_item_s9", "user_pays", "pro").await;
+    deliver_item(
+        &app,
+        "csub_item_s9",
+        "user_pays",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
     let op = token(OPERATOR, Some(0));
     let (_, page) = get(&app, "/admin/payers/user/user_pays", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_s9/cancel");

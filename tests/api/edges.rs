@@ -534,32 +534,12 @@ async fn a_rejected_handshake_cookie_is_cleared_and_the_session_beside_it_decide
     );
 }
 
-/// An app (not demo) whose Backend API is `api`.
-async fn app_with_api(api: &BackendApi) -> TestApp {
-    spawn_with(Options {
-        extra: vec![
-            ("CLERK_SECRET_KEY", SECRET_KEY.to_string()),
-            ("CLERK_API_URL", api.url.clone()),
-            ("RECONCILE_INTERVAL_SECS", "0".to_string()),
-            ("METRICS_ADDR", "127.0.0.1:0".to_string()),
-        ],
-        ..Default::default()
-    })
-    .await
-}
-
-/// Delivers `item` of `user` active on Pro as of `at_ms`.
-async fn deliver_active(app: &TestApp, item: &str, user: &str, at_ms: i64) {
-    let ev = item_event("subscriptionItem.active", "active", item, user, at_ms);
-    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
-}
-
 #[tokio::test]
 async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_overridden() {
     let api = backend_api().await;
-    let app = app_with_api(&api).await;
+    let app = app_with_api(&api, vec![("METRICS_ADDR", "127.0.0.1:0".into())]).await;
     let t = now() * 1000 - 60_000;
-    deliver_active(&app, "csub_item_m1", "user_m1", t).await;
+    deliver_item(&app, "csub_item_m1", "user_m1", "pro", t).await;
     assert_eq!(premium_status(&app, "user_m1").await, 200);
     let reconciler = app.state.reconciler().unwrap();
     let user = plangate::billing::PayerKind::User;
@@ -710,7 +690,7 @@ async fn canceling_a_period_that_was_never_paid_grants_nothing() {
 #[tokio::test]
 async fn a_checkout_return_spends_only_a_share_of_the_budget_and_only_for_unpaid_payers() {
     let api = backend_api().await;
-    let app = app_with_api(&api).await;
+    let app = app_with_api(&api, vec![("METRICS_ADDR", "127.0.0.1:0".into())]).await;
     let page = |user: String| {
         let (client, url) = (
             app.client.clone(),
@@ -733,7 +713,7 @@ async fn a_checkout_return_spends_only_a_share_of_the_budget_and_only_for_unpaid
     };
     // A payer already paid here: a plain GET never calls Clerk.
     let t = now() * 1000 - 60_000;
-    deliver_active(&app, "csub_item_b1", "user_b_paid", t).await;
+    deliver_item(&app, "csub_item_b1", "user_b_paid", "pro", t).await;
     assert_eq!(page("user_b_paid".into()).await, 200);
     assert!(api.paths().is_empty(), "{:?}", api.paths());
 

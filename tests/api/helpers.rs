@@ -651,6 +651,28 @@ impl BackendApi {
 
 pub const SECRET_KEY: &str = "sk_test_plangatestandinbackendkey0001";
 
+/// An app (not demo) whose Backend API is `api` (no background sweep), with `extra` settings.
+pub async fn app_with_api(api: &BackendApi, extra: Vec<(&'static str, String)>) -> TestApp {
+    let mut vars = vec![
+        ("CLERK_SECRET_KEY", SECRET_KEY.to_string()),
+        ("CLERK_API_URL", api.url.clone()),
+        ("RECONCILE_INTERVAL_SECS", "0".to_string()),
+    ];
+    vars.extend(extra);
+    spawn_with(Options {
+        extra: vars,
+        ..Default::default()
+    })
+    .await
+}
+
+/// Delivers item `item` of `user` active on `plan` as of `at_ms` (its period a month from then).
+pub async fn deliver_item(app: &TestApp, item: &str, user: &str, plan: &str, at_ms: i64) {
+    let mut ev = item_event("subscriptionItem.active", "active", item, user, at_ms);
+    ev["data"]["plan"]["slug"] = serde_json::json!(plan);
+    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
+}
+
 /// A Backend API subscription item, as the list endpoint and the payer's subscription carry it.
 pub fn api_item(id: &str, user: &str, plan: &str, status: &str, updated_at: i64) -> Value {
     json!({

@@ -10,21 +10,6 @@ use crate::helpers::*;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// An app (not demo) whose Backend API is `api`.
-async fn app_with_api(api: &BackendApi, extra: Vec<(&'static str, String)>) -> TestApp {
-    let mut vars = vec![
-        ("CLERK_SECRET_KEY", SECRET_KEY.to_string()),
-        ("CLERK_API_URL", api.url.clone()),
-        ("RECONCILE_INTERVAL_SECS", "0".to_string()),
-    ];
-    vars.extend(extra);
-    spawn_with(Options {
-        extra: vars,
-        ..Default::default()
-    })
-    .await
-}
-
 fn entitled_token(user: &str) -> String {
     sign_token(&keys().0, &claims(user))
 }
