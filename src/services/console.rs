@@ -232,13 +232,7 @@ impl Console {
             if let Err(e) = db::console::complete(&this.db.pool, &id, &entry.result).await {
                 tracing::error!(error = %e, line = %entry.line(), "the audit row could not be completed");
             }
-            tracing::info!(
-                operator = entry.operator,
-                action = entry.action,
-                target = entry.target,
-                result = entry.result,
-                "operator action"
-            );
+            log_action(&entry);
             let _ = tx.send(outcome);
         });
         rx.await
@@ -277,13 +271,7 @@ impl Console {
         if let Err(e) = db::console::audit(&self.db.pool, &new_id(), entry).await {
             tracing::error!(error = %e, line = %entry.line(), "the audit row could not be written");
         }
-        tracing::info!(
-            operator = entry.operator,
-            action = entry.action,
-            target = entry.target,
-            result = entry.result,
-            "operator action"
-        );
+        log_action(entry);
     }
 
     async fn perform(&self, action: &Action) -> Outcome {
@@ -474,6 +462,17 @@ pub enum ValidateError {
     Form(#[from] FormError),
     #[error(transparent)]
     Db(#[from] DbError),
+}
+
+/// Every action's line in the log, as in the audit log.
+fn log_action(entry: &AuditEntry) {
+    tracing::info!(
+        operator = entry.operator,
+        action = entry.action,
+        target = entry.target,
+        result = entry.result,
+        "operator action"
+    );
 }
 
 fn hash(token: &str) -> String {

@@ -565,18 +565,7 @@ async fn two_instances_on_one_postgresql_never_spend_more_than_the_limit_between
     let dir = TempDir::new("plangate-usage-two-");
     let db = test_database_url(&dir).await;
     let plans = metered_plans(&dir);
-    let spawn = || {
-        let (db, plans) = (db.clone(), plans.clone());
-        let dir = dir.to_path_buf();
-        async move {
-            spawn_with(Options {
-                reuse: Some((db, dir)),
-                extra: vec![("PLANS_FILE", plans)],
-                ..Default::default()
-            })
-            .await
-        }
-    };
+    let spawn = || instance_on(&db, &dir, &plans);
     let (a, b) = (spawn().await, spawn().await);
     let t = now() * 1000;
     subscribe(
@@ -593,6 +582,16 @@ async fn two_instances_on_one_postgresql_never_spend_more_than_the_limit_between
     tokio::time::sleep(Duration::from_millis(2500)).await;
     let second = burst(&[&a, &b], &token, 100).await;
     assert_eq!(served + count(&second, 200), 50, "{first:?} {second:?}");
+}
+
+/// One more instance on the database `db` (and data folder `dir`) with the plans file `plans`.
+async fn instance_on(db: &str, dir: &std::path::Path, plans: &str) -> TestApp {
+    spawn_with(Options {
+        reuse: Some((db.to_string(), dir.to_path_buf())),
+        extra: vec![("PLANS_FILE", plans.to_string())],
+        ..Default::default()
+    })
+    .await
 }
 
 /// A payer's used units, as `/api/usage` says.
@@ -786,18 +785,7 @@ async fn refusals_at_the_limit_come_from_memory_even_with_the_database_gone() {
     let two = std::env::var("TEST_DATABASE_URL").is_ok_and(|u| u.starts_with("postgres"));
     let db = test_database_url(&dir).await;
     let plans = metered_plans(&dir);
-    let spawn = || {
-        let (db, plans) = (db.clone(), plans.clone());
-        let dir = dir.to_path_buf();
-        async move {
-            spawn_with(Options {
-                reuse: Some((db, dir)),
-                extra: vec![("PLANS_FILE", plans)],
-                ..Default::default()
-            })
-            .await
-        }
-    };
+    let spawn = || instance_on(&db, &dir, &plans);
     let a = spawn().await;
     let b = if two { Some(spawn().await) } else { None };
     let apps: Vec<&TestApp> = std::iter::once(&a).chain(b.as_ref()).collect();
