@@ -480,17 +480,7 @@ async fn a_late_or_stale_trial_reminder_mails_nothing() {
 async fn a_payments_free_text_is_never_stored_or_mailed() {
     let app = spawn_app().await;
     let t = now() * 1000 - 60_000;
-    app.deliver(
-        &msg_id(),
-        &item_event(
-            "subscriptionItem.active",
-            "active",
-            "csub_item_ft",
-            "user_ft",
-            t - 10_000,
-        ),
-    )
-    .await;
+    deliver_item(&app, "csub_item_ft", "user_ft", "pro", t - 10_000).await;
     let mut failed = failed_payment("csub_item_ft", "user_ft", t);
     failed["data"]["failed_reason"] =
         json!({"code": "card_declined", "message": "exp 12/29 cvc 314"});

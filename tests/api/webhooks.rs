@@ -771,8 +771,7 @@ async fn a_mail_refused_for_good_ends_at_once_and_a_busy_server_is_retried() {
         ("csub_item_bo", "user_bounce"),
         ("csub_item_bu", "user_busy"),
     ] {
-        let active = item_event("subscriptionItem.active", "active", item, user, t - 10_000);
-        assert_eq!(app.deliver(&msg_id(), &active).await.status(), 200);
+        deliver_item(&app, item, user, "pro", t - 10_000).await;
         assert_eq!(
             app.deliver(&msg_id(), &failed_payment(item, user, t))
                 .await
