@@ -5,10 +5,11 @@
 //! carries a one-time token; acting needs a sign-in at most ten minutes old.
 
 use axum::{
-    extract::{FromRequest, Request, State},
-    http::{header, request::Parts, HeaderMap, HeaderValue, Method, StatusCode},
+    extract::{FromRequest, Path, Request, State},
+    http::{header, request::Parts, HeaderMap, HeaderValue, StatusCode},
     response::{IntoResponse, Response},
-    Form,
+    routing::{any, get, post},
+    Extension, Form, Router,
 };
 use leptos::prelude::*;
 use std::collections::HashMap;
@@ -28,14 +29,6 @@ use crate::{
     services::console::{PayerView, UsageRow, ValidateError},
     state::AppState,
 };
-
-/// The operator's verified session, if the caller is one.
-fn operator(state: &AppState, parts: &Parts) -> Option<Session> {
-    Caller::of(&parts.extensions)
-        .session()
-        .filter(|s| state.console().is_operator(&s.user_id))
-        .cloned()
-}
 
 /// What any unknown path gets, for this request.
 async fn unknown(state: AppState, req: Request) -> Response {
@@ -686,92 +679,224 @@ fn field<'a>(f: &'a Fields, name: &str) -> Option<&'a str> {
     f.get(name).map(String::as_str)
 }
 
-/// Every `/admin…` request: the operator's page or action, or, for anyone else and for any
-/// path or method the console does not serve, exactly what an unknown path gets.
-#[axum::debug_handler(state = AppState)]
-pub async fn console(State(state): State<AppState>, req: Request) -> Response {
-    let (parts, body) = req.into_parts();
-    let Some(op) = operator(&state, &parts) else {
-        return unknown(state, Request::from_parts(parts, body)).await;
-    };
-    let path = parts.uri.path().to_string();
-    let segments: Vec<&str> = path.split('/').skip(1).collect();
-    let read = matches!(parts.method, Method::GET | Method::HEAD);
-    let write = parts.method == Method::POST;
-    let payer = |kind: &str, id: &str| payer_kind(kind).filter(|_| is_clerk_id(id));
-    match segments[..] {
-        ["admin"] if read => home(state, op, parts).await,
-        ["admin", "dead-letters"] if read => dead_letters(state, op, parts).await,
-        ["admin", "audit"] if read => audit(state, op).await,
-        ["admin", "payers", kind, id] if read && payer(kind, id).is_some() => {
-            let kind = payer(kind, id).expect("checked");
-            payer_page_for(state, op, parts, kind, id.to_string()).await
+/// The console's routes, nested under `/admin` behind [`operators_only`]: anyone but an
+/// operator, any path the console does not serve and any method a route does not take gets
+/// exactly what an unknown path gets (each route's fallback and the catch-all are
+/// [`unknown_route`]).
+pub fn router(state: &AppState) -> Router<AppState> {
+    Router::new()
+        .route("/admin", get(home_page).fallback(unknown_route))
+        .route(
+            "/admin/dead-letters",
+            get(dead_letters_page).fallback(unknown_route),
+        )
+        .route("/admin/audit", get(audit_page).fallback(unknown_route))
+        .route(
+            "/admin/payers/{kind}/{id}",
+            get(payer_page_route).fallback(unknown_route),
+        )
+        .route(
+            "/admin/payers/{kind}/{id}/reconcile",
+            post(reconcile_action).fallback(unknown_route),
+        )
+        .route(
+            "/admin/payers/{kind}/{id}/grant",
+            post(grant_action).fallback(unknown_route),
+        )
+        .route(
+            "/admin/deliveries/{svix_id}/replay",
+            post(replay_action).fallback(unknown_route),
+        )
+        .route(
+            "/admin/items/{item_id}/cancel",
+            post(cancel_action).fallback(unknown_route),
+        )
+        .route(
+            "/admin/items/{item_id}/extend-trial",
+            post(extend_action).fallback(unknown_route),
+        )
+        .route("/admin/{*rest}", any(unknown_route))
+        .route_layer(axum::middleware::from_fn_with_state(
+            state.clone(),
+            operators_only,
+        ))
+}
+
+/// The operator a request of the console is from: put there by [`operators_only`], so every
+/// route behind it can extract it.
+#[derive(Clone)]
+struct Operator(Session);
+
+/// Lets operators through to the console's routes, with their session as [`Operator`]; anyone
+/// else gets what an unknown path gets.
+async fn operators_only(
+    State(state): State<AppState>,
+    mut req: Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let op = Caller::of(req.extensions())
+        .session()
+        .filter(|s| state.console().is_operator(&s.user_id))
+        .cloned();
+    match op {
+        Some(op) => {
+            req.extensions_mut().insert(Operator(op));
+            next.run(req).await
         }
-        ["admin", "payers", kind, id, "reconcile"] if write && payer(kind, id).is_some() => {
-            let (payer, id) = (payer(kind, id).expect("checked"), id.to_string());
-            let target = format!("{kind}:{id}");
-            act(state, op, parts, body, ("reconcile", target), |_| {
-                Ok(Action::Reconcile { payer, id })
-            })
-            .await
-        }
-        ["admin", "payers", kind, id, "grant"] if write && payer(kind, id).is_some() => {
-            let (payer, id) = (payer(kind, id).expect("checked"), id.to_string());
-            let metered: Vec<String> = state
-                .console()
-                .catalog()
-                .metered_features()
-                .into_iter()
-                .map(str::to_string)
-                .collect();
-            let target = format!("{kind}:{id}");
-            act(state, op, parts, body, ("grant", target), move |f| {
-                let feature = field(f, "feature")
-                    .filter(|x| metered.iter().any(|m| m == x))
-                    .ok_or(FormError::Feature)?
-                    .to_string();
-                let units = operator::units(field(f, "units"))?;
-                Ok(Action::Grant {
-                    payer,
-                    id,
-                    feature,
-                    units,
-                })
-            })
-            .await
-        }
-        ["admin", "deliveries", svix_id, "replay"] if write && is_svix_id(svix_id) => {
-            let svix_id = svix_id.to_string();
-            let target = format!("delivery:{svix_id}");
-            act(state, op, parts, body, ("replay", target), |_| {
-                Ok(Action::Replay { svix_id })
-            })
-            .await
-        }
-        ["admin", "items", item_id, "cancel"] if write && is_clerk_id(item_id) => {
-            let item_id = item_id.to_string();
-            let target = format!("item:{item_id}");
-            act(state, op, parts, body, ("cancel", target), |f| {
-                Ok(Action::Cancel {
-                    end_now: operator::end_now(field(f, "end_now"))?,
-                    item_id,
-                })
-            })
-            .await
-        }
-        ["admin", "items", item_id, "extend-trial"] if write && is_clerk_id(item_id) => {
-            let item_id = item_id.to_string();
-            let target = format!("item:{item_id}");
-            act(state, op, parts, body, ("extend_trial", target), |f| {
-                Ok(Action::ExtendTrial {
-                    extend_to: operator::extend_to(field(f, "extend_to"), crate::db::now_ms())?,
-                    item_id,
-                })
-            })
-            .await
-        }
-        _ => unknown(state, Request::from_parts(parts, body)).await,
+        None => unknown(state, req).await,
     }
+}
+
+async fn unknown_route(State(state): State<AppState>, req: Request) -> Response {
+    unknown(state, req).await
+}
+
+async fn home_page(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    req: Request,
+) -> Response {
+    home(state, op, req.into_parts().0).await
+}
+
+async fn dead_letters_page(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    req: Request,
+) -> Response {
+    dead_letters(state, op, req.into_parts().0).await
+}
+
+async fn audit_page(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+) -> Response {
+    audit(state, op).await
+}
+
+/// A payer route's `{user|org}/{id}`, when both are well formed.
+fn payer_of(kind: &str, id: &str) -> Option<PayerKind> {
+    payer_kind(kind).filter(|_| is_clerk_id(id))
+}
+
+async fn payer_page_route(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    Path((kind, id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let Some(kind) = payer_of(&kind, &id) else {
+        return unknown(state, req).await;
+    };
+    payer_page_for(state, op, req.into_parts().0, kind, id).await
+}
+
+async fn reconcile_action(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    Path((kind, id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let Some(payer) = payer_of(&kind, &id) else {
+        return unknown(state, req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let target = format!("{kind}:{id}");
+    act(state, op, parts, body, ("reconcile", target), |_| {
+        Ok(Action::Reconcile { payer, id })
+    })
+    .await
+}
+
+async fn grant_action(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    Path((kind, id)): Path<(String, String)>,
+    req: Request,
+) -> Response {
+    let Some(payer) = payer_of(&kind, &id) else {
+        return unknown(state, req).await;
+    };
+    let (parts, body) = req.into_parts();
+    let metered: Vec<String> = state
+        .console()
+        .catalog()
+        .metered_features()
+        .into_iter()
+        .map(str::to_string)
+        .collect();
+    let target = format!("{kind}:{id}");
+    act(state, op, parts, body, ("grant", target), move |f| {
+        let feature = field(f, "feature")
+            .filter(|x| metered.iter().any(|m| m == x))
+            .ok_or(FormError::Feature)?
+            .to_string();
+        let units = operator::units(field(f, "units"))?;
+        Ok(Action::Grant {
+            payer,
+            id,
+            feature,
+            units,
+        })
+    })
+    .await
+}
+
+async fn replay_action(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    Path(svix_id): Path<String>,
+    req: Request,
+) -> Response {
+    if !is_svix_id(&svix_id) {
+        return unknown(state, req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let target = format!("delivery:{svix_id}");
+    act(state, op, parts, body, ("replay", target), |_| {
+        Ok(Action::Replay { svix_id })
+    })
+    .await
+}
+
+async fn cancel_action(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    Path(item_id): Path<String>,
+    req: Request,
+) -> Response {
+    if !is_clerk_id(&item_id) {
+        return unknown(state, req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let target = format!("item:{item_id}");
+    act(state, op, parts, body, ("cancel", target), |f| {
+        Ok(Action::Cancel {
+            end_now: operator::end_now(field(f, "end_now"))?,
+            item_id,
+        })
+    })
+    .await
+}
+
+async fn extend_action(
+    State(state): State<AppState>,
+    Extension(Operator(op)): Extension<Operator>,
+    Path(item_id): Path<String>,
+    req: Request,
+) -> Response {
+    if !is_clerk_id(&item_id) {
+        return unknown(state, req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let target = format!("item:{item_id}");
+    act(state, op, parts, body, ("extend_trial", target), |f| {
+        Ok(Action::ExtendTrial {
+            extend_to: operator::extend_to(field(f, "extend_to"), crate::db::now_ms())?,
+            item_id,
+        })
+    })
+    .await
 }
 
 /// Svix ids (`msg_…`) and the reconciler's own (`reconcile_…`): letters, digits, `_`, `-`.

@@ -21,7 +21,7 @@ use axum::{
     extract::DefaultBodyLimit,
     http::{header, HeaderValue, Request},
     middleware,
-    routing::{any, get, post},
+    routing::{get, post},
     Router,
 };
 use leptos::prelude::*;
@@ -92,10 +92,9 @@ pub fn router(state: AppState) -> Router {
         .route("/api/premium-feature", get(api::premium_feature))
         .route("/api/usage", get(api::usage))
         .route("/api/billing", get(api::billing))
-        // The operator console: every method and path under /admin, decided by the console
-        // itself (anyone but an operator gets the unknown-path answer).
-        .route("/admin", any(admin::console))
-        .route("/admin/{*rest}", any(admin::console))
+        // The operator console: its routes behind an operators-only layer (anyone but an
+        // operator, and any path or method it does not serve, gets the unknown-path answer).
+        .merge(admin::router(&state))
         .merge(webhook);
 
     if state.demo().is_some() {
