@@ -1,8 +1,9 @@
 //! The operator console's edge (README, "Operator console"): `/admin…` pages and actions for
-//! the operators `ADMIN_USER_IDS` names. Anyone else, and any method a route does not serve,
-//! gets exactly what an unknown path gets: the request goes to the same not-found handler.
-//! Pages are rendered on the server without scripts (the app's CSP, no hydration); every form
-//! carries a one-time token; acting needs a sign-in at most ten minutes old.
+//! the operators `ADMIN_USER_IDS` names, as an axum router (`router`) behind an operators-only
+//! route layer. Anyone else, any path the console does not serve and any method a route does
+//! not take get exactly what an unknown path gets: the same not-found handler. Pages are
+//! rendered on the server without scripts (the app's CSP, no hydration); every form carries a
+//! one-time token; acting needs Clerk's `strict` reverification (under ten minutes).
 
 use axum::{
     extract::{FromRequest, Path, Request, State},
