@@ -7,6 +7,11 @@
 //! out more than the allowance, so no number of instances can spend more. Unspent units go back
 //! every `SETTLE_EVERY` and at shutdown; a crashed instance's held units stay counted as used,
 //! which is all a crash costs (at most `MAX_BLOCK` units per payer and feature it was serving).
+//!
+//! A counter is the payer's units of one *counting* period (`billing::usage::counting_period`):
+//! only a renewal starts a new one, so a plan switch or a moved end keeps what was used. A
+//! refusal at the limit is remembered per counter for `REFUSAL_FRESH_MS` and answered from
+//! memory meanwhile, so a client retrying at its limit is no load on the database.
 
 use std::{
     collections::{HashMap, HashSet},
