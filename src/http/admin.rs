@@ -522,40 +522,38 @@ type Fields = HashMap<String, String>;
 async fn act<F>(
     state: AppState,
     op: Session,
-    parts: Parts,
-    body: axum::body::Body,
+    req: Request,
     (name, target): (&'static str, String),
     build: F,
 ) -> Response
 where
     F: FnOnce(&Fields) -> Result<Action, FormError>,
 {
-    let peer = parts
-        .extensions
+    let peer = req
+        .extensions()
         .get::<axum::extract::ConnectInfo<std::net::SocketAddr>>()
         .map(|c| axum::Extension(*c));
-    let ip = client_of(&state, &peer, &parts.headers);
+    let ip = client_of(&state, &peer, req.headers());
     if let Some(retry) = state.limiter().blocked(ip) {
         return too_many(retry);
     }
-    let html = wants_html(&parts.headers);
+    let html = wants_html(req.headers());
     let console = state.console().clone();
-    let Form(fields) =
-        match Form::<Fields>::from_request(Request::from_parts(parts, body), &state).await {
-            Ok(f) => f,
-            Err(_) => {
-                console
-                    .refused(&op.user_id, name, &target, "invalid_form")
-                    .await;
-                return refusal(
-                    html,
-                    StatusCode::BAD_REQUEST,
-                    "invalid_form",
-                    "the form could not be read (application/x-www-form-urlencoded expected)",
-                    "/admin",
-                );
-            }
-        };
+    let Form(fields) = match Form::<Fields>::from_request(req, &state).await {
+        Ok(f) => f,
+        Err(_) => {
+            console
+                .refused(&op.user_id, name, &target, "invalid_form")
+                .await;
+            return refusal(
+                html,
+                StatusCode::BAD_REQUEST,
+                "invalid_form",
+                "the form could not be read (application/x-www-form-urlencoded expected)",
+                "/admin",
+            );
+        }
+    };
     let back = operator::back_to(fields.get("back").map(String::as_str)).to_string();
     let checked = match build(&fields) {
         Ok(action) => match console.validate(&action).await {
@@ -801,9 +799,8 @@ async fn reconcile_action(
     let Some(payer) = payer_of(&kind, &id) else {
         return unknown(state, req).await;
     };
-    let (parts, body) = req.into_parts();
     let target = format!("{kind}:{id}");
-    act(state, op, parts, body, ("reconcile", target), |_| {
+    act(state, op, req, ("reconcile", target), |_| {
         Ok(Action::Reconcile { payer, id })
     })
     .await
@@ -818,7 +815,6 @@ async fn grant_action(
     let Some(payer) = payer_of(&kind, &id) else {
         return unknown(state, req).await;
     };
-    let (parts, body) = req.into_parts();
     let metered: Vec<String> = state
         .console()
         .catalog()
@@ -827,7 +823,7 @@ async fn grant_action(
         .map(str::to_string)
         .collect();
     let target = format!("{kind}:{id}");
-    act(state, op, parts, body, ("grant", target), move |f| {
+    act(state, op, req, ("grant", target), move |f| {
         let feature = field(f, "feature")
             .filter(|x| metered.iter().any(|m| m == x))
             .ok_or(FormError::Feature)?
@@ -852,9 +848,8 @@ async fn replay_action(
     if !is_svix_id(&svix_id) {
         return unknown(state, req).await;
     }
-    let (parts, body) = req.into_parts();
     let target = format!("delivery:{svix_id}");
-    act(state, op, parts, body, ("replay", target), |_| {
+    act(state, op, req, ("replay", target), |_| {
         Ok(Action::Replay { svix_id })
     })
     .await
@@ -869,9 +864,8 @@ async fn cancel_action(
     if !is_clerk_id(&item_id) {
         return unknown(state, req).await;
     }
-    let (parts, body) = req.into_parts();
     let target = format!("item:{item_id}");
-    act(state, op, parts, body, ("cancel", target), |f| {
+    act(state, op, req, ("cancel", target), |f| {
         Ok(Action::Cancel {
             end_now: operator::end_now(field(f, "end_now"))?,
             item_id,
@@ -889,9 +883,8 @@ async fn extend_action(
     if !is_clerk_id(&item_id) {
         return unknown(state, req).await;
     }
-    let (parts, body) = req.into_parts();
     let target = format!("item:{item_id}");
-    act(state, op, parts, body, ("extend_trial", target), |f| {
+    act(state, op, req, ("extend_trial", target), |f| {
         Ok(Action::ExtendTrial {
             extend_to: operator::extend_to(field(f, "extend_to"), crate::db::now_ms())?,
             item_id,
