@@ -20,7 +20,10 @@ use secrecy::{ExposeSecret, SecretString};
 use serde_json::Value;
 use tracing::{debug, warn};
 
-use crate::{billing::PayerKind, metrics::Metrics};
+use crate::{
+    billing::{Payer, PayerKind},
+    metrics::Metrics,
+};
 
 /// The API version this client speaks (Clerk's OpenAPI spec of that date).
 pub const API_VERSION: &str = "2026-05-12";
@@ -161,12 +164,8 @@ impl ClerkApi {
 
     /// The payer's subscription (`commerce_subscription`, with `subscription_items`), or `None`
     /// when Clerk says the payer has none (`404`).
-    pub async fn payer_subscription(
-        &self,
-        kind: PayerKind,
-        id: &str,
-    ) -> Result<Option<Value>, ClerkApiError> {
-        self.payer_subscription_tries(kind, id, self.retry.attempts)
+    pub async fn payer_subscription(&self, payer: &Payer) -> Result<Option<Value>, ClerkApiError> {
+        self.payer_subscription_tries(payer, self.retry.attempts)
             .await
     }
 
@@ -174,22 +173,21 @@ impl ClerkApi {
     /// share of the budget is one request).
     pub async fn payer_subscription_once(
         &self,
-        kind: PayerKind,
-        id: &str,
+        payer: &Payer,
     ) -> Result<Option<Value>, ClerkApiError> {
-        self.payer_subscription_tries(kind, id, 1).await
+        self.payer_subscription_tries(payer, 1).await
     }
 
     async fn payer_subscription_tries(
         &self,
-        kind: PayerKind,
-        id: &str,
+        payer: &Payer,
         attempts: u32,
     ) -> Result<Option<Value>, ClerkApiError> {
+        let id = &payer.id;
         if !is_clerk_id(id) {
             return Err(ClerkApiError::BadId(id.to_string()));
         }
-        let path = match kind {
+        let path = match payer.kind {
             PayerKind::User => format!("/v1/users/{id}/billing/subscription"),
             PayerKind::Org => format!("/v1/organizations/{id}/billing/subscription"),
         };
@@ -407,13 +405,7 @@ fn retry_after(resp: &reqwest::Response) -> Option<Duration> {
 
 /// Clerk ids (`user_…`, `org_…`) are letters, digits and underscores; anything else never
 /// reaches a URL path.
-pub fn is_clerk_id(id: &str) -> bool {
-    !id.is_empty()
-        && id.len() <= 64
-        && id
-            .bytes()
-            .all(|b| b.is_ascii_alphanumeric() || b == b'_' || b == b'-')
-}
+pub use crate::billing::payer::is_clerk_id;
 
 /// A token bucket kept under "`limit` requests per 10 s": refilled at 90% of that rate with
 /// a burst of the other 10%, so no 10-second window sees more than `limit` requests.
@@ -621,7 +613,7 @@ mod tests {
         let (url, seen) = stand_in(vec![404, 302]).await;
         let api = client(&url, &m);
         assert_eq!(
-            api.payer_subscription(PayerKind::User, "user_1")
+            api.payer_subscription(&Payer::user("user_1"))
                 .await
                 .unwrap(),
             None,
@@ -635,7 +627,7 @@ mod tests {
         assert_eq!(*seen.lock().unwrap(), 2, "one request each");
         assert_eq!((counted(&m, "4xx"), counted(&m, "3xx")), (1, 1));
         assert!(matches!(
-            api.payer_subscription(PayerKind::Org, "../x").await,
+            api.payer_subscription(&Payer::org("../x")).await,
             Err(ClerkApiError::BadId(_))
         ));
         assert_eq!(*seen.lock().unwrap(), 2, "a bad id never leaves");

@@ -4,7 +4,7 @@
 
 use std::path::PathBuf;
 
-use crate::billing::PayerKind;
+use crate::billing::Payer;
 
 pub const USAGE: &str =
     "usage: plangate [serve | migrate | trigger <event-type> … | reconcile … | usage … | audit … | inbox … | check | backup <file>]
@@ -32,8 +32,8 @@ pub enum Command {
     Migrate,
     Trigger(TriggerArgs),
     /// `None`: the whole sweep.
-    Reconcile(Option<(PayerKind, String)>),
-    Usage(PayerKind, String),
+    Reconcile(Option<Payer>),
+    Usage(Payer),
     /// The newest `limit` audit rows.
     Audit(i64),
     InboxList {
@@ -93,13 +93,13 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         Some("trigger") => trigger(rest).map(Command::Trigger),
         Some("reconcile") => match strs.as_slice() {
             ["--all"] => Ok(Command::Reconcile(None)),
-            ["--user", id] => Ok(Command::Reconcile(Some((PayerKind::User, id.to_string())))),
-            ["--org", id] => Ok(Command::Reconcile(Some((PayerKind::Org, id.to_string())))),
+            [flag @ ("--user" | "--org"), id] => {
+                payer(flag, id).map(|p| Command::Reconcile(Some(p)))
+            }
             _ => Err("usage: plangate reconcile --user ID | --org ID | --all".into()),
         },
         Some("usage") => match strs.as_slice() {
-            ["--user", id] => Ok(Command::Usage(PayerKind::User, id.to_string())),
-            ["--org", id] => Ok(Command::Usage(PayerKind::Org, id.to_string())),
+            [flag @ ("--user" | "--org"), id] => payer(flag, id).map(Command::Usage),
             _ => Err("usage: plangate usage --user ID | --org ID".into()),
         },
         Some("audit") => match strs.as_slice() {
@@ -122,6 +122,11 @@ pub fn parse(args: &[String]) -> Result<Command, String> {
         }
         Some(other) => Err(format!("unknown command `{other}`; try `plangate --help`")),
     }
+}
+
+/// The payer `--user ID` / `--org ID` names.
+fn payer(flag: &str, id: &str) -> Result<Payer, String> {
+    Payer::from_parts(flag.trim_start_matches("--"), id).map_err(|e| e.to_string())
 }
 
 fn inbox(args: &[&str]) -> Result<Command, String> {
@@ -204,22 +209,22 @@ mod tests {
         assert_eq!(p("reconcile --all"), Ok(Command::Reconcile(None)));
         assert_eq!(
             p("usage --org org_1"),
-            Ok(Command::Usage(PayerKind::Org, "org_1".into()))
+            Ok(Command::Usage(Payer::org("org_1")))
         );
         assert_eq!(
             p("usage --user user_1"),
-            Ok(Command::Usage(PayerKind::User, "user_1".into()))
+            Ok(Command::Usage(Payer::user("user_1")))
         );
         assert_eq!(p("audit"), Ok(Command::Audit(50)));
         assert_eq!(p("audit --limit 7"), Ok(Command::Audit(7)));
         assert_eq!(p("audit --limit 100000"), Ok(Command::Audit(100_000)));
         assert_eq!(
             p("reconcile --user user_1"),
-            Ok(Command::Reconcile(Some((PayerKind::User, "user_1".into()))))
+            Ok(Command::Reconcile(Some(Payer::user("user_1"))))
         );
         assert_eq!(
             p("reconcile --org org_1"),
-            Ok(Command::Reconcile(Some((PayerKind::Org, "org_1".into()))))
+            Ok(Command::Reconcile(Some(Payer::org("org_1"))))
         );
         assert_eq!(
             p("inbox list"),
@@ -259,6 +264,8 @@ mod tests {
             "usage --all",
             "usage --user",
             "usage --user a --org b",
+            "usage --org ../x",
+            "reconcile --user user_1/../x",
             "inbox",
             "audit --limit 0",
             "audit --limit -1",

@@ -58,7 +58,7 @@ async fn run(command: Command) -> anyhow::Result<()> {
             trigger::run(args, configured).await
         }
         Command::Reconcile(target) => reconcile(target).await,
-        Command::Usage(kind, id) => usage(kind, id).await,
+        Command::Usage(payer) => usage(payer).await,
         Command::Audit(limit) => {
             let services = services().await?;
             for entry in plangate::db::console::audit_log(&services.db.pool, limit).await? {
@@ -96,14 +96,14 @@ async fn services() -> anyhow::Result<Services> {
 /// `plangate usage --user ID | --org ID` (README, "Usage limits"): one line per metered feature,
 /// `<feature> <used>/<limit> <period start>..<period end>` (`unlimited` for no limit), under the
 /// payer's current plan as the database knows it.
-async fn usage(kind: plangate::billing::PayerKind, id: String) -> anyhow::Result<()> {
+async fn usage(payer: plangate::billing::Payer) -> anyhow::Result<()> {
     use plangate::page_data::format_rfc3339;
     let services = services().await?;
-    let item = services.entitlements.current_plan(kind, &id).await?;
+    let item = services.entitlements.current_plan(&payer).await?;
     let report = services
         .usage
         .report(
-            plangate::services::usage::Payer { kind, id },
+            &payer,
             item.as_ref().map(|i| i.plan_slug.as_str()),
             item.as_ref().and_then(|i| i.period_start.zip(i.period_end)),
         )
@@ -125,14 +125,14 @@ async fn usage(kind: plangate::billing::PayerKind, id: String) -> anyhow::Result
 
 /// `plangate reconcile --user ID | --org ID | --all` (README, "Operations"): one line per
 /// corrected item, then `N checked, M corrected`; exit 1 when the Backend API could not be read.
-async fn reconcile(target: Option<(plangate::billing::PayerKind, String)>) -> anyhow::Result<()> {
+async fn reconcile(target: Option<plangate::billing::Payer>) -> anyhow::Result<()> {
     let services = services().await?;
     let reconciler = services.reconciler.ok_or_else(|| {
         anyhow::anyhow!("reconciliation needs CLERK_SECRET_KEY (and CLERK_PUBLISHABLE_KEY)")
     })?;
     let report = match target {
         None => reconciler.sweep().await?,
-        Some((kind, id)) => reconciler.payer(kind, &id).await?,
+        Some(payer) => reconciler.payer(&payer).await?,
     };
     for line in report.lines() {
         println!("{line}");

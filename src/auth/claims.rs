@@ -97,6 +97,23 @@ impl Session {
     }
 }
 
+impl Session {
+    /// The account this session calls as: its user, the active organization, and what the
+    /// token says of the plan. The one place a session becomes a caller the services know.
+    pub fn account(&self) -> crate::billing::Account {
+        use crate::billing::{Account, Payer, TokenEvidence};
+        Account {
+            caller: Payer::user(self.user_id.clone()),
+            org: self.org_id.clone().map(Payer::org),
+            token: Some(TokenEvidence {
+                plan: self.token_plan.clone(),
+                features: self.features.clone(),
+                iat_ms: self.iat_ms,
+            }),
+        }
+    }
+}
+
 /// `fva` as Clerk writes it: an array of exactly two whole numbers, `[first, second]` (minutes:
 /// anything past `i32` is no age, and reads as unknown).
 fn parse_fva(v: &serde_json::Value) -> Option<[i32; 2]> {

@@ -366,7 +366,7 @@ mod words_tests {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::billing::subscription::{Payer, PayerKind};
+    use crate::billing::subscription::{ItemPayer, PayerKind};
 
     fn catalog() -> Catalog {
         Catalog::from_toml(
@@ -400,7 +400,7 @@ mod tests {
         ItemState {
             id: "csub_item_1".into(),
             subscription_id: None,
-            payer: Payer {
+            payer: ItemPayer {
                 kind: PayerKind::User,
                 id: "user_1".into(),
                 user_id: Some("user_1".into()),

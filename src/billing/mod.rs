@@ -7,9 +7,13 @@ pub mod dates;
 pub mod kinds;
 
 #[cfg(feature = "ssr")]
+pub mod account;
+#[cfg(feature = "ssr")]
 pub mod entitlement;
 #[cfg(feature = "ssr")]
 pub mod operator;
+#[cfg(feature = "ssr")]
+pub mod payer;
 #[cfg(feature = "ssr")]
 pub mod payments;
 #[cfg(feature = "ssr")]
@@ -19,12 +23,18 @@ pub mod standing;
 #[cfg(feature = "ssr")]
 pub mod subscription;
 #[cfg(feature = "ssr")]
+pub mod summary;
+#[cfg(feature = "ssr")]
 pub mod usage;
 
 pub use kinds::{PayerKind, Status};
 
 #[cfg(feature = "ssr")]
+pub use account::{Access, Account, TokenEvidence};
+#[cfg(feature = "ssr")]
 pub use entitlement::{decide, Decision, Evidence, Policy, Source, TokenPlan};
+#[cfg(feature = "ssr")]
+pub use payer::Payer;
 #[cfg(feature = "ssr")]
 pub use plans::{Catalog, Gate, Limit, Plan, PlansError};
 #[cfg(feature = "ssr")]
@@ -33,3 +43,5 @@ pub use standing::Standing;
 pub use subscription::{
     current_item, current_plan, listed_event_at, needs_correction, ItemState, OrderKey,
 };
+#[cfg(feature = "ssr")]
+pub use summary::{PlanFacts, PlanSummary};

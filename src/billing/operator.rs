@@ -4,7 +4,7 @@
 
 use time::{format_description::well_known::Rfc3339, OffsetDateTime};
 
-use super::PayerKind;
+use super::Payer;
 
 /// Clerk's `strict` reverification: the second factor (or the first, when none is enrolled)
 /// verified strictly less than this many minutes ago.
@@ -32,8 +32,7 @@ pub fn recently_verified(fva: Option<[i32; 2]>) -> bool {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Action {
     Reconcile {
-        payer: PayerKind,
-        id: String,
+        payer: Payer,
     },
     Replay {
         svix_id: String,
@@ -47,8 +46,7 @@ pub enum Action {
         extend_to: i64,
     },
     Grant {
-        payer: PayerKind,
-        id: String,
+        payer: Payer,
         feature: String,
         units: u64,
     },
@@ -69,9 +67,7 @@ impl Action {
     /// What it acts on: `user:<id>`, `org:<id>`, `item:<id>` or `delivery:<svix id>`.
     pub fn target(&self) -> String {
         match self {
-            Action::Reconcile { payer, id } | Action::Grant { payer, id, .. } => {
-                format!("{}:{id}", payer.as_str())
-            }
+            Action::Reconcile { payer } | Action::Grant { payer, .. } => payer.label(),
             Action::Replay { svix_id } => format!("delivery:{svix_id}"),
             Action::Cancel { item_id, .. } | Action::ExtendTrial { item_id, .. } => {
                 format!("item:{item_id}")
@@ -520,8 +516,7 @@ mod tests {
         let cases = [
             (
                 Action::Reconcile {
-                    payer: PayerKind::User,
-                    id: "user_1".into(),
+                    payer: Payer::user("user_1"),
                 },
                 "reconcile",
                 "user:user_1",
@@ -569,8 +564,7 @@ mod tests {
             ),
             (
                 Action::Grant {
-                    payer: PayerKind::Org,
-                    id: "org_1".into(),
+                    payer: Payer::org("org_1"),
                     feature: "premium_api".into(),
                     units: 100,
                 },

@@ -4,7 +4,7 @@
 
 use serde::{Deserialize, Serialize};
 
-use super::{subscription::Payer, OrderKey};
+use super::{subscription::ItemPayer, OrderKey};
 
 /// A payment attempt's state.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -63,7 +63,7 @@ pub struct Card {
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct PaymentAttempt {
     pub id: String,
-    pub payer: Payer,
+    pub payer: ItemPayer,
     pub status: PaymentStatus,
     /// Cents (`totals.grand_total.amount`).
     pub amount: i64,
@@ -381,7 +381,7 @@ mod tests {
     fn a_settled_state_outranks_a_pending_one_at_the_same_time() {
         let p = |status, event_at| PaymentAttempt {
             id: "pa_1".into(),
-            payer: Payer {
+            payer: ItemPayer {
                 kind: crate::billing::PayerKind::User,
                 id: "user_1".into(),
                 user_id: Some("user_1".into()),

@@ -52,9 +52,10 @@ impl OrderKey {
     }
 }
 
-/// Who pays for a subscription: a user or an organization.
+/// Who pays for a subscription item, as the item records it: the payer, and the user and
+/// address behind it (for mail).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
-pub struct Payer {
+pub struct ItemPayer {
     /// `user` or `org`.
     pub kind: PayerKind,
     pub id: String,
@@ -63,12 +64,22 @@ pub struct Payer {
     pub email: Option<String>,
 }
 
+impl ItemPayer {
+    /// The payer itself, without the details kept for mail.
+    pub fn payer(&self) -> super::Payer {
+        super::Payer {
+            kind: self.kind,
+            id: self.id.clone(),
+        }
+    }
+}
+
 /// The state of one subscription item as the webhooks last described it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ItemState {
     pub id: String,
     pub subscription_id: Option<String>,
-    pub payer: Payer,
+    pub payer: ItemPayer,
     pub plan_slug: String,
     pub plan_name: Option<String>,
     pub status: Status,
@@ -353,7 +364,7 @@ mod tests {
         ItemState {
             id: id.into(),
             subscription_id: None,
-            payer: Payer {
+            payer: ItemPayer {
                 kind: PayerKind::User,
                 id: "user_1".into(),
                 user_id: None,

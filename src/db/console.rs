@@ -4,7 +4,7 @@
 use sqlx::{AnyPool, Row};
 
 use super::{placeholders, DbError};
-use crate::billing::{operator::AuditEntry, PayerKind};
+use crate::billing::{operator::AuditEntry, Payer, PayerKind};
 
 /// Writes one audit row.
 pub async fn audit(pool: &AnyPool, id: &str, e: &AuditEntry) -> Result<(), DbError> {
@@ -141,8 +141,7 @@ pub async fn last_run(pool: &AnyPool, name: &str) -> Result<Option<(i64, String)
 /// A payer found by the console's search.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FoundPayer {
-    pub kind: PayerKind,
-    pub id: String,
+    pub payer: Payer,
     pub email: Option<String>,
 }
 
@@ -152,7 +151,7 @@ pub async fn find_payers(pool: &AnyPool, q: &str) -> Result<Vec<FoundPayer>, DbE
     let q = q.trim();
     let mut out: Vec<FoundPayer> = Vec::new();
     let mut push = |p: FoundPayer| {
-        if !out.iter().any(|o| o.kind == p.kind && o.id == p.id) {
+        if !out.iter().any(|o| o.payer == p.payer) {
             out.push(p);
         }
     };
@@ -165,8 +164,7 @@ pub async fn find_payers(pool: &AnyPool, q: &str) -> Result<Vec<FoundPayer>, DbE
     .await?;
     for r in &users {
         push(FoundPayer {
-            kind: PayerKind::User,
-            id: r.get("id"),
+            payer: Payer::user(r.get::<String, _>("id")),
             email: r.get("email"),
         });
     }
@@ -180,8 +178,10 @@ pub async fn find_payers(pool: &AnyPool, q: &str) -> Result<Vec<FoundPayer>, DbE
     .await?;
     for r in &payers {
         push(FoundPayer {
-            kind: PayerKind::parse(&r.get::<String, _>("payer_kind")),
-            id: r.get("payer_id"),
+            payer: Payer {
+                kind: PayerKind::parse(&r.get::<String, _>("payer_kind")),
+                id: r.get("payer_id"),
+            },
             email: r.get("payer_email"),
         });
     }

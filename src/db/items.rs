@@ -5,7 +5,9 @@ use sqlx::{any::AnyRow, AnyConnection, Row};
 use std::collections::HashSet;
 
 use super::{now_ms, placeholders, DbError, MAX_ROWS};
-use crate::billing::{subscription::Payer, ItemState, OrderKey, PayerKind, Standing, Status};
+use crate::billing::{
+    subscription::ItemPayer, ItemState, OrderKey, Payer, PayerKind, Standing, Status,
+};
 
 const COLUMNS: &str = "id, subscription_id, payer_kind, payer_id, payer_user_id, payer_email, \
     plan_slug, plan_name, status, period_start, period_end, is_free_trial, canceled_at, \
@@ -15,7 +17,7 @@ fn from_row(r: &AnyRow) -> ItemState {
     ItemState {
         id: r.get("id"),
         subscription_id: r.get("subscription_id"),
-        payer: Payer {
+        payer: ItemPayer {
             kind: PayerKind::parse(&r.get::<String, _>("payer_kind")),
             id: r.get("payer_id"),
             user_id: r.get("payer_user_id"),
@@ -58,16 +60,12 @@ pub async fn get(conn: &mut AnyConnection, id: &str) -> Result<Option<ItemState>
     Ok(row.as_ref().map(from_row))
 }
 
-pub async fn for_payer(
-    conn: &mut AnyConnection,
-    kind: PayerKind,
-    payer_id: &str,
-) -> Result<Vec<ItemState>, DbError> {
+pub async fn for_payer(conn: &mut AnyConnection, payer: &Payer) -> Result<Vec<ItemState>, DbError> {
     let rows = sqlx::query(&format!(
         "select {COLUMNS} from subscription_item where payer_kind = $1 and payer_id = $2"
     ))
-    .bind(kind.as_str())
-    .bind(payer_id)
+    .bind(payer.kind.as_str())
+    .bind(&payer.id)
     .fetch_all(conn)
     .await?;
     Ok(rows.iter().map(from_row).collect())

@@ -14,7 +14,7 @@ use sqlx::{
 };
 
 use super::{Db, DbError};
-use crate::billing::PayerKind;
+use crate::billing::{Payer, PayerKind};
 
 pub const CHANNEL: &str = "plangate_payers";
 
@@ -24,21 +24,22 @@ const MAX_PAYLOAD: usize = 7000;
 /// What a notification says to drop from the payer cache.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Changed {
-    Payers(Vec<(PayerKind, String)>),
+    Payers(Vec<Payer>),
     All,
 }
 
 /// The payload announcing `payers`.
-pub fn encode<'a>(payers: impl IntoIterator<Item = (PayerKind, &'a str)>) -> String {
+pub fn encode(payers: impl IntoIterator<Item = Payer>) -> String {
     let mut out = String::new();
     let mut seen = HashSet::new();
-    for (kind, id) in payers {
+    for payer in payers {
+        let (kind, id) = (payer.kind, payer.id.as_str());
         let clean =
             !id.is_empty() && !id.contains([' ', ':', '*']) && !id.contains(char::is_whitespace);
         if !clean {
             return "*".into();
         }
-        if !seen.insert((kind, id)) {
+        if seen.contains(&payer) {
             continue;
         }
         if !out.is_empty() {
@@ -50,6 +51,7 @@ pub fn encode<'a>(payers: impl IntoIterator<Item = (PayerKind, &'a str)>) -> Str
         if out.len() > MAX_PAYLOAD {
             return "*".into();
         }
+        seen.insert(payer);
     }
     out
 }
@@ -64,7 +66,10 @@ pub fn decode(payload: &str) -> Changed {
             Some(("org", id)) if !id.is_empty() => (PayerKind::Org, id),
             _ => return Changed::All,
         };
-        payers.push((kind.0, kind.1.to_string()));
+        payers.push(Payer {
+            kind: kind.0,
+            id: kind.1.to_string(),
+        });
     }
     Changed::Payers(payers)
 }
@@ -130,38 +135,29 @@ mod tests {
     #[test]
     fn payers_are_announced_once_each() {
         let p = encode([
-            (PayerKind::User, "user_1"),
-            (PayerKind::Org, "org_2"),
-            (PayerKind::User, "user_1"),
+            Payer::user("user_1"),
+            Payer::org("org_2"),
+            Payer::user("user_1"),
         ]);
         assert_eq!(p, "user:user_1 org:org_2");
         assert_eq!(
             decode(&p),
-            Changed::Payers(vec![
-                (PayerKind::User, "user_1".into()),
-                (PayerKind::Org, "org_2".into())
-            ])
+            Changed::Payers(vec![Payer::user("user_1"), Payer::org("org_2")])
         );
     }
 
     #[test]
     fn what_cannot_be_written_plainly_or_read_back_means_every_payer() {
         for id in ["", "a b", "a:b", "*", "a\tb", "a\nb"] {
-            assert_eq!(encode([(PayerKind::User, id)]), "*", "{id:?}");
+            assert_eq!(encode([Payer::user(id)]), "*", "{id:?}");
         }
         // Up to the limit a payload names its payers; one byte more and it names all.
         let fits = "u".repeat(MAX_PAYLOAD - "user:".len());
-        assert_eq!(
-            encode([(PayerKind::User, fits.as_str())]).len(),
-            MAX_PAYLOAD
-        );
+        assert_eq!(encode([Payer::user(fits.as_str())]).len(), MAX_PAYLOAD);
         let over = format!("{fits}u");
-        assert_eq!(encode([(PayerKind::User, over.as_str())]), "*");
+        assert_eq!(encode([Payer::user(over.as_str())]), "*");
         let many: Vec<String> = (0..1000).map(|i| format!("user_{i:04}")).collect();
-        assert_eq!(
-            encode(many.iter().map(|s| (PayerKind::User, s.as_str()))),
-            "*"
-        );
+        assert_eq!(encode(many.iter().map(|s| Payer::user(s.as_str()))), "*");
         for payload in [
             "*",
             "",
@@ -181,11 +177,11 @@ mod tests {
         fn a_decoded_announcement_covers_every_announced_payer(
             payers in proptest::collection::vec((any::<bool>(), ".{0,12}"), 1..20)
         ) {
-            let payers: Vec<(PayerKind, String)> = payers
+            let payers: Vec<Payer> = payers
                 .into_iter()
-                .map(|(org, id)| (if org { PayerKind::Org } else { PayerKind::User }, id))
+                .map(|(org, id)| if org { Payer::org(id) } else { Payer::user(id) })
                 .collect();
-            let payload = encode(payers.iter().map(|(k, id)| (*k, id.as_str())));
+            let payload = encode(payers.iter().cloned());
             prop_assert!(payload.len() < 8000);
             match decode(&payload) {
                 Changed::All => {}

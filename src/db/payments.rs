@@ -5,8 +5,8 @@ use sqlx::{AnyConnection, AnyPool, Row};
 use super::{now_ms, DbError};
 use crate::billing::{
     payments::{Card, PaymentAttempt, PaymentStatus},
-    subscription::Payer,
-    PayerKind,
+    subscription::ItemPayer,
+    Payer, PayerKind,
 };
 
 /// Writes the attempt unless the stored row rests on newer evidence; whether it wrote.
@@ -53,8 +53,7 @@ pub async fn upsert_if_newer(
 /// The payer's attempts, newest first.
 pub async fn for_payer(
     pool: &AnyPool,
-    kind: PayerKind,
-    payer_id: &str,
+    payer: &Payer,
     limit: i64,
 ) -> Result<Vec<PaymentAttempt>, DbError> {
     let rows = sqlx::query(
@@ -62,8 +61,8 @@ pub async fn for_payer(
            card_brand, card_last4, statement_id, event_at from payment_attempt \
          where payer_kind = $1 and payer_id = $2 order by at desc, id desc limit $3",
     )
-    .bind(kind.as_str())
-    .bind(payer_id)
+    .bind(payer.kind.as_str())
+    .bind(&payer.id)
     .bind(limit)
     .fetch_all(pool)
     .await?;
@@ -74,7 +73,7 @@ pub async fn for_payer(
             let last4: Option<String> = r.get("card_last4");
             PaymentAttempt {
                 id: r.get("id"),
-                payer: Payer {
+                payer: ItemPayer {
                     kind: PayerKind::parse(&r.get::<String, _>("payer_kind")),
                     id: r.get("payer_id"),
                     user_id: None,

@@ -7,7 +7,7 @@ use sqlx::{AnyPool, Row};
 use super::{now_ms, DbError, Engine};
 use crate::billing::{
     usage::{Period, BLOCK_FRACTION, MAX_BLOCK},
-    PayerKind,
+    Payer,
 };
 
 /// Stands for "no limit" in the statement (far above anything countable, far below overflow).
@@ -16,8 +16,7 @@ pub const UNLIMITED: i64 = 1 << 60;
 /// One payer's counter of one feature.
 #[derive(Debug, Clone, PartialEq, Eq, Hash)]
 pub struct CounterKey {
-    pub kind: PayerKind,
-    pub payer_id: String,
+    pub payer: Payer,
     pub feature: String,
 }
 
@@ -78,8 +77,8 @@ pub async fn reserve(
         Engine::Postgres => RESERVE_POSTGRES,
     };
     let row = sqlx::query(sql)
-        .bind(key.kind.as_str())
-        .bind(&key.payer_id)
+        .bind(key.payer.kind.as_str())
+        .bind(&key.payer.id)
         .bind(&key.feature)
         .bind(period.start)
         .bind(period.end)
@@ -113,8 +112,8 @@ pub async fn give_back(
     )
     .bind(units)
     .bind(now_ms())
-    .bind(key.kind.as_str())
-    .bind(&key.payer_id)
+    .bind(key.payer.kind.as_str())
+    .bind(&key.payer.id)
     .bind(&key.feature)
     .bind(period_start)
     .execute(pool)
@@ -135,8 +134,8 @@ pub async fn count(
          on conflict (payer_kind, payer_id, feature, period_start) do update set \
            used = usage_counter.used + $6, period_end = $5, updated_at = $7",
     )
-    .bind(key.kind.as_str())
-    .bind(&key.payer_id)
+    .bind(key.payer.kind.as_str())
+    .bind(&key.payer.id)
     .bind(&key.feature)
     .bind(period.start)
     .bind(period.end)
@@ -164,8 +163,8 @@ pub async fn latest_period(pool: &AnyPool, key: &CounterKey) -> Result<Option<Pe
          where payer_kind = $1 and payer_id = $2 and feature = $3 \
          order by period_start desc limit 1",
     )
-    .bind(key.kind.as_str())
-    .bind(&key.payer_id)
+    .bind(key.payer.kind.as_str())
+    .bind(&key.payer.id)
     .bind(&key.feature)
     .fetch_optional(pool)
     .await?;
@@ -176,11 +175,7 @@ pub async fn latest_period(pool: &AnyPool, key: &CounterKey) -> Result<Option<Pe
 }
 
 /// The payer's newest counter of each feature.
-pub async fn latest(
-    pool: &AnyPool,
-    kind: PayerKind,
-    payer_id: &str,
-) -> Result<Vec<Counter>, DbError> {
+pub async fn latest(pool: &AnyPool, payer: &Payer) -> Result<Vec<Counter>, DbError> {
     let rows = sqlx::query(
         "select c.feature, c.period_start, c.period_end, c.used, c.extra from usage_counter c \
          where c.payer_kind = $1 and c.payer_id = $2 and c.period_start = ( \
@@ -188,8 +183,8 @@ pub async fn latest(
            where n.payer_kind = c.payer_kind and n.payer_id = c.payer_id and n.feature = c.feature) \
          order by c.feature",
     )
-    .bind(kind.as_str())
-    .bind(payer_id)
+    .bind(payer.kind.as_str())
+    .bind(&payer.id)
     .fetch_all(pool)
     .await?;
     Ok(rows
@@ -222,8 +217,8 @@ pub async fn grant(
            extra = usage_counter.extra + $6, updated_at = $7 \
          returning extra",
     )
-    .bind(key.kind.as_str())
-    .bind(&key.payer_id)
+    .bind(key.payer.kind.as_str())
+    .bind(&key.payer.id)
     .bind(&key.feature)
     .bind(period.start)
     .bind(period.end)

@@ -23,7 +23,7 @@ use crate::{
     auth::{Caller, Session},
     billing::{
         operator::{self, rfc3339, Action, AuditEntry, FormError, Outcome},
-        PayerKind, Status,
+        Payer, PlanSummary, Status,
     },
     clerk_api::is_clerk_id,
     db::{console::FoundPayer, inbox::EventRow},
@@ -35,14 +35,6 @@ use crate::{
 async fn unknown(state: AppState, req: Request) -> Response {
     let uri = req.uri().clone();
     super::not_found_handler(&state)(uri, State(state), req).await
-}
-
-fn payer_kind(segment: &str) -> Option<PayerKind> {
-    match segment {
-        "user" => Some(PayerKind::User),
-        "org" => Some(PayerKind::Org),
-        _ => None,
-    }
 }
 
 /// A page's answer, its errors as the API's.
@@ -96,9 +88,9 @@ fn found_list(q: &str, found: Vec<FoundPayer>) -> AnyView {
     view! {
         <ul class="found" data-testid="found">
             {found.into_iter().map(|p| {
-                let href = format!("/admin/payers/{}/{}", p.kind.as_str(), p.id);
+                let href = format!("/admin/payers/{}/{}", p.payer.kind.as_str(), p.payer.id);
                 view! {
-                    <li><a href=href>{format!("{} {}", p.kind.as_str(), p.id)}</a>
+                    <li><a href=href>{format!("{} {}", p.payer.kind.as_str(), p.payer.id)}</a>
                     {p.email.map(|e| format!(" · {e}"))}</li>
                 }
             }).collect_view()}
@@ -107,18 +99,12 @@ fn found_list(q: &str, found: Vec<FoundPayer>) -> AnyView {
     .into_any()
 }
 
-async fn payer_page_for(
-    state: AppState,
-    op: Session,
-    parts: Parts,
-    kind: PayerKind,
-    id: String,
-) -> Response {
+async fn payer_page_for(state: AppState, op: Session, parts: Parts, payer: Payer) -> Response {
     answer(
         async move {
             let console = state.console();
-            let view = console.payer(kind, &id).await?;
-            let here = format!("/admin/payers/{}/{id}", kind.as_str());
+            let view = console.payer(&payer).await?;
+            let here = format!("/admin/payers/{}/{}", payer.kind.as_str(), payer.id);
             // Two payer forms, three per live item, one per delivery.
             let n = 2 + 3 * view.items.len() + view.deliveries.len();
             let mut tokens = console.form_tokens(&op.user_id, n).await?.into_iter();
@@ -137,7 +123,7 @@ async fn payer_page_for(
                 console.can_reach_clerk(),
             );
             Ok(layout(
-                &format!("{} {id}", kind.as_str()),
+                &format!("{} {}", payer.kind.as_str(), payer.id),
                 &op,
                 view! { {notice} {body} },
             ))
@@ -172,7 +158,7 @@ fn payer_page(
     metered: Vec<String>,
     clerk: bool,
 ) -> impl IntoView {
-    let base = format!("/admin/payers/{}/{}", v.kind.as_str(), v.id);
+    let base = format!("/admin/payers/{}/{}", v.payer.kind.as_str(), v.payer.id);
     let items = v
         .items
         .iter()
@@ -287,7 +273,8 @@ fn payer_page(
         .collect_view();
     let usage = v.usage.iter().map(usage_row).collect_view();
     view! {
-        <h1>{format!("Payer {} {}", v.kind.as_str(), v.id)}</h1>
+        <h1>{format!("Payer {} {}", v.payer.kind.as_str(), v.payer.id)}</h1>
+        <p data-testid="plan-summary">{plan_line(&v.summary)}</p>
         <p>{v.email.clone().map_or_else(|| "No mail address on record.".to_string(), |e| format!("Mail: {e}"))}</p>
         <p class="actions">{reconcile}</p>
         {(!clerk).then(|| view! { <p class="muted">"Cancel and extend need CLERK_SECRET_KEY (Clerk's Backend API)."</p> })}
@@ -321,6 +308,21 @@ fn payer_page(
         </table></div>
         {v.mail.is_empty().then(|| view! { <p>"No mail to this payer."</p> })}
     }
+}
+
+/// "Pro · $20.00 a month · Active · Renews on 1 January 2027": the plan as the subscriber's own
+/// pages word it.
+fn plan_line(s: &PlanSummary) -> String {
+    let parts: Vec<&str> = [
+        Some(s.name.as_deref().unwrap_or("No plan")),
+        s.price.as_deref(),
+        s.status_words.as_deref(),
+        s.date_line.as_deref(),
+    ]
+    .into_iter()
+    .flatten()
+    .collect();
+    parts.join(" · ")
 }
 
 fn period(start: Option<i64>, end: Option<i64>) -> String {
@@ -774,8 +776,8 @@ async fn audit_page(
 }
 
 /// A payer route's `{user|org}/{id}`, when both are well formed.
-fn payer_of(kind: &str, id: &str) -> Option<PayerKind> {
-    payer_kind(kind).filter(|_| is_clerk_id(id))
+fn payer_of(kind: &str, id: &str) -> Option<Payer> {
+    Payer::from_parts(kind, id).ok()
 }
 
 async fn payer_page_route(
@@ -784,10 +786,10 @@ async fn payer_page_route(
     Path((kind, id)): Path<(String, String)>,
     req: Request,
 ) -> Response {
-    let Some(kind) = payer_of(&kind, &id) else {
+    let Some(payer) = payer_of(&kind, &id) else {
         return unknown(state, req).await;
     };
-    payer_page_for(state, op, req.into_parts().0, kind, id).await
+    payer_page_for(state, op, req.into_parts().0, payer).await
 }
 
 async fn reconcile_action(
@@ -799,9 +801,9 @@ async fn reconcile_action(
     let Some(payer) = payer_of(&kind, &id) else {
         return unknown(state, req).await;
     };
-    let target = format!("{kind}:{id}");
+    let target = payer.label();
     act(state, op, req, ("reconcile", target), |_| {
-        Ok(Action::Reconcile { payer, id })
+        Ok(Action::Reconcile { payer })
     })
     .await
 }
@@ -822,7 +824,7 @@ async fn grant_action(
         .into_iter()
         .map(str::to_string)
         .collect();
-    let target = format!("{kind}:{id}");
+    let target = payer.label();
     act(state, op, req, ("grant", target), move |f| {
         let feature = field(f, "feature")
             .filter(|x| metered.iter().any(|m| m == x))
@@ -831,7 +833,6 @@ async fn grant_action(
         let units = operator::units(field(f, "units"))?;
         Ok(Action::Grant {
             payer,
-            id,
             feature,
             units,
         })

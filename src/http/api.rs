@@ -3,59 +3,40 @@
 use axum::{extract::State, http::StatusCode, Json};
 use serde_json::{json, Value};
 
-use super::{error::ApiError, extract::AuthUser, metered::Metered};
+use super::{
+    error::ApiError,
+    extract::{Entitled, Gated, Premium, PremiumApi, Signed},
+    metered::Metered,
+};
 use crate::{
-    services::usage::{Payer, Report},
+    services::{billing::Billing, usage::Report},
     state::AppState,
 };
 
-pub async fn me(
-    State(state): State<AppState>,
-    AuthUser(session): AuthUser,
-) -> Result<Json<Value>, ApiError> {
-    let d = state.entitlements().check(&session, "premium").await?;
-    Ok(Json(json!({
-        "user_id": session.user_id,
-        "org_id": session.org_id,
+pub async fn me(Gated(access, _): Gated<Premium>) -> Json<Value> {
+    let (a, d) = (&access.account, &access.decision);
+    Json(json!({
+        "user_id": a.user().map(|u| &u.id),
+        "org_id": a.org.as_ref().map(|o| &o.id),
         "plan": d.plan,
         "status": d.status.map(|s| s.as_str()),
         "entitled": d.allowed,
         "source": d.source.as_str(),
         "period_end": d.period_end,
-    })))
+    }))
 }
 
 /// Gated by `premium`, metered by `premium_api`: one unit per `200` (README, "Usage limits").
 pub async fn premium_feature(
     State(state): State<AppState>,
-    headers: axum::http::HeaderMap,
-    AuthUser(session): AuthUser,
+    Entitled(access, _): Entitled<PremiumApi>,
 ) -> Result<Metered<Json<Value>>, ApiError> {
-    super::guard::spend_intent(&headers, &state.config().app_url)?;
-    let d = match state.entitlements().check(&session, "premium").await {
-        Ok(d) => d,
-        // Who pays cannot be read: a refusal this instance remembers still stands.
-        Err(e) => {
-            return Err(
-                match state.usage().refusal_from_memory(&session, "premium_api") {
-                    Some(meter) => crate::services::usage::UsageError::Limited(meter).into(),
-                    None => e.into(),
-                },
-            )
-        }
-    };
-    if !d.allowed {
-        return Err(ApiError::forbidden(d.reason));
-    }
-    let meter = state
-        .usage()
-        .consume(&session, &d, "premium_api", 1)
-        .await?;
+    let meter = state.usage().consume(&access, "premium_api", 1).await?;
     Ok(Metered(
         meter,
         Json(json!({
             "message": "Premium feature unlocked: here is your advanced report.",
-            "plan": d.plan,
+            "plan": access.decision.plan,
         })),
     ))
 }
@@ -64,21 +45,12 @@ pub async fn premium_feature(
 /// active organization in the token, the organization's too (README, "Billing page").
 pub async fn billing(
     State(state): State<AppState>,
-    AuthUser(session): AuthUser,
+    Signed(account): Signed,
 ) -> Result<Json<Value>, ApiError> {
-    use crate::{billing::PayerKind, services::billing::Billing};
-    let mut body = Billing::of(
-        state.db(),
-        state.entitlements(),
-        PayerKind::User,
-        &session.user_id,
-    )
-    .await?
-    .json();
-    if let Some(org) = &session.org_id {
-        body["organization"] = Billing::of(state.db(), state.entitlements(), PayerKind::Org, org)
-            .await?
-            .json();
+    let of = |payer| Billing::of(state.db(), state.entitlements(), payer);
+    let mut body = of(&account.caller).await?.json();
+    if let Some(org) = &account.org {
+        body["organization"] = of(org).await?.json();
     }
     Ok(Json(body))
 }
@@ -86,17 +58,9 @@ pub async fn billing(
 /// The caller's payer's usage this period (README, "Usage limits").
 pub async fn usage(
     State(state): State<AppState>,
-    AuthUser(session): AuthUser,
+    Gated(access, _): Gated<Premium>,
 ) -> Result<Json<Value>, ApiError> {
-    let d = state.entitlements().check(&session, "premium").await?;
-    let report = state
-        .usage()
-        .report(
-            Payer::of(&session, &d),
-            d.plan.as_deref(),
-            d.period_start.zip(d.period_end),
-        )
-        .await?;
+    let report = state.usage().report_for(&access).await?;
     Ok(Json(usage_json(&report)))
 }
 

@@ -17,7 +17,7 @@ use super::{
 };
 use crate::{
     auth::{cookie, handshake::Cookies, now_secs, Caller, Session},
-    billing::PayerKind,
+    billing::Payer,
     db::{self, now_ms},
     demo::{
         delivery, events,
@@ -48,7 +48,7 @@ fn client_uat_cookie(at_secs: i64) -> String {
 async fn plan_claims(state: &AppState, user_id: &str) -> Result<(String, String), ApiError> {
     let gate = state.entitlements();
     let slug = gate
-        .current_plan(PayerKind::User, user_id)
+        .current_plan(&Payer::user(user_id))
         .await?
         .map_or_else(|| "free_user".into(), |i| i.plan_slug);
     let fea = gate
@@ -307,7 +307,7 @@ pub async fn action(
     let now = now_ms();
     let current = state
         .entitlements()
-        .current_plan(PayerKind::User, &session.user_id)
+        .current_plan(&session.account().caller)
         .await?;
     let catalog = state.entitlements().catalog();
     let bad = |e: ActionError| ApiError::bad_request(e.code(), e.to_string());

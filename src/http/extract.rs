@@ -2,14 +2,102 @@
 //! verification), as realworld-axum-sqlx has them: `AuthUser`, a signed-in caller or `401`;
 //! `MaybeAuthUser`, a signed-in caller or none. A token that came and did not verify is a
 //! `401` for both, never "signed out". A handler takes one of them, once.
+//!
+//! Above them, the account resolved once per request: `Signed`, the caller's `Account` (the
+//! payers they answer for); `Gated<G>`, its `Access` through gate `G` (the decision and who
+//! pays), open or not; `Entitled<G>`, the same once it opened (`403` with the reason
+//! otherwise). No handler asks the gate or picks a payer itself.
+
+use std::marker::PhantomData;
 
 use axum::{extract::FromRequestParts, http::request::Parts};
 
 use super::error::ApiError;
 use crate::{
     auth::{Caller, Session},
+    billing::{Access, Account},
+    services::usage::UsageError,
     state::AppState,
 };
+
+/// A gate of `PLANS_FILE` a route sits behind.
+pub trait GateName: Send + Sync + 'static {
+    const GATE: &'static str;
+    /// The metered feature a call behind it spends: such a call needs intent
+    /// (`guard::spend_intent`), and when the gate's state cannot be read, a refusal remembered
+    /// for the caller still stands.
+    const SPENDS: Option<&'static str> = None;
+}
+
+/// `GET /api/me`, `/api/usage`: the `premium` gate, read without spending.
+pub struct Premium;
+impl GateName for Premium {
+    const GATE: &'static str = "premium";
+}
+
+/// `POST /api/premium-feature`: the `premium` gate, spending `premium_api`.
+pub struct PremiumApi;
+impl GateName for PremiumApi {
+    const GATE: &'static str = "premium";
+    const SPENDS: Option<&'static str> = Some("premium_api");
+}
+
+/// The signed-in caller's account.
+pub struct Signed(pub Account);
+
+/// The signed-in caller's access through gate `G`, whether it opened or not.
+pub struct Gated<G>(pub Access, pub PhantomData<G>);
+
+/// The signed-in caller's access through gate `G`, which opened.
+pub struct Entitled<G>(pub Access, pub PhantomData<G>);
+
+impl FromRequestParts<AppState> for Signed {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(session) = AuthUser::from_request_parts(parts, state).await?;
+        Ok(Signed(session.account()))
+    }
+}
+
+impl<G: GateName> FromRequestParts<AppState> for Gated<G> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let AuthUser(session) = AuthUser::from_request_parts(parts, state).await?;
+        if G::SPENDS.is_some() {
+            super::guard::spend_intent(&parts.headers, &state.config().app_url)?;
+        }
+        match state
+            .entitlements()
+            .access(session.account(), G::GATE)
+            .await
+        {
+            Ok(access) => Ok(Gated(access, PhantomData)),
+            // Who pays cannot be read: a refusal this instance remembers still stands.
+            Err(e) => Err(
+                match G::SPENDS
+                    .and_then(|f| state.usage().refusal_from_memory(&session.account(), f))
+                {
+                    Some(meter) => UsageError::Limited(meter).into(),
+                    None => e.into(),
+                },
+            ),
+        }
+    }
+}
+
+impl<G: GateName> FromRequestParts<AppState> for Entitled<G> {
+    type Rejection = ApiError;
+
+    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
+        let Gated(access, _) = Gated::<G>::from_request_parts(parts, state).await?;
+        if !access.decision.allowed {
+            return Err(ApiError::forbidden(access.decision.reason));
+        }
+        Ok(Entitled(access, PhantomData))
+    }
+}
 
 pub struct AuthUser(pub Session);
 

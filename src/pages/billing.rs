@@ -10,7 +10,6 @@ use crate::page_data::{BillingView, FixPayment, PayerBilling};
 
 #[server]
 pub async fn get_billing() -> Result<BillingView, ServerFnError> {
-    use crate::billing::PayerKind;
     let state = crate::pages::server::state()?;
     let demo = state.demo().is_some();
     let Some(session) = crate::pages::server::session(&state).await else {
@@ -19,25 +18,16 @@ pub async fn get_billing() -> Result<BillingView, ServerFnError> {
             ..Default::default()
         });
     };
+    let account = session.account();
     let mut accounts = vec![
-        crate::pages::server::payer_billing(
-            &state,
-            PayerKind::User,
-            &session.user_id,
-            "Your subscription".into(),
-        )
-        .await?,
-    ];
-    if let Some(org) = &session.org_id {
-        let name = session.org_slug.clone().unwrap_or_else(|| org.clone());
-        accounts.push(
-            crate::pages::server::payer_billing(
-                &state,
-                PayerKind::Org,
-                org,
-                format!("Organization {name}"),
-            )
+        crate::pages::server::payer_billing(&state, &account.caller, "Your subscription".into())
             .await?,
+    ];
+    if let Some(org) = &account.org {
+        let name = session.org_slug.clone().unwrap_or_else(|| org.id.clone());
+        accounts.push(
+            crate::pages::server::payer_billing(&state, org, format!("Organization {name}"))
+                .await?,
         );
     }
     Ok(BillingView {

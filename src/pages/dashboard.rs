@@ -33,17 +33,13 @@ pub async fn get_account(reconcile: bool) -> Result<AccountView, ServerFnError> 
     let Some(reconciler) = state.reconciler() else {
         return Ok(view);
     };
-    let mut payers = vec![(crate::billing::PayerKind::User, session.user_id.as_str())];
-    if let Some(org) = &session.org_id {
-        payers.push((crate::billing::PayerKind::Org, org.as_str()));
-    }
     let mut ran = false;
-    for (kind, id) in payers {
+    for payer in session.account().payers() {
         // Only a payer not yet paid here: a plain GET never spends the budget otherwise.
-        if stored_paid(&state, kind, id).await? {
+        if stored_paid(&state, payer).await? {
             continue;
         }
-        ran |= reconciler.payer_after_checkout(kind, id).await;
+        ran |= reconciler.payer_after_checkout(payer).await;
     }
     if ran {
         account(&state, &session, demo).await
@@ -56,12 +52,11 @@ pub async fn get_account(reconcile: bool) -> Result<AccountView, ServerFnError> 
 #[cfg(feature = "ssr")]
 async fn stored_paid(
     state: &crate::state::AppState,
-    kind: crate::billing::PayerKind,
-    id: &str,
+    payer: &crate::billing::Payer,
 ) -> Result<bool, ServerFnError> {
     let item = state
         .entitlements()
-        .current_plan(kind, id)
+        .current_plan(payer)
         .await
         .map_err(crate::pages::server::internal)?;
     Ok(item.is_some_and(|i| {
@@ -79,44 +74,25 @@ async fn account(
     session: &crate::auth::Session,
     demo: bool,
 ) -> Result<AccountView, ServerFnError> {
-    let d = state
-        .entitlements()
-        .check(session, "premium")
-        .await
-        .map_err(crate::pages::server::internal)?;
-    let plan_name = d.plan.as_deref().map(|slug| {
-        state
-            .entitlements()
-            .catalog()
-            .plan(slug)
-            .map(|p| p.name.clone())
-            .unwrap_or_else(|| slug.to_string())
-    });
-    let paid = d
-        .plan
-        .as_deref()
-        .and_then(|slug| state.entitlements().catalog().plan(slug))
-        .is_some_and(|p| !p.is_free());
-    let meters = crate::pages::server::meters(state, session, &d).await?;
-    let past_due = d.status == Some(Status::PastDue);
+    use crate::billing::{PlanFacts, PlanSummary};
+    let access = crate::pages::server::access(state, session, "premium").await?;
+    let summary = PlanSummary::of(
+        state.entitlements().catalog(),
+        PlanFacts::of_decision(&access.decision),
+    );
+    let meters = crate::pages::server::meters(state, &access).await?;
+    let past_due = summary.past_due();
     let failure = if past_due {
-        Some(crate::pages::server::past_due_failure(state, session, &d).await?)
+        Some(crate::pages::server::past_due_failure(state, &access).await?)
     } else {
         None
     };
+    let d = access.decision;
     Ok(AccountView {
-        status_words: d.status.map(|s| {
-            if d.is_free_trial && s == Status::Active {
-                "Free trial".to_string()
-            } else {
-                s.words().to_string()
-            }
-        }),
+        status_words: summary.status_words,
         reason_words: crate::billing::entitlement::reason_words(d.reason).to_string(),
         // Past due: the banner says what happened and what to do instead.
-        date_line: d.status.filter(|s| *s != Status::PastDue).and_then(|s| {
-            crate::billing::payments::date_line(s, d.is_free_trial, d.period_end, None)
-        }),
+        date_line: summary.date_line.filter(|_| !past_due),
         name: crate::pages::server::display_name(state, session).await?,
         failure: failure.clone(),
         fix: failure.map(|_| crate::pages::server::fix_payment(state)),
@@ -125,7 +101,7 @@ async fn account(
         user_id: session.user_id.clone(),
         org_id: session.org_id.clone(),
         plan: d.plan,
-        plan_name,
+        plan_name: summary.name,
         status: d.status,
         entitled: d.allowed,
         reason: d.reason.to_string(),
@@ -133,7 +109,7 @@ async fn account(
         period_end: d.period_end.map(crate::billing::dates::day_in_words),
         access_until: d.until.map(crate::billing::dates::day_in_words),
         is_free_trial: d.is_free_trial,
-        paid,
+        paid: summary.paid,
         meters,
     })
 }

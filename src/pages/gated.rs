@@ -17,22 +17,18 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
     let Some(session) = crate::pages::server::session(&state).await else {
         return Ok(Gated::SignedOut);
     };
-    let d = state
-        .entitlements()
-        .check(&session, "premium")
-        .await
-        .map_err(crate::pages::server::internal)?;
-    let catalog = state.entitlements().catalog();
-    let plan_name = d.plan.as_deref().map(|slug| {
-        catalog
-            .plan(slug)
-            .map_or_else(|| slug.to_string(), |p| p.name.clone())
-    });
+    let access = crate::pages::server::access(&state, &session, "premium").await?;
+    let d = &access.decision;
+    let plan_name = crate::billing::PlanSummary::of(
+        state.entitlements().catalog(),
+        crate::billing::PlanFacts::of_decision(d),
+    )
+    .name;
     if !d.allowed && d.status == Some(crate::billing::Status::PastDue) {
         // Someone who pays: the way to fix the payment, never an upsell.
         return Ok(Gated::PastDue {
             plan: plan_name.unwrap_or_else(|| "your plan".into()),
-            failure: crate::pages::server::past_due_failure(&state, &session, &d).await?,
+            failure: crate::pages::server::past_due_failure(&state, &access).await?,
             fix: crate::pages::server::fix_payment(&state),
         });
     }
@@ -43,7 +39,7 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
             pricing: super::pricing::get_pricing(false).await?,
         });
     }
-    let meters = crate::pages::server::meters(&state, &session, &d).await?;
+    let meters = crate::pages::server::meters(&state, &access).await?;
     let plan = plan_name.unwrap_or_default();
     // The premium content itself: only ever built for an entitled caller.
     Ok(Gated::Premium {

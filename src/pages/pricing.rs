@@ -44,7 +44,7 @@ pub async fn get_pricing(for_org: bool) -> Result<PricingView, ServerFnError> {
     if let Some(s) = &session {
         let plan = state
             .entitlements()
-            .current_plan(PayerKind::User, &s.user_id)
+            .current_plan(&s.account().caller)
             .await
             .map_err(crate::pages::server::internal)?;
         if let Some(i) = plan {

@@ -4,6 +4,7 @@ use leptos::prelude::*;
 
 use crate::{
     auth::{Caller, Session},
+    billing::{Access, Payer},
     state::AppState,
 };
 
@@ -24,22 +25,27 @@ pub fn internal(e: impl std::fmt::Display) -> ServerFnError {
     ServerFnError::new("internal error")
 }
 
-/// The meters of the payer whose plan `decision` names: every limited feature (unlimited ones
-/// have nothing to show).
-pub async fn meters(
+/// The caller's access through `gate`: the account their session answers for, the decision,
+/// and who pays (as the API's `Gated` extractor resolves it).
+pub async fn access(
     state: &AppState,
     session: &Session,
-    decision: &crate::billing::Decision,
-) -> Result<Vec<crate::page_data::MeterView>, ServerFnError> {
-    let report = state
-        .usage()
-        .report(
-            crate::services::usage::Payer::of(session, decision),
-            decision.plan.as_deref(),
-            decision.period_start.zip(decision.period_end),
-        )
+    gate: &str,
+) -> Result<Access, ServerFnError> {
+    state
+        .entitlements()
+        .access(session.account(), gate)
         .await
-        .map_err(internal)?;
+        .map_err(internal)
+}
+
+/// The meters of the payer an access names: every limited feature (unlimited ones have
+/// nothing to show).
+pub async fn meters(
+    state: &AppState,
+    access: &Access,
+) -> Result<Vec<crate::page_data::MeterView>, ServerFnError> {
+    let report = state.usage().report_for(access).await.map_err(internal)?;
     let resets = crate::billing::dates::day_in_words(report.period.end);
     Ok(report
         .features
@@ -76,62 +82,36 @@ pub async fn display_name(state: &AppState, session: &Session) -> Result<String,
         .unwrap_or_else(|| session.user_id.clone()))
 }
 
-/// One payer's billing for the billing page: plan, price, status and date in words, the
-/// failure of a past-due payment, and the history.
+/// One payer's billing for the billing page: the plan summary, the failure of a past-due
+/// payment, and the history.
 pub async fn payer_billing(
     state: &AppState,
-    kind: crate::billing::PayerKind,
-    id: &str,
+    payer: &Payer,
     heading: String,
 ) -> Result<crate::page_data::PayerBilling, ServerFnError> {
     use crate::billing::{
         dates::day_in_words,
-        payments::{brand_words, date_line, failure_words, money, PaymentStatus},
-        Status,
+        payments::{brand_words, failure_words, money, PaymentStatus},
     };
-    let b = crate::services::billing::Billing::of(state.db(), state.entitlements(), kind, id)
+    let b = crate::services::billing::Billing::of(state.db(), state.entitlements(), payer)
         .await
         .map_err(internal)?;
-    let catalog = state.entitlements().catalog();
-    let item = b.item.as_ref();
-    let plan = item.and_then(|i| catalog.plan(&i.plan_slug));
-    let annual = item
-        .and_then(|i| i.period_end.zip(i.period_start))
-        .is_some_and(|(e, s)| e - s > 40 * crate::billing::dates::DAY_MS);
-    let price = plan.filter(|p| !p.is_free()).map(|p| {
-        let cents = i64::from(p.price_cents(annual && p.annual_cents > 0));
-        let per = if annual && p.annual_cents > 0 {
-            "a year"
-        } else {
-            "a month"
-        };
-        format!("{} {per}", money(cents, "USD"))
-    });
-    let past_due = item.is_some_and(|i| i.status == Status::PastDue);
     let last_failure = b
         .payments
         .iter()
         .find(|p| p.status == PaymentStatus::Failed)
         .map(|p| failure_words(p.failed_code.as_deref()).to_string());
+    let s = b.summary;
     Ok(crate::page_data::PayerBilling {
         heading,
-        plan: match (plan, item) {
-            (Some(p), _) => p.name.clone(),
-            (None, Some(i)) => i.plan_name.clone().unwrap_or_else(|| i.plan_slug.clone()),
-            (None, None) => "Free".into(),
-        },
-        price,
-        status: item.map(|i| {
-            if i.is_free_trial && i.status == Status::Active {
-                "Free trial".to_string()
-            } else {
-                i.status.words().to_string()
-            }
-        }),
-        date_line: item
-            .and_then(|i| date_line(i.status, i.is_free_trial, i.period_end, i.past_due_at)),
-        failure: past_due.then(|| last_failure.unwrap_or_else(|| failure_words(None).to_string())),
-        paid: plan.is_some_and(|p| !p.is_free()),
+        failure: s
+            .past_due()
+            .then(|| last_failure.unwrap_or_else(|| failure_words(None).to_string())),
+        plan: s.name.unwrap_or_else(|| "Free".into()),
+        price: s.price,
+        status: s.status_words,
+        date_line: s.date_line,
+        paid: s.paid,
         payments: b
             .payments
             .iter()
@@ -151,15 +131,9 @@ pub async fn payer_billing(
     })
 }
 
-/// Why the payment of the payer whose plan `decision` names failed, in words (the payer as
-/// metering picks it: `services::usage::Payer::of`).
-pub async fn past_due_failure(
-    state: &AppState,
-    session: &Session,
-    decision: &crate::billing::Decision,
-) -> Result<String, ServerFnError> {
-    let payer = crate::services::usage::Payer::of(session, decision);
-    let b = payer_billing(state, payer.kind, &payer.id, String::new()).await?;
+/// Why the payment of the payer an access names failed, in words.
+pub async fn past_due_failure(state: &AppState, access: &Access) -> Result<String, ServerFnError> {
+    let b = payer_billing(state, &access.payer, String::new()).await?;
     Ok(b.failure
         .unwrap_or_else(|| crate::billing::payments::failure_words(None).to_string()))
 }

@@ -1,8 +1,9 @@
 //! A payer's billing as the billing page and `GET /api/billing` show it (README, "Billing
-//! page"): the item whose plan applies now and the payment history, newest first.
+//! page"): the item whose plan applies now, its summary in words, and the payment history,
+//! newest first.
 
 use crate::{
-    billing::{payments::PaymentAttempt, ItemState, PayerKind},
+    billing::{payments::PaymentAttempt, ItemState, Payer, PlanFacts, PlanSummary},
     db::{self, Db, DbError},
 };
 
@@ -13,10 +14,11 @@ pub const HISTORY: i64 = 50;
 
 #[derive(Debug, Clone)]
 pub struct Billing {
-    pub kind: PayerKind,
-    pub id: String,
+    pub payer: Payer,
     /// The item whose plan applies now (none: no subscription stored).
     pub item: Option<ItemState>,
+    /// The plan now, in words.
+    pub summary: PlanSummary,
     pub payments: Vec<PaymentAttempt>,
 }
 
@@ -24,26 +26,33 @@ impl Billing {
     pub async fn of(
         db: &Db,
         entitlements: &Entitlements,
-        kind: PayerKind,
-        id: &str,
+        payer: &Payer,
     ) -> Result<Billing, DbError> {
+        let item = entitlements.current_plan(payer).await?;
+        let summary = PlanSummary::of(entitlements.catalog(), PlanFacts::of_item(item.as_ref()));
         Ok(Billing {
-            kind,
-            id: id.to_string(),
-            item: entitlements.current_plan(kind, id).await?,
-            payments: db::payments::for_payer(&db.pool, kind, id, HISTORY).await?,
+            payer: payer.clone(),
+            item,
+            summary,
+            payments: db::payments::for_payer(&db.pool, payer, HISTORY).await?,
         })
     }
 
-    /// `GET /api/billing`'s shape for this payer.
+    /// `GET /api/billing`'s shape for this payer: the stored facts, and the summary's words.
     pub fn json(&self) -> serde_json::Value {
         let item = self.item.as_ref();
+        let s = &self.summary;
         serde_json::json!({
-            "payer": format!("{}:{}", self.kind.as_str(), self.id),
-            "plan": item.map(|i| i.plan_slug.as_str()),
-            "status": item.map(|i| i.status.as_str()),
+            "payer": self.payer.label(),
+            "plan": s.slug,
+            "status": s.status.map(|s| s.as_str()),
             "period_end": item.and_then(|i| i.period_end),
             "free_trial_ends_at": item.filter(|i| i.is_free_trial).and_then(|i| i.period_end),
+            "plan_name": s.name,
+            "price": s.price,
+            "status_words": s.status_words,
+            "date_line": s.date_line,
+            "paid": s.paid,
             "payments": self.payments.iter().map(|p| serde_json::json!({
                 "id": p.id,
                 "status": p.status.as_str(),

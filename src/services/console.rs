@@ -10,7 +10,6 @@ use sha2::{Digest, Sha256};
 
 use super::{
     reconcile::{ReconcileError, SWEEP_JOB},
-    usage::Payer,
     Inbox, InboxError, Reconciler, Usage,
 };
 use crate::{
@@ -19,7 +18,7 @@ use crate::{
             clerk_failure, extends_trial, recently_verified, rfc3339, Action, AuditEntry,
             FormError, Outcome,
         },
-        Catalog, ItemState, PayerKind,
+        Catalog, ItemState, Payer, PayerKind, PlanFacts, PlanSummary,
     },
     clerk_api::ClerkApiError,
     db::{
@@ -76,8 +75,9 @@ pub struct UsageRow {
 /// Everything the payer page shows.
 #[derive(Debug, Clone)]
 pub struct PayerView {
-    pub kind: PayerKind,
-    pub id: String,
+    pub payer: Payer,
+    /// The plan now, in the words the subscriber's own pages use.
+    pub summary: PlanSummary,
     pub email: Option<String>,
     pub items: Vec<ItemState>,
     /// The item whose plan applies now.
@@ -276,8 +276,8 @@ impl Console {
 
     async fn perform(&self, action: &Action) -> Outcome {
         match action {
-            Action::Reconcile { payer, id } => match &self.reconciler {
-                Some(r) => match r.payer(*payer, id).await {
+            Action::Reconcile { payer } => match &self.reconciler {
+                Some(r) => match r.payer(payer).await {
                     Ok(report) => Outcome::Done(format!(
                         "{} checked, {} corrected",
                         report.checked,
@@ -319,43 +319,30 @@ impl Console {
             }
             Action::Grant {
                 payer,
-                id,
                 feature,
                 units,
-            } => self.grant(*payer, id, feature, *units).await,
+            } => self.grant(payer, feature, *units).await,
         }
     }
 
-    async fn grant(&self, kind: PayerKind, id: &str, feature: &str, units: u64) -> Outcome {
-        let item = match self.current_item(kind, id).await {
+    async fn grant(&self, payer: &Payer, feature: &str, units: u64) -> Outcome {
+        let item = match self.current_item(payer).await {
             Ok(i) => i,
             Err(e) => return Outcome::Failed(e.to_string()),
         };
-        let payer = Payer {
-            kind,
-            id: id.to_string(),
-        };
         let item_period = item.and_then(|i| i.period_start.zip(i.period_end));
-        match self.usage.grant(&payer, item_period, feature, units).await {
+        match self.usage.grant(payer, item_period, feature, units).await {
             Ok((extra, end)) => Outcome::Done(format!("{extra} extra until {}", rfc3339(end))),
             Err(e) => Outcome::Failed(e.to_string()),
         }
     }
 
-    async fn current_item(&self, kind: PayerKind, id: &str) -> Result<Option<ItemState>, DbError> {
+    async fn current_item(&self, payer: &Payer) -> Result<Option<ItemState>, DbError> {
         let items = {
             let mut conn = self.db.conn().await?;
-            db::items::for_payer(&mut conn, kind, id).await?
+            db::items::for_payer(&mut conn, payer).await?
         };
         Ok(crate::billing::current_plan(&items, now_ms()).cloned())
-    }
-
-    /// The payer an item belongs to (where the console goes back to after acting on it).
-    pub async fn item_payer(&self, item_id: &str) -> Result<Option<(PayerKind, String)>, DbError> {
-        let mut conn = self.db.conn().await?;
-        Ok(db::items::get(&mut conn, item_id)
-            .await?
-            .map(|i| (i.payer.kind, i.payer.id)))
     }
 
     pub async fn overview(&self) -> Result<Overview, DbError> {
@@ -378,12 +365,13 @@ impl Console {
         db::console::find_payers(&self.db.pool, q).await
     }
 
-    pub async fn payer(&self, kind: PayerKind, id: &str) -> Result<PayerView, DbError> {
+    pub async fn payer(&self, payer: &Payer) -> Result<PayerView, DbError> {
+        let id = payer.id.as_str();
         let mut conn = self.db.conn().await?;
-        let mut items = db::items::for_payer(&mut conn, kind, id).await?;
+        let mut items = db::items::for_payer(&mut conn, payer).await?;
         items.sort_by_key(|i| std::cmp::Reverse(i.event_at));
         let current = crate::billing::current_plan(&items, now_ms()).cloned();
-        let user_email = match kind {
+        let user_email = match payer.kind {
             PayerKind::User => db::users::get(&mut conn, id).await?.and_then(|u| u.email),
             PayerKind::Org => None,
         };
@@ -399,10 +387,7 @@ impl Console {
         let report = self
             .usage
             .report(
-                Payer {
-                    kind,
-                    id: id.to_string(),
-                },
+                payer,
                 current.as_ref().map(|i| i.plan_slug.as_str()),
                 current
                     .as_ref()
@@ -419,9 +404,10 @@ impl Console {
                 period: (report.period.start, report.period.end),
             })
             .collect();
+        let summary = PlanSummary::of(&self.catalog, PlanFacts::of_item(current.as_ref()));
         Ok(PayerView {
-            kind,
-            id: id.to_string(),
+            payer: payer.clone(),
+            summary,
             email: user_email.or_else(|| recipients.first().cloned()),
             current: current.map(|i| i.id),
             items,

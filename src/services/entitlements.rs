@@ -1,7 +1,7 @@
 //! Entitlements: what a verified caller may open (the entitlement decision over the
 //! webhook-maintained state and the token's claims). Every gated surface (API, server
-//! functions, SSR pages, the demo issuer) asks through it; who the caller is, the request guard
-//! decided before (`auth::Caller`). No HTTP type reaches this layer.
+//! functions, SSR pages, the demo issuer) asks through it, with the caller's `billing::Account`
+//! (built once per request at the edge). No HTTP type reaches this layer.
 //!
 //! Payer state is read through a short-lived cache: the check sits on every request and the
 //! state changes only when a webhook commits. The inbox's commit hook empties the cache before
@@ -21,9 +21,8 @@ use std::{
 };
 
 use crate::{
-    auth::Session,
     billing::{
-        self, current_item, current_plan, Catalog, Decision, Evidence, ItemState, PayerKind, Policy,
+        self, current_item, current_plan, Access, Account, Catalog, ItemState, Payer, Policy,
     },
     db::{self, notify::Changed, now_ms, Db, DbError},
     metrics::Metrics,
@@ -79,22 +78,23 @@ impl Entitlements {
         &self.catalog
     }
 
-    /// May `session` open `gate_name`? An unknown gate opens for nobody.
-    pub async fn check(&self, session: &Session, gate_name: &str) -> Result<Decision, DbError> {
+    /// The account's access through `gate_name`: may it open, and who pays for what it
+    /// opened. An unknown gate opens for nobody.
+    pub async fn access(&self, account: Account, gate_name: &str) -> Result<Access, DbError> {
         let now = now_ms();
-        let user_items = self.items(PayerKind::User, &session.user_id).await?;
-        let org_items = match &session.org_id {
-            Some(org) => self.items(PayerKind::Org, org).await?,
-            None => Arc::new(Vec::new()),
+        let none = || Arc::new(Vec::new());
+        let user_items = match account.user() {
+            Some(user) => self.items(user).await?,
+            None => none(),
         };
-        let ev = Evidence {
-            user_item: current_item(&user_items, now),
-            org_item: current_item(&org_items, now),
-            active_org: session.org_id.is_some(),
-            token_plan: session.token_plan.clone(),
-            token_features: session.features.clone(),
-            token_iat_ms: session.iat_ms,
+        let org_items = match account.organization() {
+            Some(org) => self.items(org).await?,
+            None => none(),
         };
+        let ev = account.evidence(
+            current_item(&user_items, now),
+            current_item(&org_items, now),
+        );
         let empty = billing::Gate::default();
         let gate = self.catalog.gate(gate_name).unwrap_or(&empty);
         let decision = billing::decide(&ev, &self.catalog, gate, now, self.policy);
@@ -102,7 +102,7 @@ impl Entitlements {
             .gate_decisions
             .with_label_values(&[if decision.allowed { "true" } else { "false" }])
             .inc();
-        Ok(decision)
+        Ok(Access::new(account, decision))
     }
 
     /// The user's mail address, as the pages show who is signed in (cached for [`NAME_TTL`]).
@@ -135,17 +135,13 @@ impl Entitlements {
     }
 
     /// The payer's plan now (see `billing::current_plan`).
-    pub async fn current_plan(
-        &self,
-        kind: PayerKind,
-        id: &str,
-    ) -> Result<Option<ItemState>, DbError> {
-        let items = self.items(kind, id).await?;
+    pub async fn current_plan(&self, payer: &Payer) -> Result<Option<ItemState>, DbError> {
+        let items = self.items(payer).await?;
         Ok(current_plan(&items, now_ms()).cloned())
     }
 
-    async fn items(&self, kind: PayerKind, id: &str) -> Result<Items, DbError> {
-        self.payers.items(&self.db, kind, id).await
+    async fn items(&self, payer: &Payer) -> Result<Items, DbError> {
+        self.payers.items(&self.db, payer).await
     }
 
     /// Drops every cached payer state: called when a commit changed subscription state, and
@@ -172,7 +168,7 @@ impl Entitlements {
 type Items = Arc<Vec<ItemState>>;
 
 struct PayerCache {
-    map: Mutex<HashMap<(PayerKind, String), (Instant, Items)>>,
+    map: Mutex<HashMap<Payer, (Instant, Items)>>,
     /// Bumped on every clear or removal, so a read that raced a commit is not stored.
     generation: AtomicU64,
     ttl: Duration,
@@ -219,22 +215,21 @@ impl PayerCache {
         }
     }
 
-    async fn items(&self, db: &Db, kind: PayerKind, id: &str) -> Result<Items, DbError> {
-        let key = (kind, id.to_string());
-        if let Some(items) = self.cached(&key, Instant::now()) {
+    async fn items(&self, db: &Db, payer: &Payer) -> Result<Items, DbError> {
+        if let Some(items) = self.cached(payer, Instant::now()) {
             return Ok(items);
         }
         let generation = self.generation.load(Ordering::Acquire);
         let read = async {
             let mut conn = db.conn().await?;
-            db::items::for_payer(&mut conn, kind, id).await
+            db::items::for_payer(&mut conn, payer).await
         };
         let items = match read.await {
             Ok(items) => Arc::new(items),
             Err(e) => {
                 // Let the next request try again rather than serve the old state longer.
                 if let Ok(mut m) = self.map.lock() {
-                    m.remove(&key);
+                    m.remove(payer);
                 }
                 return Err(e);
             }
@@ -244,7 +239,7 @@ impl PayerCache {
                 if m.len() > 50_000 {
                     m.clear();
                 }
-                m.insert(key, (Instant::now(), items.clone()));
+                m.insert(payer.clone(), (Instant::now(), items.clone()));
             }
         }
         Ok(items)
@@ -253,7 +248,7 @@ impl PayerCache {
     /// The stored items while fresh. The first caller to find them expired gets `None` and
     /// reads the database; until it stores the result, the others keep getting the stored
     /// items: one query per payer per TTL instead of one per request in flight at expiry.
-    fn cached(&self, key: &(PayerKind, String), now: Instant) -> Option<Items> {
+    fn cached(&self, key: &Payer, now: Instant) -> Option<Items> {
         if self.freshness.as_ref().is_some_and(|f| !f.fresh(now)) {
             return None;
         }
@@ -273,7 +268,7 @@ impl PayerCache {
         }
     }
 
-    fn remove(&self, keys: &[(PayerKind, String)]) {
+    fn remove(&self, keys: &[Payer]) {
         if let Ok(mut m) = self.map.lock() {
             self.generation.fetch_add(1, Ordering::AcqRel);
             for key in keys {
@@ -290,7 +285,7 @@ mod tests {
     #[test]
     fn one_caller_refreshes_an_expired_payer_while_the_others_keep_the_stored_state() {
         let cache = PayerCache::new(PAYER_CACHE_TTL, false);
-        let key = (PayerKind::User, "user_1".to_string());
+        let key = Payer::user("user_1");
         let t0 = Instant::now();
         assert!(cache.cached(&key, t0).is_none(), "nothing stored yet");
         let stored: Items = Arc::new(Vec::new());
@@ -320,7 +315,7 @@ mod tests {
         );
     }
 
-    fn store(cache: &PayerCache, key: &(PayerKind, String), at: Instant) -> Items {
+    fn store(cache: &PayerCache, key: &Payer, at: Instant) -> Items {
         let items: Items = Arc::new(Vec::new());
         cache
             .map
@@ -333,7 +328,7 @@ mod tests {
     #[test]
     fn an_announced_cache_answers_only_within_the_bound_of_its_last_confirmation() {
         let cache = PayerCache::new(PAYER_CACHE_TTL_ANNOUNCED, true);
-        let key = (PayerKind::Org, "org_1".to_string());
+        let key = Payer::org("org_1");
         let t0 = Instant::now();
         store(&cache, &key, t0);
         assert!(
@@ -373,7 +368,7 @@ mod tests {
     fn the_bound_and_the_ttl_are_exclusive() {
         let cache = PayerCache::new(PAYER_CACHE_TTL_ANNOUNCED, true);
         let base = cache.freshness.as_ref().unwrap().base;
-        let key = (PayerKind::User, "user_b".to_string());
+        let key = Payer::user("user_b");
         let t0 = base + Duration::from_millis(10);
         store(&cache, &key, t0);
         cache.confirm(t0);
@@ -392,10 +387,7 @@ mod tests {
     #[test]
     fn an_announcement_drops_only_the_payers_it_names() {
         let cache = PayerCache::new(PAYER_CACHE_TTL, false);
-        let (a, b) = (
-            (PayerKind::User, "user_a".to_string()),
-            (PayerKind::User, "user_b".to_string()),
-        );
+        let (a, b) = (Payer::user("user_a"), Payer::user("user_b"));
         let t0 = Instant::now();
         store(&cache, &a, t0);
         store(&cache, &b, t0);

@@ -18,7 +18,7 @@ use tracing::{info, warn};
 
 use super::inbox::{Inbox, InboxError};
 use crate::{
-    billing::{listed_event_at, needs_correction, ItemState, PayerKind, Status},
+    billing::{listed_event_at, needs_correction, ItemState, Payer, PayerKind, Status},
     clerk_api::{is_clerk_id, ClerkApi, ClerkApiError},
     db::{self, now_ms, Db, DbError},
     metrics::Metrics,
@@ -113,20 +113,22 @@ pub struct Reconciler {
     inbox: Arc<Inbox>,
     metrics: Arc<Metrics>,
     /// When each payer was last reconciled on the dashboard's behalf.
-    recent: Mutex<HashMap<(PayerKind, String), Instant>>,
+    recent: Mutex<HashMap<Payer, Instant>>,
 }
 
 fn describe(i: &ItemState) -> String {
     format!("{} {}", i.plan_slug, i.status.as_str())
 }
 
-fn payer_label(kind: PayerKind, id: &str) -> String {
-    format!("{} {id}", kind.as_str())
+/// `user user_1`: how a report and the logs name a payer.
+fn payer_label(payer: &Payer) -> String {
+    format!("{} {}", payer.kind.as_str(), payer.id)
 }
 
 /// The payer object of a correction event, as Clerk's webhooks carry it.
-fn payer_json(kind: PayerKind, id: &str, user_id: Option<&str>, email: Option<&str>) -> Value {
-    match kind {
+fn payer_json(payer: &Payer, user_id: Option<&str>, email: Option<&str>) -> Value {
+    let id = &payer.id;
+    match payer.kind {
         PayerKind::User => json!({"user_id": id, "email": email}),
         PayerKind::Org => json!({"organization_id": id, "user_id": user_id, "email": email}),
     }
@@ -198,29 +200,28 @@ impl Reconciler {
     }
 
     /// Reconciles one payer: their subscription as Clerk has it, against the stored items.
-    pub async fn payer(&self, kind: PayerKind, id: &str) -> Result<Report, ReconcileError> {
-        let result = self.payer_inner(kind, id, false).await;
+    pub async fn payer(&self, payer: &Payer) -> Result<Report, ReconcileError> {
+        let result = self.payer_inner(payer, false).await;
         self.count_run(&result, false);
         result
     }
 
     async fn payer_inner(
         &self,
-        kind: PayerKind,
-        id: &str,
+        payer: &Payer,
         interactive: bool,
     ) -> Result<Report, ReconcileError> {
         let subscription = if interactive {
-            self.api.payer_subscription_once(kind, id).await?
+            self.api.payer_subscription_once(payer).await?
         } else {
-            self.api.payer_subscription(kind, id).await?
+            self.api.payer_subscription(payer).await?
         };
         let stored = {
             let mut conn = self.db.conn().await?;
-            db::items::for_payer(&mut conn, kind, id).await?
+            db::items::for_payer(&mut conn, payer).await?
         };
         let mut report = Report::default();
-        self.correct_payer(&mut report, kind, id, subscription, &stored)
+        self.correct_payer(&mut report, payer, subscription, &stored)
             .await?;
         Ok(report)
     }
@@ -229,10 +230,10 @@ impl Reconciler {
     /// within the interactive share of the Backend API budget (one attempt, no retries), so
     /// that visitors cannot stall the sweep; whether it ran. The caller asks only for a payer
     /// whose stored state is not yet paid.
-    pub async fn payer_after_checkout(&self, kind: PayerKind, id: &str) -> bool {
+    pub async fn payer_after_checkout(&self, payer: &Payer) -> bool {
         let admitted = admit(
             &mut self.recent.lock().unwrap_or_else(|p| p.into_inner()),
-            (kind, id.to_string()),
+            payer.clone(),
             Instant::now(),
         );
         if !admitted {
@@ -243,18 +244,18 @@ impl Reconciler {
                 .reconcile_runs
                 .with_label_values(&["skipped"])
                 .inc();
-            info!(payer = %payer_label(kind, id), "checkout reconcile skipped: the interactive share of the Backend API budget is used up");
+            info!(payer = %payer_label(payer), "checkout reconcile skipped: the interactive share of the Backend API budget is used up");
             return false;
         }
-        let result = self.payer_inner(kind, id, true).await;
+        let result = self.payer_inner(payer, true).await;
         self.count_run(&result, false);
         match result {
             Ok(r) => {
-                info!(payer = %payer_label(kind, id), corrected = r.corrected.len(), "reconciled after checkout");
+                info!(payer = %payer_label(payer), corrected = r.corrected.len(), "reconciled after checkout");
                 true
             }
             Err(e) => {
-                warn!(payer = %payer_label(kind, id), error = %e, "reconciling after checkout failed");
+                warn!(payer = %payer_label(payer), error = %e, "reconciling after checkout failed");
                 false
             }
         }
@@ -305,8 +306,7 @@ impl Reconciler {
                 match known {
                     Some(k) => {
                         data["payer"] = payer_json(
-                            k.payer.kind,
-                            &k.payer.id,
+                            &k.payer.payer(),
                             k.payer.user_id.as_deref(),
                             k.payer.email.as_deref(),
                         )
@@ -321,19 +321,16 @@ impl Reconciler {
             self.offer(&mut report, data, known, false, now).await?;
         }
         // Live here, absent from Clerk's list: ask each such payer once.
-        let mut missing: HashMap<(PayerKind, String), Vec<&ItemState>> = HashMap::new();
+        let mut missing: HashMap<Payer, Vec<&ItemState>> = HashMap::new();
         for item in stored.values() {
             if item.is_live(now) && !seen.contains(&item.id) {
-                missing
-                    .entry((item.payer.kind, item.payer.id.clone()))
-                    .or_default()
-                    .push(item);
+                missing.entry(item.payer.payer()).or_default().push(item);
             }
         }
-        for ((kind, id), items) in missing {
-            let subscription = self.api.payer_subscription(kind, &id).await?;
+        for (payer, items) in missing {
+            let subscription = self.api.payer_subscription(&payer).await?;
             let owned: Vec<ItemState> = items.into_iter().cloned().collect();
-            self.correct_payer(&mut report, kind, &id, subscription, &owned)
+            self.correct_payer(&mut report, &payer, subscription, &owned)
                 .await?;
         }
         self.metrics.reconcile_last_success.set(now / 1000);
@@ -345,8 +342,7 @@ impl Reconciler {
     async fn correct_payer(
         &self,
         report: &mut Report,
-        kind: PayerKind,
-        id: &str,
+        payer: &Payer,
         subscription: Option<Value>,
         stored: &[ItemState],
     ) -> Result<(), ReconcileError> {
@@ -354,7 +350,7 @@ impl Reconciler {
         let items = match &subscription {
             None => Vec::new(),
             Some(s) => listed_items(s).ok_or_else(|| ReconcileError::Unreadable {
-                payer: payer_label(kind, id),
+                payer: payer_label(payer),
             })?,
         };
         let by_id: HashMap<&str, &ItemState> = stored.iter().map(|i| (i.id.as_str(), i)).collect();
@@ -368,7 +364,7 @@ impl Reconciler {
                 let (user_id, email) = known
                     .map(|k| (k.payer.user_id.as_deref(), k.payer.email.as_deref()))
                     .unwrap_or((None, None));
-                data["payer"] = payer_json(kind, id, user_id, email);
+                data["payer"] = payer_json(payer, user_id, email);
             }
             listed.insert(item_id);
             self.offer(report, data, known, false, now).await?;
@@ -386,7 +382,7 @@ impl Reconciler {
                     "is_free_trial": item.is_free_trial,
                     "ended_at": now,
                     "updated_at": now,
-                    "payer": payer_json(kind, id, item.payer.user_id.as_deref(), item.payer.email.as_deref()),
+                    "payer": payer_json(payer, item.payer.user_id.as_deref(), item.payer.email.as_deref()),
                 });
                 self.offer(report, data, Some(item), true, now).await?;
             }
@@ -418,7 +414,7 @@ impl Reconciler {
             info!(item = %item.id, svix_id = %svix_id, from = ?stored.map(describe), to = %describe(&item), "reconciled from the Backend API");
             report.corrected.push(Corrected {
                 item_id: item.id.clone(),
-                payer: payer_label(item.payer.kind, &item.payer.id),
+                payer: payer_label(&item.payer.payer()),
                 before: stored.map(describe),
                 after: describe(&item),
                 svix_id,
@@ -445,11 +441,7 @@ impl Reconciler {
 
 /// Lets `payer` through unless it went through within [`PAYER_COOLDOWN`] of `now`; forgets
 /// the payers whose cooldown is over.
-fn admit(
-    recent: &mut HashMap<(PayerKind, String), Instant>,
-    payer: (PayerKind, String),
-    now: Instant,
-) -> bool {
+fn admit(recent: &mut HashMap<Payer, Instant>, payer: Payer, now: Instant) -> bool {
     recent.retain(|_, at| now.saturating_duration_since(*at) < PAYER_COOLDOWN);
     if recent.contains_key(&payer) {
         return false;
@@ -541,12 +533,12 @@ mod tests {
     #[test]
     fn a_payer_is_reconciled_after_checkout_once_per_cooldown() {
         let mut recent = HashMap::new();
-        let payer = || (PayerKind::User, "user_1".to_string());
+        let payer = || Payer::user("user_1");
         let t0 = Instant::now();
         assert!(admit(&mut recent, payer(), t0));
         assert!(!admit(&mut recent, payer(), t0 + PAYER_COOLDOWN / 2));
         assert!(
-            admit(&mut recent, (PayerKind::Org, "user_1".into()), t0),
+            admit(&mut recent, Payer::org("user_1"), t0),
             "another payer is not held back"
         );
         assert!(

@@ -22,12 +22,11 @@ use std::{
 use tokio::sync::Notify;
 
 use crate::{
-    auth::Session,
     billing::{
         usage::{
             self, alerts_due, allowance, counting_period, period_at, Block, Exhausted, Period,
         },
-        Catalog, Decision, Limit, PayerKind,
+        Access, Account, Catalog, Limit, Payer,
     },
     clerk_api::ClerkApi,
     db::{
@@ -47,34 +46,6 @@ pub const SETTLE_EVERY: Duration = Duration::from_secs(1);
 const NO_ADDRESS_RETRY_MS: i64 = 10 * 60 * 1000;
 /// How long a counter refused at its limit is remembered unused.
 const FORGET_REFUSALS_MS: i64 = 60_000;
-
-/// Who pays for a unit: the payer whose plan opened the gate.
-#[derive(Debug, Clone, PartialEq, Eq, Hash)]
-pub struct Payer {
-    pub kind: PayerKind,
-    pub id: String,
-}
-
-impl Payer {
-    /// The active organization for an organization plan, else the user.
-    pub fn of(session: &Session, decision: &Decision) -> Payer {
-        match (decision.scope, &session.org_id) {
-            (Some(PayerKind::Org), Some(org)) => Payer {
-                kind: PayerKind::Org,
-                id: org.clone(),
-            },
-            _ => Payer {
-                kind: PayerKind::User,
-                id: session.user_id.clone(),
-            },
-        }
-    }
-
-    /// `user:<id>` / `org:<id>`.
-    pub fn label(&self) -> String {
-        format!("{}:{}", self.kind.as_str(), self.id)
-    }
-}
 
 /// A metered answer's standing: what the `RateLimit-*` headers say.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -252,13 +223,14 @@ async fn reserve(
 /// Counts of unlimited features not yet written, by counter and period.
 type Tally = HashMap<(CounterKey, Period), u64>;
 
-/// Who asked, for a refusal remembered by caller: the user, the active organization, the feature.
-type CallerKey = (String, Option<String>, String);
+/// Who asked, for a refusal remembered by caller: the caller, the active organization, the
+/// feature.
+type CallerKey = (Payer, Option<Payer>, String);
 
-fn caller_key(session: &Session, feature: &str) -> CallerKey {
+fn caller_key(account: &Account, feature: &str) -> CallerKey {
     (
-        session.user_id.clone(),
-        session.org_id.clone(),
+        account.caller.clone(),
+        account.org.clone(),
         feature.to_string(),
     )
 }
@@ -340,27 +312,25 @@ impl Usage {
         }
     }
 
-    /// Spends `units` of `feature` for the payer whose plan opened the gate in `decision`:
+    /// Spends `units` of `feature` for the payer whose plan opened the gate (`access.payer`):
     /// the call every metered handler makes once its gate has allowed. With fewer than `units`
     /// left nothing is spent and the answer is `UsageError::Limited`. A request spends at
     /// least one unit (`0` counts as 1).
     pub async fn consume(
         &self,
-        session: &Session,
-        decision: &Decision,
+        access: &Access,
         feature: &str,
         units: u64,
     ) -> Result<Meter, UsageError> {
         let units = units.max(1);
         let now = (self.clock)();
-        let payer = Payer::of(session, decision);
+        let (payer, decision) = (&access.payer, &access.decision);
         let current = period_at(decision.period_start.zip(decision.period_end), now);
         let limit = self
             .limit(decision.plan.as_deref(), feature)
             .map_err(UsageError::PlanNotConfigured)?;
         let key = CounterKey {
-            kind: payer.kind,
-            payer_id: payer.id.clone(),
+            payer: payer.clone(),
             feature: feature.to_string(),
         };
         let meter = |period: Period, allowance: Option<u64>, remaining: Option<u64>| Meter {
@@ -387,7 +357,7 @@ impl Usage {
             self.refused
                 .lock()
                 .unwrap_or_else(|e| e.into_inner())
-                .insert(caller_key(session, feature), key.clone());
+                .insert(caller_key(&access.account, feature), key.clone());
             self.metrics
                 .usage_limited
                 .with_label_values(&[feature])
@@ -432,8 +402,7 @@ impl Usage {
                     Ok(Ok(found)) => found,
                     Ok(Err(e)) => {
                         if let Some(a) = e.allowance {
-                            self.alert(session, &payer, decision, feature, e.period, a, a)
-                                .await;
+                            self.alert(access, feature, e.period, a, a).await;
                         }
                         return Err(refused(e));
                     }
@@ -462,8 +431,7 @@ impl Usage {
         }
         self.consumed(feature, units);
         if let Some(a) = spent.block.allowance {
-            self.alert(session, &payer, decision, feature, period, a, spent.last)
-                .await;
+            self.alert(access, feature, period, a, spent.last).await;
         }
         Ok(meter(period, spent.block.allowance, spent.remaining))
     }
@@ -527,12 +495,12 @@ impl Usage {
     /// A refusal this instance remembers for the caller's last refused counter of `feature`,
     /// whatever its age: what a metered request is answered when the database cannot be asked
     /// who pays (a refusal is always safe; an answer never comes from it).
-    pub fn refusal_from_memory(&self, session: &Session, feature: &str) -> Option<Meter> {
+    pub fn refusal_from_memory(&self, account: &Account, feature: &str) -> Option<Meter> {
         let key = self
             .refused
             .lock()
             .unwrap_or_else(|e| e.into_inner())
-            .get(&caller_key(session, feature))
+            .get(&caller_key(account, feature))
             .cloned()?;
         let slot = self
             .blocks
@@ -755,16 +723,27 @@ impl Usage {
         }
     }
 
+    /// What the payer an access names used this period, under the plan and period it read.
+    pub async fn report_for(&self, access: &Access) -> Result<Report, DbError> {
+        let d = &access.decision;
+        self.report(
+            &access.payer,
+            d.plan.as_deref(),
+            d.period_start.zip(d.period_end),
+        )
+        .await
+    }
+
     /// What `payer` used this period, for `GET /api/usage` and `plangate usage`: every metered
     /// feature, under the limits of `plan`, in the period its units count in.
     pub async fn report(
         &self,
-        payer: Payer,
+        payer: &Payer,
         plan: Option<&str>,
         item_period: Option<(i64, i64)>,
     ) -> Result<Report, DbError> {
         let current = period_at(item_period, (self.clock)());
-        let counters = db::usage::latest(&self.db.pool, payer.kind, &payer.id).await?;
+        let counters = db::usage::latest(&self.db.pool, payer).await?;
         let newest = counters.iter().map(|c| c.period).max_by_key(|p| p.start);
         let period = counting_period(newest, current);
         let features = self
@@ -776,8 +755,7 @@ impl Usage {
                     .iter()
                     .find(|c| c.feature == feature && c.period.start == period.start);
                 let key = CounterKey {
-                    kind: payer.kind,
-                    payer_id: payer.id.clone(),
+                    payer: payer.clone(),
                     feature: feature.to_string(),
                 };
                 let handed_out = counter.map_or(0, |c| c.used.max(0) as u64);
@@ -798,7 +776,7 @@ impl Usage {
             })
             .collect();
         Ok(Report {
-            payer,
+            payer: payer.clone(),
             period,
             features,
         })
@@ -816,8 +794,7 @@ impl Usage {
         units: u64,
     ) -> Result<(i64, i64), DbError> {
         let key = CounterKey {
-            kind: payer.kind,
-            payer_id: payer.id.clone(),
+            payer: payer.clone(),
             feature: feature.to_string(),
         };
         let current = period_at(item_period, (self.clock)());
@@ -843,16 +820,18 @@ impl Usage {
     #[allow(clippy::too_many_arguments)]
     async fn alert(
         &self,
-        session: &Session,
-        payer: &Payer,
-        decision: &Decision,
+        access: &Access,
         feature: &str,
         period: Period,
         allowance: u64,
         last: u64,
     ) {
         for pct in alerts_due(Some(allowance), last) {
-            let id = format!("usage:{}:{feature}:{}:{pct}", payer.label(), period.start);
+            let id = format!(
+                "usage:{}:{feature}:{}:{pct}",
+                access.payer.label(),
+                period.start
+            );
             if self
                 .alerted
                 .lock()
@@ -862,7 +841,7 @@ impl Usage {
                 continue;
             }
             match self
-                .queue_alert(&id, session, decision, feature, period, allowance, pct)
+                .queue_alert(&id, access, feature, period, allowance, pct)
                 .await
             {
                 // No address anywhere yet: asked again once the memo forgets it, not on every
@@ -890,33 +869,37 @@ impl Usage {
     async fn queue_alert(
         &self,
         id: &str,
-        session: &Session,
-        decision: &Decision,
+        access: &Access,
         feature: &str,
         period: Period,
         allowance: u64,
         pct: u8,
     ) -> Result<bool, DbError> {
         // The payer's address; for an organization, the member whose request crossed the line.
+        let Some(user) = access.account.user() else {
+            tracing::warn!(payer = %access.payer, "usage alert but no user to mail");
+            return Ok(false);
+        };
         let stored = {
             let mut conn = self.db.conn().await?;
-            db::users::get(&mut conn, &session.user_id)
+            db::users::get(&mut conn, &user.id)
                 .await?
                 .and_then(|u| u.email)
         };
         let to = match stored {
             Some(to) => to,
-            None => match self.primary_address(&session.user_id).await {
+            None => match self.primary_address(&user.id).await {
                 Some(to) => to,
                 None => {
                     // Not queued: the next unit spent asks again.
-                    tracing::warn!(user = %session.user_id, "usage alert but no address to mail");
+                    tracing::warn!(user = %user.id, "usage alert but no address to mail");
                     return Ok(false);
                 }
             },
         };
         let mut conn = self.db.conn().await?;
-        let plan = decision
+        let plan = access
+            .decision
             .plan
             .as_deref()
             .and_then(|p| self.catalog.plan(p))

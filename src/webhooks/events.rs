@@ -9,7 +9,7 @@ use serde_json::Value;
 use crate::billing::{
     kinds::HANDLED_EVENT_TYPES,
     payments::{self, Card, PaymentAttempt, PaymentStatus},
-    subscription::{Payer, PayerKind},
+    subscription::{ItemPayer, PayerKind},
     ItemState, Standing, Status,
 };
 
@@ -135,18 +135,18 @@ fn n(v: &Value, key: &str) -> Option<i64> {
     v.get(key).and_then(Value::as_i64).map(to_ms)
 }
 
-fn payer_of(p: &Value) -> Option<Payer> {
+fn payer_of(p: &Value) -> Option<ItemPayer> {
     let user_id = s(p, "user_id").map(str::to_string);
     let email = s(p, "email").map(str::to_string);
     if let Some(org) = s(p, "organization_id") {
-        return Some(Payer {
+        return Some(ItemPayer {
             kind: PayerKind::Org,
             id: org.to_string(),
             user_id,
             email,
         });
     }
-    user_id.clone().map(|id| Payer {
+    user_id.clone().map(|id| ItemPayer {
         kind: PayerKind::User,
         id,
         user_id,
@@ -230,7 +230,7 @@ fn payment_of(d: &Value, at: i64, signed_at_ms: i64) -> Option<PaymentAttempt> {
 
 fn item_of(
     item: &Value,
-    payer: Option<&Payer>,
+    payer: Option<&ItemPayer>,
     subscription_id: Option<&str>,
     event_at: i64,
 ) -> Result<ItemState, EventError> {

@@ -456,7 +456,7 @@ mod tests {
         let item = crate::billing::ItemState {
             id: format!("item {pan}"),
             subscription_id: Some(format!("sub {pan}")),
-            payer: crate::billing::subscription::Payer {
+            payer: crate::billing::subscription::ItemPayer {
                 kind: crate::billing::subscription::PayerKind::User,
                 id: format!("payer {pan}"),
                 user_id: Some(format!("user {pan}")),

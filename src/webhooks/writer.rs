@@ -265,7 +265,7 @@ async fn announce(
         .filter(|(_, r)| matches!(r, Ok((Outcome::Applied, _))))
         .flat_map(|((d, _), _)| &d.changes)
         .filter_map(|c| match c {
-            Change::Item(item) => Some((item.payer.kind, item.payer.id.as_str())),
+            Change::Item(item) => Some(item.payer.payer()),
             Change::User { .. } | Change::Payment(_) | Change::TrialEnding(..) => None,
         });
     let payload = db::notify::encode(payers);

@@ -542,7 +542,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
     deliver_item(&app, "csub_item_m1", "user_m1", "pro", t).await;
     assert_eq!(premium_status(&app, "user_m1").await, 200);
     let reconciler = app.state.reconciler().unwrap();
-    let user = plangate::billing::PayerKind::User;
+    let user = &plangate::billing::Payer::user("user_m1");
 
     for answer in [
         json!({"object": "commerce_subscription"}),
@@ -557,7 +557,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
             .lock()
             .unwrap()
             .insert("user_m1".into(), answer.clone());
-        let result = reconciler.payer(user, "user_m1").await;
+        let result = reconciler.payer(user).await;
         assert!(result.is_err(), "{answer} read as {result:?}");
         assert_eq!(
             premium_status(&app, "user_m1").await,
@@ -575,7 +575,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
 
     // Clerk says "no subscription" (404): the item is inferred ended ...
     api.subscriptions.lock().unwrap().clear();
-    reconciler.payer(user, "user_m1").await.unwrap();
+    reconciler.payer(user).await.unwrap();
     assert_eq!(premium_status(&app, "user_m1").await, 403);
     // ... and when Clerk lists it again, active as of its old updated_at, Clerk wins.
     api.subscriptions.lock().unwrap().insert(
@@ -584,7 +584,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
             api_item("csub_item_m1", "user_m1", "pro", "active", t)
         ]}),
     );
-    let report = reconciler.payer(user, "user_m1").await.unwrap();
+    let report = reconciler.payer(user).await.unwrap();
     assert_eq!(report.corrected.len(), 1, "{report:?}");
     assert_eq!(
         premium_status(&app, "user_m1").await,
@@ -593,7 +593,7 @@ async fn an_unreadable_backend_api_answer_ends_nobody_and_an_inferred_end_is_ove
     );
     // A real, older webhook does not override an inference.
     api.subscriptions.lock().unwrap().clear();
-    reconciler.payer(user, "user_m1").await.unwrap();
+    reconciler.payer(user).await.unwrap();
     let old = item_event(
         "subscriptionItem.active",
         "active",

@@ -262,7 +262,7 @@ async fn reconciling_one_payer_reads_items_that_name_no_payer_and_keeps_what_agr
         .state
         .reconciler()
         .unwrap()
-        .payer(plangate::billing::PayerKind::User, "user_a1")
+        .payer(&plangate::billing::Payer::user("user_a1"))
         .await
         .unwrap();
     assert_eq!(

@@ -806,10 +806,7 @@ async fn refusals_at_the_limit_come_from_memory_even_with_the_database_gone() {
     a.state
         .usage()
         .grant(
-            &plangate::services::usage::Payer {
-                kind: plangate::billing::PayerKind::User,
-                id: "user_r1".into(),
-            },
+            &plangate::billing::Payer::user("user_r1"),
             Some((t - 1000, t + 3_600_000)),
             "premium_api",
             3,

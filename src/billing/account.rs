@@ -1,0 +1,191 @@
+//! The caller as every service takes them: an [`Account`] (who calls and the payers they
+//! answer for) and, once a gate is asked, an [`Access`] (the decision and who pays for what it
+//! opened). Built once per request at the edge (`auth::Session::account`, from a session
+//! token; an API key's owner next), so no handler or page picks a payer itself.
+
+use super::{Decision, Evidence, ItemState, Payer, PayerKind, TokenPlan};
+
+/// What a session token says about the caller's plan (an API key says nothing: its plan is
+/// the owner's stored one).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TokenEvidence {
+    /// From `pla`; `None` for v1 tokens.
+    pub plan: Option<TokenPlan>,
+    /// Raw `fea` entries.
+    pub features: Vec<String>,
+    /// The token's `iat`, in ms.
+    pub iat_ms: i64,
+}
+
+/// Who is calling and the payers they answer for.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Account {
+    /// Who calls: the signed-in user (or, next, an API key's owner, a user or an organization).
+    pub caller: Payer,
+    /// The organization the caller acts for: a session's active organization.
+    pub org: Option<Payer>,
+    pub token: Option<TokenEvidence>,
+}
+
+impl Account {
+    /// The user among the payers, if a user calls.
+    pub fn user(&self) -> Option<&Payer> {
+        (self.caller.kind == PayerKind::User).then_some(&self.caller)
+    }
+
+    /// The organization among the payers: the active one, or the organization calling.
+    pub fn organization(&self) -> Option<&Payer> {
+        self.org
+            .as_ref()
+            .or((self.caller.kind == PayerKind::Org).then_some(&self.caller))
+    }
+
+    /// Every payer this caller answers for: the user (or organization) calling, then the
+    /// active organization.
+    pub fn payers(&self) -> Vec<&Payer> {
+        std::iter::once(&self.caller)
+            .chain(self.org.as_ref())
+            .collect()
+    }
+
+    /// Who pays for what a decision of `scope` opened: the active organization for an
+    /// organization's plan, else the caller.
+    pub fn pays(&self, scope: Option<PayerKind>) -> &Payer {
+        match (scope, &self.org) {
+            (Some(PayerKind::Org), Some(org)) => org,
+            _ => &self.caller,
+        }
+    }
+
+    /// The evidence the entitlement decision weighs: the payers' current items and the token.
+    pub fn evidence<'a>(
+        &self,
+        user_item: Option<&'a ItemState>,
+        org_item: Option<&'a ItemState>,
+    ) -> Evidence<'a> {
+        let token = self.token.as_ref();
+        Evidence {
+            user_item,
+            org_item,
+            active_org: self.organization().is_some(),
+            token_plan: token.and_then(|t| t.plan.clone()),
+            token_features: token.map(|t| t.features.clone()).unwrap_or_default(),
+            token_iat_ms: token.map_or(0, |t| t.iat_ms),
+        }
+    }
+}
+
+/// An account's answer for one gate: the decision, and the payer whose plan it read (who pays
+/// for a metered unit, whose billing a past-due banner names).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Access {
+    pub account: Account,
+    pub decision: Decision,
+    pub payer: Payer,
+}
+
+impl Access {
+    pub fn new(account: Account, decision: Decision) -> Access {
+        let payer = account.pays(decision.scope).clone();
+        Access {
+            account,
+            decision,
+            payer,
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn session(org: Option<&str>) -> Account {
+        Account {
+            caller: Payer::user("user_1"),
+            org: org.map(Payer::org),
+            token: Some(TokenEvidence {
+                plan: TokenPlan::parse("o:team"),
+                features: vec!["o:reports".into()],
+                iat_ms: 7,
+            }),
+        }
+    }
+
+    fn org_alone() -> Account {
+        Account {
+            caller: Payer::org("org_9"),
+            org: None,
+            token: None,
+        }
+    }
+
+    #[test]
+    fn the_organization_pays_for_its_plan_and_the_caller_for_everything_else() {
+        let a = session(Some("org_1"));
+        assert_eq!(a.pays(Some(PayerKind::Org)), &Payer::org("org_1"));
+        assert_eq!(a.pays(Some(PayerKind::User)), &Payer::user("user_1"));
+        assert_eq!(a.pays(None), &Payer::user("user_1"));
+        // An organization's plan with no active organization: the user.
+        assert_eq!(
+            session(None).pays(Some(PayerKind::Org)),
+            &Payer::user("user_1")
+        );
+        // An organization calling alone pays whatever the scope.
+        assert_eq!(
+            org_alone().pays(Some(PayerKind::User)),
+            &Payer::org("org_9")
+        );
+        assert_eq!(org_alone().pays(Some(PayerKind::Org)), &Payer::org("org_9"));
+    }
+
+    #[test]
+    fn the_payers_are_the_caller_then_the_active_organization() {
+        let a = session(Some("org_1"));
+        assert_eq!(
+            a.payers(),
+            vec![&Payer::user("user_1"), &Payer::org("org_1")]
+        );
+        assert_eq!(a.user(), Some(&Payer::user("user_1")));
+        assert_eq!(a.organization(), Some(&Payer::org("org_1")));
+        assert_eq!(session(None).payers(), vec![&Payer::user("user_1")]);
+        assert_eq!(session(None).organization(), None);
+        assert_eq!(org_alone().user(), None);
+        assert_eq!(org_alone().organization(), Some(&Payer::org("org_9")));
+        assert_eq!(org_alone().payers(), vec![&Payer::org("org_9")]);
+    }
+
+    #[test]
+    fn the_evidence_is_the_token_and_the_items_handed_in() {
+        let a = session(Some("org_1"));
+        let ev = a.evidence(None, None);
+        assert!(ev.active_org);
+        assert_eq!(ev.token_plan, TokenPlan::parse("o:team"));
+        assert_eq!(ev.token_features, vec!["o:reports".to_string()]);
+        assert_eq!(ev.token_iat_ms, 7);
+        assert!(!session(None).evidence(None, None).active_org);
+        let ev = org_alone().evidence(None, None);
+        assert!(ev.active_org && ev.token_plan.is_none() && ev.token_features.is_empty());
+        assert_eq!(ev.token_iat_ms, 0);
+    }
+
+    #[test]
+    fn an_access_names_who_pays_for_its_decision() {
+        let decision = |scope| Decision {
+            allowed: true,
+            plan: Some("team".into()),
+            status: None,
+            reason: "active",
+            source: super::super::Source::Token,
+            until: None,
+            scope,
+            is_free_trial: false,
+            period_start: None,
+            period_end: None,
+            past_due_at: None,
+        };
+        let access = Access::new(session(Some("org_1")), decision(Some(PayerKind::Org)));
+        assert_eq!(access.payer, Payer::org("org_1"));
+        let access = Access::new(session(Some("org_1")), decision(None));
+        assert_eq!(access.payer, Payer::user("user_1"));
+    }
+}
