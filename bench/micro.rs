@@ -9,7 +9,7 @@ use plangate::{
     auth::{KeyStore, TokenVerifier},
     billing::{
         self,
-        subscription::{Payer, PayerKind},
+        subscription::{ItemPayer, PayerKind},
         Catalog, Evidence, ItemState, Policy, Status, TokenPlan,
     },
     demo::{delivery::svix_headers, SigningKey},
@@ -72,7 +72,7 @@ fn entitlement(c: &mut Criterion) {
     let item = ItemState {
         id: "csub_item_1".into(),
         subscription_id: None,
-        payer: Payer {
+        payer: ItemPayer {
             kind: PayerKind::User,
             id: "user_1".into(),
             user_id: Some("user_1".into()),

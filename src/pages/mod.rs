@@ -1,6 +1,8 @@
 //! One file per page, each with the server functions it calls.
 
 pub mod billing;
+#[cfg(feature = "ssr")]
+pub mod console;
 pub mod dashboard;
 pub mod demo;
 pub mod gated;

@@ -41,19 +41,6 @@ async fn billing(app: &TestApp, user: &str) -> (u16, Value) {
     (r.status().as_u16(), r.json().await.unwrap_or(Value::Null))
 }
 
-async fn page(app: &TestApp, path: &str, user: &str) -> String {
-    app.client
-        .get(app.url(path))
-        .header("accept", "text/html")
-        .bearer_auth(sign_token(&keys().0, &claims(user)))
-        .send()
-        .await
-        .unwrap()
-        .text()
-        .await
-        .unwrap()
-}
-
 #[tokio::test]
 async fn billing_needs_a_session() {
     let app = spawn_app().await;
@@ -199,7 +186,9 @@ async fn the_history_keeps_no_card_data_in_any_spelling() {
         "pa_b3 card_declined",
         "no brand without a valid last4 either"
     );
-    let html = page(&app, "/dashboard/billing", "user_b3").await;
+    let html = get_page(&app, "/dashboard/billing", Some(&token_of("user_b3")))
+        .await
+        .1;
     assert!(!html.contains("4000056655665556") && !html.contains("ending in 5556"));
 }
 
@@ -238,7 +227,9 @@ async fn the_billing_page_says_the_date_that_matters_in_words() {
         ev["data"]["period_end"] = json!(end);
         ev["data"]["is_free_trial"] = json!(trial);
         assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
-        let html = page(&app, "/dashboard/billing", user).await;
+        let html = get_page(&app, "/dashboard/billing", Some(&token_of(user)))
+            .await
+            .1;
         assert!(
             html.contains(expected.as_str()),
             "{user}: {expected}\n{html}"
@@ -261,7 +252,9 @@ async fn the_billing_page_says_the_date_that_matters_in_words() {
         );
     }
     // The dashboard says it the same way.
-    let html = page(&app, "/dashboard", "user_d2").await;
+    let html = get_page(&app, "/dashboard", Some(&token_of("user_d2")))
+        .await
+        .1;
     assert!(html.contains(&format!("Trial ends on {words}")), "{html}");
     assert!(html.contains("Free trial"));
 }
@@ -292,7 +285,7 @@ async fn a_past_due_subscriber_is_shown_how_to_fix_the_payment_never_an_upsell()
         "/dashboard/payment-gated",
         "/dashboard/billing",
     ] {
-        let html = page(&app, path, user).await;
+        let html = get_page(&app, path, Some(&token_of(user))).await.1;
         assert!(
             html.contains("Your card was declined."),
             "{path}: the failure in words"
@@ -307,7 +300,9 @@ async fn a_past_due_subscriber_is_shown_how_to_fix_the_payment_never_an_upsell()
             "{path}: no status code on the page"
         );
     }
-    let gated = page(&app, "/dashboard/payment-gated", user).await;
+    let gated = get_page(&app, "/dashboard/payment-gated", Some(&token_of(user)))
+        .await
+        .1;
     for upsell in ["Upgrade", "Choose a plan", "Business", "Subscribe"] {
         assert!(!gated.contains(upsell), "no upsell to a payer: {upsell}");
     }

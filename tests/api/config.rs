@@ -2,7 +2,7 @@
 
 use std::process::Command;
 
-use crate::helpers::TempDir;
+use crate::helpers::{TempDir, PRODUCTION};
 
 /// Runs `plangate migrate` in a folder of its own: (succeeded, stderr, the folder).
 fn start(vars: &[(&str, &str)]) -> (bool, String, TempDir) {
@@ -76,15 +76,14 @@ fn no_configuration_migrates_an_embedded_sqlite_file() {
 
 /// A production configuration that starts, with `extra` replacing or adding variables.
 fn production(extra: &[(&str, &str)]) -> (bool, String, TempDir) {
-    let mut vars = vec![
-        ("APP_ENV", "production"),
-        ("APP_URL", "https://app.example.com"),
+    let mut vars = PRODUCTION.to_vec();
+    vars.extend([
         ("CLERK_PUBLISHABLE_KEY", "pk_live_Y2xlcmsuZXhhbXBsZS5jb20k"),
         (
             "CLERK_WEBHOOK_SECRET",
             "whsec_MfKQ9r8GKYqrTwjUPD8ILPZIo2LaLaSw",
         ),
-    ];
+    ]);
     for (k, v) in extra {
         vars.retain(|(n, _)| n != k);
         vars.push((k, v));

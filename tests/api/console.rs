@@ -30,15 +30,6 @@ fn token(user: &str, fva: Option<i64>) -> String {
     sign_token(&keys().0, &c)
 }
 
-async fn get(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = app.client.get(app.url(path)).header("accept", "text/html");
-    if let Some(t) = token {
-        req = req.bearer_auth(t);
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 /// POSTs the form `fields` to `path` as the browser does (same origin unless `origin`).
 async fn post(
     app: &TestApp,
@@ -62,6 +53,23 @@ async fn post(
         req = req.bearer_auth(t);
     }
     req.send().await.unwrap()
+}
+
+/// Acts as an operator's browser does: signed in as `op`, the page at `page_path`, the one-time
+/// token of its form to `action`, and that form POSTed from the app's own origin with `fields`.
+async fn act(
+    app: &TestApp,
+    op: &str,
+    page_path: &str,
+    action: &str,
+    fields: &[(&str, &str)],
+) -> reqwest::Response {
+    let (status, page) = get_page(app, page_path, Some(op)).await;
+    assert_eq!(status, 200, "{page}");
+    let t = form_token(&page, action);
+    let mut fields = fields.to_vec();
+    fields.push(("form_token", &t));
+    post(app, action, Some(op), ORIGIN, &fields).await
 }
 
 /// The one-time token of the form posting to `action` on a console page.
@@ -135,7 +143,7 @@ async fn everyone_but_an_operator_gets_exactly_what_an_unknown_path_gets() {
     for (who, t) in &callers {
         // What this caller gets for a path nothing serves (signed out on a development
         // instance, that is the dev-browser handshake's redirect).
-        let (unknown_status, unknown_body) = get(&app, "/no-such-page", *t).await;
+        let (unknown_status, unknown_body) = get_page(&app, "/no-such-page", *t).await;
         let unknown_body = without_nonces(&unknown_body);
         for path in [
             "/admin",
@@ -146,7 +154,7 @@ async fn everyone_but_an_operator_gets_exactly_what_an_unknown_path_gets() {
             "/admin/items/csub_item_1/cancel",
             "/admin/nothing-here",
         ] {
-            let (status, body) = get(&app, path, *t).await;
+            let (status, body) = get_page(&app, path, *t).await;
             assert_eq!(status, unknown_status, "{who} GET {path}");
             assert_eq!(without_nonces(&body), unknown_body, "{who} GET {path}");
         }
@@ -173,11 +181,11 @@ async fn everyone_but_an_operator_gets_exactly_what_an_unknown_path_gets() {
     assert!(audit_lines(&app).await.is_empty(), "nothing to audit");
     // The operator sees the console; nothing on the public pages links there.
     let op = token(OPERATOR, Some(0));
-    let (status, body) = get(&app, "/admin", Some(&op)).await;
+    let (status, body) = get_page(&app, "/admin", Some(&op)).await;
     assert_eq!(status, 200, "{body}");
     assert!(body.contains("Operator console"));
     for page in ["/", "/pricing", "/dashboard", "/sign-in"] {
-        let (_, body) = get(&app, page, Some(&op)).await;
+        let (_, body) = get_page(&app, page, Some(&op)).await;
         assert!(!body.contains("/admin"), "{page} links the console");
     }
 }
@@ -186,8 +194,8 @@ async fn everyone_but_an_operator_gets_exactly_what_an_unknown_path_gets() {
 async fn without_operators_there_is_no_console_at_all() {
     let app = spawn_app().await;
     let op = token(OPERATOR, Some(0));
-    let (unknown_status, unknown_body) = get(&app, "/no-such-page", Some(&op)).await;
-    let (status, body) = get(&app, "/admin", Some(&op)).await;
+    let (unknown_status, unknown_body) = get_page(&app, "/no-such-page", Some(&op)).await;
+    let (status, body) = get_page(&app, "/admin", Some(&op)).await;
     assert_eq!(status, 404);
     assert_eq!(
         (status, without_nonces(&body)),
@@ -217,7 +225,7 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
     );
     let op = token(OPERATOR, Some(2));
     let page_path = "/admin/payers/user/user_pay1";
-    let (status, page) = get(&app, page_path, Some(&op)).await;
+    let (status, page) = get_page(&app, page_path, Some(&op)).await;
     assert_eq!(status, 200, "{page}");
     assert!(page.contains("csub_item_c1"));
 
@@ -241,7 +249,7 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
         format!("{APP_URL}{page_path}?done=1").as_str()
     );
     // Extend a trial (the form is on trial items only; a fresh page's token serves any form).
-    let (_, page) = get(&app, page_path, Some(&op)).await;
+    let (_, page) = get_page(&app, page_path, Some(&op)).await;
     let t2 = form_token(&page, "/admin/items/csub_item_c1/cancel");
     let r = post(
         &app,
@@ -267,13 +275,12 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
     .await;
     assert_eq!(r.status(), 303);
     // Reconcile this payer.
-    let t3 = form_token(&page, "/admin/payers/user/user_pay1/reconcile");
-    let r = post(
+    let r = act(
         &app,
+        &op,
+        page_path,
         "/admin/payers/user/user_pay1/reconcile",
-        Some(&op),
-        ORIGIN,
-        &[("form_token", &t3)],
+        &[],
     )
     .await;
     assert_eq!(r.status(), 303);
@@ -332,9 +339,9 @@ async fn each_action_reaches_the_backend_api_once_and_is_audited() {
         "RFC 3339: {time}"
     );
     // The page shows the newest audit row; /admin/audit lists them with their parameters.
-    let (_, page) = get(&app, &format!("{page_path}?done=1"), Some(&op)).await;
+    let (_, page) = get_page(&app, &format!("{page_path}?done=1"), Some(&op)).await;
     assert!(page.contains("reconcile user:user_pay1: done"), "{page}");
-    let (_, audit) = get(&app, "/admin/audit", Some(&op)).await;
+    let (_, audit) = get_page(&app, "/admin/audit", Some(&op)).await;
     assert!(audit.contains("end_now=false") && audit.contains(&format!("extend_to={to}")));
 }
 
@@ -351,15 +358,13 @@ async fn clerks_refusal_is_audited_and_changes_nothing() {
     )
     .await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_pay2", Some(&op)).await;
     api.script.lock().unwrap().push_back((422, None));
-    let t = form_token(&page, "/admin/items/csub_item_r1/cancel");
-    let r = post(
+    let r = act(
         &app,
+        &op,
+        "/admin/payers/user/user_pay2",
         "/admin/items/csub_item_r1/cancel",
-        Some(&op),
-        ORIGIN,
-        &[("form_token", &t), ("end_now", "true")],
+        &[("end_now", "true")],
     )
     .await;
     assert_eq!(r.status(), 303);
@@ -375,7 +380,7 @@ async fn clerks_refusal_is_audited_and_changes_nothing() {
         )),
         "{lines:?}"
     );
-    let (_, page) = get(&app, "/admin/payers/user/user_pay2?done=1", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pay2?done=1", Some(&op)).await;
     assert!(page.contains("refused_by_clerk: 422"));
 }
 
@@ -392,7 +397,7 @@ async fn acting_needs_a_recent_sign_in_and_the_apps_own_origin() {
     )
     .await;
     let fresh = token(OPERATOR, Some(9));
-    let (_, page) = get(&app, "/admin/payers/user/user_pay3", Some(&fresh)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pay3", Some(&fresh)).await;
     let t = form_token(&page, "/admin/items/csub_item_f1/cancel");
     let cancel = |tok: String, origin: &'static str| {
         let app = &app;
@@ -418,7 +423,7 @@ async fn acting_needs_a_recent_sign_in_and_the_apps_own_origin() {
         token(OPERATOR, Some(-1)),
         sign_token(&keys().0, &with(claims(OPERATOR), "fva", json!(["0", -1]))),
     ] {
-        let (status, _) = get(&app, "/admin", Some(&stale)).await;
+        let (status, _) = get_page(&app, "/admin", Some(&stale)).await;
         assert_eq!(status, 200);
         let r = cancel(stale, ORIGIN).await;
         assert_eq!(r.status(), 403);
@@ -489,7 +494,7 @@ async fn a_form_acts_once_and_only_for_the_operator_it_was_issued_to() {
     )
     .await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_pay4", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pay4", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_o1/cancel");
     let fields = [("form_token", t.as_str()), ("end_now", "false")];
     // Submitted twice at once and once more later: one acts.
@@ -522,7 +527,7 @@ async fn a_form_acts_once_and_only_for_the_operator_it_was_issued_to() {
     statuses.sort();
     assert_eq!(statuses, vec![303, 409, 409]);
     // Another operator cannot use this operator's token; no token, or a made-up one, acts neither.
-    let (_, page) = get(&app, "/admin/payers/user/user_pay4", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pay4", Some(&op)).await;
     let unused = form_token(&page, "/admin/items/csub_item_o1/cancel");
     let op2 = token("user_op2", Some(0));
     for (who, fields) in [
@@ -598,7 +603,7 @@ async fn bad_fields_are_refused_before_anything_is_done() {
     )
     .await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_pay5", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pay5", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_b1/cancel");
     for (path, fields, code) in [
         (
@@ -702,19 +707,14 @@ async fn granted_units_are_spendable_this_period_at_once() {
     }
     assert_eq!(ok, 20);
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_pay6", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pay6", Some(&op)).await;
     assert!(page.contains("data-testid=\"usage\""), "usage is shown");
-    let t = form_token(&page, "/admin/payers/user/user_pay6/grant");
-    let r = post(
+    let r = act(
         &app,
+        &op,
+        "/admin/payers/user/user_pay6",
         "/admin/payers/user/user_pay6/grant",
-        Some(&op),
-        ORIGIN,
-        &[
-            ("form_token", &t),
-            ("feature", "premium_api"),
-            ("units", "5"),
-        ],
+        &[("feature", "premium_api"), ("units", "5")],
     )
     .await;
     assert_eq!(r.status(), 303);
@@ -775,17 +775,16 @@ async fn a_dead_letter_is_replayed_from_the_console() {
     let id = msg_id();
     assert_eq!(app.deliver(&id, &bad).await.status(), 422);
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/dead-letters", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/dead-letters", Some(&op)).await;
     assert!(page.contains(&id), "{page}");
-    let (_, home) = get(&app, "/admin", Some(&op)).await;
+    let (_, home) = get_page(&app, "/admin", Some(&op)).await;
     assert!(home.contains("data-testid=\"dead-letters\"><a href=\"/admin/dead-letters\">1</a>"));
-    let t = form_token(&page, &format!("/admin/deliveries/{id}/replay"));
-    let r = post(
+    let r = act(
         &app,
+        &op,
+        "/admin/dead-letters",
         &format!("/admin/deliveries/{id}/replay"),
-        Some(&op),
-        ORIGIN,
-        &[("form_token", &t), ("back", "/admin/dead-letters")],
+        &[("back", "/admin/dead-letters")],
     )
     .await;
     assert_eq!(r.status(), 303);
@@ -963,7 +962,7 @@ async fn an_action_waiting_on_a_slow_clerk_is_audited_first_and_completed_after_
     )
     .await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_payw", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_payw", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_w1/cancel");
     api.delay_ms
         .store(3_000, std::sync::atomic::Ordering::SeqCst);
@@ -1023,7 +1022,7 @@ async fn a_5xx_from_clerk_is_unknown_not_nothing_changed() {
     )
     .await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_payu", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_payu", Some(&op)).await;
     for _ in 0..8 {
         api.script.lock().unwrap().push_back((503, None));
     }
@@ -1042,7 +1041,7 @@ async fn a_5xx_from_clerk_is_unknown_not_nothing_changed() {
         lines[0].ends_with("cancel item:csub_item_u5 unknown: Clerk answered 503"),
         "{lines:?}"
     );
-    let (_, page) = get(&app, "/admin/payers/user/user_payu?done=1", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_payu?done=1", Some(&op)).await;
     assert!(page.contains("unknown: Clerk answered 503"), "{page}");
     assert!(!page.contains("nothing changed"));
 }
@@ -1056,7 +1055,7 @@ async fn a_trial_is_only_ever_extended() {
     let end = (now() + 10 * 86_400) * 1000;
     deliver_trial(&app, "csub_item_t1", "user_payt", end).await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_payt", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_payt", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_t1/cancel");
     let rfc = plangate::billing::operator::rfc3339;
     for earlier in [end - 86_400_000, end, end + 366 * 86_400_000] {
@@ -1106,7 +1105,7 @@ async fn a_clerk_slower_than_the_request_timeout_leaves_an_audit_row_that_says_u
     )
     .await;
     let op = token(OPERATOR, Some(0));
-    let (_, page) = get(&app, "/admin/payers/user/user_pays", Some(&op)).await;
+    let (_, page) = get_page(&app, "/admin/payers/user/user_pays", Some(&op)).await;
     let t = form_token(&page, "/admin/items/csub_item_s9/cancel");
     // Longer than the client's 10 s per attempt: every attempt times out.
     api.delay_ms
@@ -1138,5 +1137,66 @@ async fn a_clerk_slower_than_the_request_timeout_leaves_an_audit_row_that_says_u
     assert!(
         api.calls.lock().unwrap().len() >= 2,
         "every attempt timed out and was retried"
+    );
+}
+
+/// One summary of a payer's plan: the console's payer page and `GET /api/billing` word it as
+/// the subscriber's own billing page does.
+#[tokio::test]
+async fn the_payer_page_words_the_plan_as_the_subscribers_own_pages_do() {
+    let api = backend_api().await;
+    let app = console_app(&api).await;
+    let t = now() * 1000 - 60_000;
+    let end = t + 20 * 86_400_000;
+    let mut ev = item_event(
+        "subscriptionItem.active",
+        "active",
+        "csub_item_s1",
+        "user_sum1",
+        t,
+    );
+    ev["data"]["period_start"] = json!(t - 10 * 86_400_000);
+    ev["data"]["period_end"] = json!(end);
+    ev["data"]["is_free_trial"] = json!(true);
+    assert_eq!(app.deliver(&msg_id(), &ev).await.status(), 200);
+    let date = format!(
+        "Trial ends on {}",
+        plangate::billing::dates::day_in_words(end)
+    );
+
+    let op = token(OPERATOR, Some(0));
+    let (status, page) = get_page(&app, "/admin/payers/user/user_sum1", Some(&op)).await;
+    assert_eq!(status, 200);
+    let line = format!("Pro · $20.00 a month · Free trial · {date}");
+    assert!(
+        page.contains(&format!("data-testid=\"plan-summary\">{line}<")),
+        "{page}"
+    );
+
+    let subscriber = token("user_sum1", None);
+    let (_, own) = get_page(&app, "/dashboard/billing", Some(&subscriber)).await;
+    for words in ["Pro", "$20.00 a month", "Free trial", date.as_str()] {
+        assert!(own.contains(words), "{words}: {own}");
+    }
+    let body: Value = app
+        .client
+        .get(app.url("/api/billing"))
+        .bearer_auth(&subscriber)
+        .send()
+        .await
+        .unwrap()
+        .json()
+        .await
+        .unwrap();
+    assert_eq!(body["plan_name"], "Pro");
+    assert_eq!(body["price"], "$20.00 a month");
+    assert_eq!(body["status_words"], "Free trial");
+    assert_eq!(body["date_line"], date.as_str());
+    assert_eq!(body["paid"], true);
+    // A payer with nothing stored: no plan, in words too.
+    let (_, none) = get_page(&app, "/admin/payers/user/user_sum2", Some(&op)).await;
+    assert!(
+        none.contains("data-testid=\"plan-summary\">No plan<"),
+        "{none}"
     );
 }

@@ -719,6 +719,69 @@ pub fn failed_payment(item: &str, user: &str, at_ms: i64) -> Value {
     v
 }
 
+/// What makes a configuration a production one: `APP_ENV` and an `https` `APP_URL`.
+pub const PRODUCTION: [(&str, &str); 2] = [
+    ("APP_ENV", "production"),
+    ("APP_URL", "https://app.example.com"),
+];
+
+/// A fresh session token of `user` (no plan claim: the database decides).
+pub fn token_of(user: &str) -> String {
+    sign_token(&keys().0, &claims(user))
+}
+
+/// How a request shows who sends it: a program's Bearer token, a browser's `__session` cookie.
+#[derive(Clone, Copy)]
+pub enum Who<'a> {
+    Bearer(&'a str),
+    Cookie(&'a str),
+}
+
+impl<'a> From<&'a str> for Who<'a> {
+    fn from(token: &'a str) -> Who<'a> {
+        Who::Bearer(token)
+    }
+}
+
+impl<'a> From<&'a String> for Who<'a> {
+    fn from(token: &'a String) -> Who<'a> {
+        Who::Bearer(token)
+    }
+}
+
+/// `GET path` as a browser asks for a document (`accept: text/html`), from `who` (`None`:
+/// signed out): its status and body.
+pub async fn get_page<'a>(
+    app: &TestApp,
+    path: &str,
+    who: Option<impl Into<Who<'a>>>,
+) -> (u16, String) {
+    fetch(app, path, who.map(Into::into), true).await
+}
+
+/// `GET path` as curl asks for it (no `Accept`), from `who`: its status and body.
+pub async fn get_plain<'a>(
+    app: &TestApp,
+    path: &str,
+    who: Option<impl Into<Who<'a>>>,
+) -> (u16, String) {
+    fetch(app, path, who.map(Into::into), false).await
+}
+
+async fn fetch(app: &TestApp, path: &str, who: Option<Who<'_>>, document: bool) -> (u16, String) {
+    let mut req = app.client.get(app.url(path));
+    if document {
+        req = req.header("accept", "text/html");
+    }
+    match who {
+        Some(Who::Bearer(t)) => req = req.bearer_auth(t),
+        Some(Who::Cookie(t)) => req = req.header("cookie", format!("__session={t}")),
+        None => {}
+    }
+    let resp = req.send().await.unwrap();
+    (resp.status().as_u16(), resp.text().await.unwrap())
+}
+
 /// The status `/api/premium-feature` answers this token.
 pub async fn premium_status_token(app: &TestApp, token: &str) -> u16 {
     app.get_with_token("/api/premium-feature", token)
@@ -730,7 +793,7 @@ pub async fn premium_status_token(app: &TestApp, token: &str) -> u16 {
 /// The status `/api/premium-feature` answers a fresh token of `user` (no plan claim: the
 /// database decides).
 pub async fn premium_status(app: &TestApp, user: &str) -> u16 {
-    premium_status_token(app, &sign_token(&keys().0, &claims(user))).await
+    premium_status_token(app, &token_of(user)).await
 }
 
 /// `plangate serve` as a separate process on a free port, on `db_url` and data folder `dir`,

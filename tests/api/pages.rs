@@ -5,15 +5,6 @@ use serde_json::{json, Value};
 
 use crate::helpers::*;
 
-async fn page(app: &TestApp, path: &str, token: Option<&str>) -> (u16, String) {
-    let mut req = app.client.get(app.url(path));
-    if let Some(t) = token {
-        req = req.header("cookie", format!("__session={t}"));
-    }
-    let resp = req.send().await.unwrap();
-    (resp.status().as_u16(), resp.text().await.unwrap())
-}
-
 /// Subscribes the signed-in demo user to monthly Pro; returns the response (303 on success).
 async fn demo_subscribe_pro(app: &TestApp, cookie: &str) -> reqwest::Response {
     app.client
@@ -39,7 +30,7 @@ async fn every_page_renders_and_unknown_routes_are_404() {
         ("/dashboard", "You are signed out"),
         ("/dashboard/payment-gated", "Sign in and choose a plan"),
     ] {
-        let (status, html) = page(&app, path, None).await;
+        let (status, html) = get_plain(&app, path, None::<Who>).await;
         assert_eq!(status, 200, "{path}");
         assert!(html.contains(text), "{path}: {html}");
         assert!(
@@ -47,7 +38,7 @@ async fn every_page_renders_and_unknown_routes_are_404() {
             "{path} hydrates"
         );
     }
-    let (status, html) = page(&app, "/no/such/page", None).await;
+    let (status, html) = get_plain(&app, "/no/such/page", None::<Who>).await;
     assert_eq!(status, 404);
     assert!(html.contains("Page not found"));
     let api = app
@@ -85,7 +76,7 @@ async fn every_page_renders_and_unknown_routes_are_404() {
 #[tokio::test]
 async fn pricing_with_a_clerk_key_loads_clerks_scripts_from_the_frontend_api() {
     let app = spawn_app().await;
-    let (_, html) = page(&app, "/pricing?for=organization", None).await;
+    let (_, html) = get_plain(&app, "/pricing?for=organization", None::<Who>).await;
     assert!(
         html.contains(&format!(
             "https://{FAPI_HOST}/npm/@clerk/clerk-js@6/dist/clerk.browser.js"
@@ -109,7 +100,12 @@ async fn the_gated_page_sends_premium_markup_only_to_the_entitled() {
     let mut c = claims("user_p");
     c["pla"] = json!("u:pro");
     let entitled = sign_token(&keys().0, &c);
-    let (status, html) = page(&app, "/dashboard/payment-gated", Some(&entitled)).await;
+    let (status, html) = get_plain(
+        &app,
+        "/dashboard/payment-gated",
+        Some(Who::Cookie(&entitled)),
+    )
+    .await;
     assert_eq!(status, 200);
     assert!(
         html.contains("Premium insights") && html.contains("Monthly recurring revenue"),
@@ -118,7 +114,8 @@ async fn the_gated_page_sends_premium_markup_only_to_the_entitled() {
 
     c["pla"] = json!("u:free_user");
     let free = sign_token(&keys().0, &c);
-    let (status, html) = page(&app, "/dashboard/payment-gated", Some(&free)).await;
+    let (status, html) =
+        get_plain(&app, "/dashboard/payment-gated", Some(Who::Cookie(&free))).await;
     assert_eq!(status, 200);
     assert!(html.contains("Upgrade to open Premium"), "{html}");
     assert!(
@@ -131,7 +128,7 @@ async fn the_gated_page_sends_premium_markup_only_to_the_entitled() {
 async fn demo_routes_do_not_exist_when_clerk_keys_are_configured() {
     let app = spawn_app().await;
     for path in ["/demo/mailbox", "/demo/events", "/.well-known/jwks.json"] {
-        assert_eq!(page(&app, path, None).await.0, 404, "{path}");
+        assert_eq!(get_plain(&app, path, None::<Who>).await.0, 404, "{path}");
     }
     let resp = app
         .client
@@ -150,7 +147,7 @@ async fn demo_mode_signs_in_and_subscribes_through_the_webhook_path() {
         ..Default::default()
     })
     .await;
-    let (_, html) = page(&app, "/", None).await;
+    let (_, html) = get_plain(&app, "/", None::<Who>).await;
     assert!(html.contains("Demo mode"));
     let cookie = demo_sign_in(&app, "dora").await.join("; ");
     let resp = demo_subscribe_pro(&app, &cookie).await;
@@ -181,9 +178,9 @@ async fn a_signed_out_pricing_page_is_never_served_to_a_signed_in_visitor() {
         ..Default::default()
     })
     .await;
-    let (_, anonymous) = page(&app, "/pricing", None).await;
+    let (_, anonymous) = get_plain(&app, "/pricing", None::<Who>).await;
     assert!(anonymous.contains("Sign in to subscribe"), "{anonymous}");
-    let (_, again) = page(&app, "/pricing", None).await;
+    let (_, again) = get_plain(&app, "/pricing", None::<Who>).await;
     // Each response has its own CSP nonce; apart from it, the bytes are the same.
     let (n1, n2) = (
         crate::security::nonce_in(&anonymous),
@@ -230,7 +227,7 @@ async fn a_signed_out_pricing_page_is_never_served_to_a_signed_in_visitor() {
         .unwrap()
         .contains("/demo/v1/client/handshake?"));
 
-    let (_, still_anonymous) = page(&app, "/pricing", None).await;
+    let (_, still_anonymous) = get_plain(&app, "/pricing", None::<Who>).await;
     assert!(!still_anonymous.contains("Current plan"));
     assert!(still_anonymous.contains("Sign in to subscribe"));
 }

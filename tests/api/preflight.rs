@@ -162,15 +162,7 @@ async fn a_refused_secret_key_fails_saying_so() {
 #[tokio::test]
 async fn a_production_configuration_with_a_test_key_fails_naming_the_variable() {
     let (app, _api, _jwks) = instance().await;
-    let (code, out, _) = app
-        .command(
-            &["check"],
-            &[
-                ("APP_ENV", "production"),
-                ("APP_URL", "https://app.example.com"),
-            ],
-        )
-        .await;
+    let (code, out, _) = app.command(&["check"], &PRODUCTION).await;
     assert_eq!(code, 1, "{out}");
     let f = fails(&out);
     assert_eq!(f.len(), 1, "{out}");
