@@ -153,6 +153,73 @@ mod tests {
     }
 
     #[test]
+    fn a_plan_without_an_annual_price_quotes_its_monthly_one_whatever_the_period() {
+        let mut f = facts("starter", Status::Active);
+        f.period_start = Some(JAN_1_2027 - 365 * DAY_MS);
+        assert_eq!(
+            PlanSummary::of(&catalog(), f).price.as_deref(),
+            Some("$9.00 a month")
+        );
+    }
+
+    #[test]
+    fn an_item_and_a_decision_hand_over_every_fact() {
+        use crate::billing::{subscription::ItemPayer, PayerKind, Source, Standing};
+        let item = ItemState {
+            id: "csub_item_1".into(),
+            subscription_id: None,
+            payer: ItemPayer {
+                kind: PayerKind::User,
+                id: "user_1".into(),
+                user_id: Some("user_1".into()),
+                email: None,
+            },
+            plan_slug: "pro".into(),
+            plan_name: Some("Pro (Clerk)".into()),
+            status: Status::PastDue,
+            period_start: Some(1),
+            period_end: Some(2),
+            is_free_trial: true,
+            canceled_at: None,
+            past_due_at: Some(3),
+            event_at: 4,
+            inferred: false,
+            standing: Standing::default(),
+        };
+        let expected = PlanFacts {
+            slug: Some("pro"),
+            stored_name: Some("Pro (Clerk)"),
+            status: Some(Status::PastDue),
+            is_free_trial: true,
+            period_start: Some(1),
+            period_end: Some(2),
+            past_due_at: Some(3),
+        };
+        assert_eq!(PlanFacts::of_item(Some(&item)), expected);
+        assert_eq!(PlanFacts::of_item(None), PlanFacts::default());
+        let decision = Decision {
+            allowed: false,
+            plan: Some("pro".into()),
+            status: Some(Status::PastDue),
+            reason: "past_due",
+            source: Source::Database,
+            until: None,
+            scope: Some(PayerKind::User),
+            is_free_trial: true,
+            period_start: Some(1),
+            period_end: Some(2),
+            past_due_at: Some(3),
+        };
+        assert_eq!(
+            PlanFacts::of_decision(&decision),
+            PlanFacts {
+                stored_name: None,
+                ..expected
+            }
+        );
+    }
+
+    #[test]
     fn a_trial_a_free_plan_and_no_plan_read_as_what_they_are() {
         let mut f = facts("pro", Status::Active);
         f.is_free_trial = true;
