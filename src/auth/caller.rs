@@ -4,6 +4,9 @@
 
 use super::{AuthError, Session};
 
+// Made once per request and moved, never kept in a collection: boxing the session would add an
+// allocation to every request for no saving.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum Caller {
     /// No session token came with the request, or the handshake decided that its cookie is not

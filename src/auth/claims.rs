@@ -11,6 +11,12 @@ pub struct OrgClaim {
     pub slg: Option<String>,
     #[serde(default)]
     pub rol: Option<String>,
+    /// The permission names `fpm`'s bits refer to (comma list).
+    #[serde(default)]
+    pub per: Option<String>,
+    /// One decimal permission mask per organization-scoped `fea` entry (comma list).
+    #[serde(default)]
+    pub fpm: Option<String>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
@@ -59,6 +65,8 @@ pub struct Session {
     /// Minutes since the first and the second factor were verified (`fva`; `-1`: not
     /// enrolled), when the token carries exactly two whole numbers; `None` otherwise.
     pub fva: Option<[i32; 2]>,
+    /// `org:<feature>:<permission>`, decoded from `o.per` / `o.fpm` (v2 tokens).
+    pub org_permissions: Vec<String>,
 }
 
 impl Session {
@@ -67,6 +75,14 @@ impl Session {
         let (org_id, org_slug, org_role) = match (&c.o, v2) {
             (Some(o), true) => (Some(o.id.clone()), o.slg.clone(), o.rol.clone()),
             _ => (c.org_id.clone(), None, None),
+        };
+        let org_permissions = match (&c.o, v2) {
+            (Some(o), true) => crate::billing::authorization::org_permissions(
+                c.fea.as_deref(),
+                o.per.as_deref(),
+                o.fpm.as_deref(),
+            ),
+            _ => Vec::new(),
         };
         Session {
             user_id: c.sub,
@@ -93,6 +109,7 @@ impl Session {
             },
             iat_ms: c.iat.saturating_mul(1000),
             fva: c.fva.as_ref().and_then(parse_fva),
+            org_permissions,
         }
     }
 }
@@ -109,6 +126,29 @@ impl Session {
                 plan: self.token_plan.clone(),
                 features: self.features.clone(),
                 iat_ms: self.iat_ms,
+                auth: self.auth_object(),
+            }),
+        }
+    }
+}
+
+impl Session {
+    /// What the session says to Clerk's `has()`: the user, the active organization, its role
+    /// (`org:` + `o.rol`) and permissions, the factor ages, and the raw `fea` / `pla`.
+    pub fn auth_object(&self) -> crate::billing::authorization::AuthObject {
+        crate::billing::authorization::AuthObject {
+            user_id: Some(self.user_id.clone()),
+            org_id: self.org_id.clone(),
+            org_role: self.org_role.as_ref().map(|r| format!("org:{r}")),
+            org_permissions: self.org_id.as_ref().map(|_| self.org_permissions.clone()),
+            factor_verification_age: self.fva.map(|[a, b]| [i64::from(a), i64::from(b)]),
+            features: Some(self.features.join(",")),
+            plans: self.token_plan.as_ref().map(|p| {
+                let scope = match p.scope {
+                    crate::billing::PayerKind::User => "u",
+                    crate::billing::PayerKind::Org => "o",
+                };
+                format!("{scope}:{}", p.slug)
             }),
         }
     }
@@ -138,6 +178,7 @@ impl Session {
             features: vec![],
             iat_ms: 5_000,
             fva: None,
+            org_permissions: vec![],
         }
     }
 }
@@ -175,5 +216,63 @@ mod fva_tests {
         ] {
             assert_eq!(session(odd.clone()).fva, None, "{odd}");
         }
+    }
+}
+
+#[cfg(test)]
+mod authorization_tests {
+    use super::*;
+
+    fn session(c: serde_json::Value) -> Session {
+        Session::from_claims(serde_json::from_value(c).unwrap(), "sess_1".into())
+    }
+
+    #[test]
+    fn a_v2_token_says_its_role_permissions_ages_features_and_plan_as_clerk_reads_them() {
+        let s = session(serde_json::json!({
+            "sub": "user_1", "iat": 1, "exp": 2, "v": 2,
+            "fea": "o:repositories,o:impersonation,o:billing,u:x",
+            "pla": "o:team",
+            "fva": [3, -1],
+            "o": {"id": "org_1", "rol": "admin", "per": "manage,read,update", "fpm": "6,0,3"},
+        }));
+        let a = s.auth_object();
+        assert_eq!(a.user_id.as_deref(), Some("user_1"));
+        assert_eq!(a.org_id.as_deref(), Some("org_1"));
+        assert_eq!(a.org_role.as_deref(), Some("org:admin"));
+        assert_eq!(
+            a.org_permissions.unwrap(),
+            [
+                "org:repositories:read",
+                "org:repositories:update",
+                "org:billing:manage",
+                "org:billing:read"
+            ]
+        );
+        assert_eq!(a.factor_verification_age, Some([3, -1]));
+        assert_eq!(
+            a.features.as_deref(),
+            Some("o:repositories,o:impersonation,o:billing,u:x")
+        );
+        assert_eq!(a.plans.as_deref(), Some("o:team"));
+        assert_eq!(s.account().token.map(|t| t.auth), Some(s.auth_object()));
+    }
+
+    #[test]
+    fn without_an_organization_or_in_a_v1_token_no_permission_is_read() {
+        let no_org = session(serde_json::json!({
+            "sub": "user_1", "iat": 1, "exp": 2, "v": 2, "fea": "o:a", "fva": "soon",
+        }));
+        let a = no_org.auth_object();
+        assert_eq!(
+            (a.org_id, a.org_role, a.org_permissions),
+            (None, None, None)
+        );
+        assert_eq!(a.factor_verification_age, None);
+        let v1 = session(serde_json::json!({
+            "sub": "user_1", "iat": 1, "exp": 2, "org_id": "org_1",
+            "o": {"id": "org_1", "rol": "admin", "per": "read", "fpm": "1"}, "fea": "o:a",
+        }));
+        assert_eq!(v1.auth_object().org_permissions, Some(vec![]));
     }
 }

@@ -3,7 +3,9 @@
 //! opened). Built once per request at the edge (`auth::Session::account`, from a session
 //! token; an API key's owner next), so no handler or page picks a payer itself.
 
-use super::{Decision, Evidence, ItemState, Payer, PayerKind, TokenPlan};
+use super::{
+    authorization::AuthObject, Decision, Evidence, ItemState, Payer, PayerKind, TokenPlan,
+};
 
 /// What a session token says about the caller's plan (an API key says nothing: its plan is
 /// the owner's stored one).
@@ -15,6 +17,8 @@ pub struct TokenEvidence {
     pub features: Vec<String>,
     /// The token's `iat`, in ms.
     pub iat_ms: i64,
+    /// What it says for the organization and reverification dimensions of a gate.
+    pub auth: AuthObject,
 }
 
 /// Who is calling and the payers they answer for.
@@ -59,7 +63,7 @@ impl Account {
 
     /// The evidence the entitlement decision weighs: the payers' current items and the token.
     pub fn evidence<'a>(
-        &self,
+        &'a self,
         user_item: Option<&'a ItemState>,
         org_item: Option<&'a ItemState>,
     ) -> Evidence<'a> {
@@ -71,6 +75,7 @@ impl Account {
             token_plan: token.and_then(|t| t.plan.clone()),
             token_features: token.map(|t| t.features.clone()).unwrap_or_default(),
             token_iat_ms: token.map_or(0, |t| t.iat_ms),
+            authorization: token.map(|t| &t.auth),
         }
     }
 }
@@ -107,6 +112,10 @@ mod tests {
                 plan: TokenPlan::parse("o:team"),
                 features: vec!["o:reports".into()],
                 iat_ms: 7,
+                auth: AuthObject {
+                    user_id: Some("user_1".into()),
+                    ..AuthObject::default()
+                },
             }),
         }
     }
@@ -162,9 +171,18 @@ mod tests {
         assert_eq!(ev.token_plan, TokenPlan::parse("o:team"));
         assert_eq!(ev.token_features, vec!["o:reports".to_string()]);
         assert_eq!(ev.token_iat_ms, 7);
+        assert_eq!(
+            ev.authorization.and_then(|a| a.user_id.as_deref()),
+            Some("user_1")
+        );
         assert!(!session(None).evidence(None, None).active_org);
-        let ev = org_alone().evidence(None, None);
+        let alone = org_alone();
+        let ev = alone.evidence(None, None);
         assert!(ev.active_org && ev.token_plan.is_none() && ev.token_features.is_empty());
+        assert!(
+            ev.authorization.is_none(),
+            "no token: no organization role, no reverification"
+        );
         assert_eq!(ev.token_iat_ms, 0);
     }
 

@@ -9,6 +9,7 @@
 use serde::{Deserialize, Serialize};
 
 use super::{
+    authorization::{check_org, check_reverification, combine, Ask, AuthObject, Check},
     kinds::{PayerKind, Status},
     plans::{parse_scoped, Catalog, Gate},
     subscription::ItemState,
@@ -81,6 +82,9 @@ pub struct Evidence<'a> {
     pub token_features: Vec<String>,
     /// The token's `iat`, in milliseconds.
     pub token_iat_ms: i64,
+    /// What the session says for the organization and reverification dimensions (`None`: a
+    /// caller without a session token, which fails both).
+    pub authorization: Option<&'a AuthObject>,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -254,6 +258,86 @@ pub fn decide(
     now_ms: i64,
     policy: Policy,
 ) -> Decision {
+    let billing = decide_billing(ev, catalog, gate, now_ms, policy);
+    if !gate.names_authorization() {
+        return billing;
+    }
+    authorize(billing, gate, ev.authorization)
+}
+
+/// The gate's organization and reverification dimensions over the billing decision, as Clerk's
+/// `has()` combines them: every dimension the gate names must pass (a gate without plans or
+/// features skips billing); the reason is the first dimension that failed.
+pub fn authorize(billing: Decision, gate: &Gate, auth: Option<&AuthObject>) -> Decision {
+    let none = AuthObject::default();
+    let auth = auth.unwrap_or(&none);
+    let billing_check = if gate.names_billing() {
+        if billing.allowed {
+            Check::Pass
+        } else {
+            Check::Fail
+        }
+    } else {
+        Check::Skip
+    };
+    let org = organization_check(gate, auth);
+    let reverification = check_reverification(
+        &Ask {
+            reverification: gate.reverification.as_ref().map(|s| s.requirement()),
+            ..Ask::default()
+        },
+        auth,
+    );
+    let allowed = combine(&[billing_check, org, reverification]);
+    let reason = match (billing_check, org, reverification) {
+        (Check::Fail, _, _) => billing.reason,
+        (_, Check::Fail, _) => "organization_not_allowed",
+        (_, _, Check::Fail) => "reverification_required",
+        (Check::Pass, _, _) => billing.reason,
+        _ => "authorized",
+    };
+    Decision {
+        allowed,
+        reason,
+        ..billing
+    }
+}
+
+/// Any one of the gate's roles, and any one of its permissions (each list as `plans` reads).
+fn organization_check(gate: &Gate, auth: &AuthObject) -> Check {
+    if !gate.names_organization() {
+        return Check::Skip;
+    }
+    let any = |entries: &[String], ask: &dyn Fn(&str) -> Ask<'_>| {
+        entries.is_empty()
+            || entries
+                .iter()
+                .any(|e| check_org(&ask(e), auth) == Check::Pass)
+    };
+    let role = any(&gate.roles, &|r| Ask {
+        role: Some(r),
+        ..Ask::default()
+    });
+    let permission = any(&gate.permissions, &|p| Ask {
+        permission: Some(p),
+        ..Ask::default()
+    });
+    if role && permission {
+        Check::Pass
+    } else {
+        Check::Fail
+    }
+}
+
+/// The billing dimension: the payer's plan (newest evidence first) in the gate's plans or
+/// features.
+fn decide_billing(
+    ev: &Evidence<'_>,
+    catalog: &Catalog,
+    gate: &Gate,
+    now_ms: i64,
+    policy: Policy,
+) -> Decision {
     let mut views = Vec::with_capacity(2);
     if ev.active_org {
         views.extend(choose(PayerKind::Org, ev.org_item, ev, now_ms, policy));
@@ -298,6 +382,11 @@ pub fn reason_words(reason: &str) -> &'static str {
             "Your last payment failed. Access continues for a few days while it is retried."
         }
         "past_due" => "Your last payment failed, so premium access is paused until it succeeds.",
+        "organization_not_allowed" => {
+            "Your role in the active organization does not open this (or no organization is active)."
+        }
+        "reverification_required" => "Verify your identity again to open this.",
+        "authorized" => "You are allowed in.",
         "canceled_in_period" => {
             "Your subscription is canceled. Access continues until the period ends."
         }
@@ -321,6 +410,9 @@ mod words_tests {
     fn every_reason_reads_in_words() {
         use super::reason_words;
         let all = [
+            "organization_not_allowed",
+            "reverification_required",
+            "authorized",
             "active",
             "free_trial",
             "past_due_grace",
@@ -418,6 +510,163 @@ mod tests {
             inferred: false,
             standing: Default::default(),
         }
+    }
+
+    /// `decide` through a gate written as TOML, for `auth`, with an active Pro item.
+    fn through(gate_toml: &str, auth: Option<&AuthObject>) -> Decision {
+        let c = Catalog::from_toml(&format!(
+            r#"
+            [[plans]]
+            slug = "pro"
+            name = "Pro"
+            monthly_cents = 2000
+            [[plans]]
+            slug = "free_user"
+            name = "Free"
+            [gates.premium]
+            plans = ["u:pro"]
+            [gates.g]
+            {gate_toml}
+            "#
+        ))
+        .unwrap();
+        let pro = item("pro", Status::Active, 1);
+        let ev = Evidence {
+            user_item: Some(&pro),
+            authorization: auth,
+            ..Default::default()
+        };
+        decide(&ev, &c, c.gate("g").unwrap(), 5, Policy::with_grace_days(0))
+    }
+
+    fn admin(fva: Option<[i64; 2]>) -> AuthObject {
+        AuthObject {
+            user_id: Some("user_1".into()),
+            org_id: Some("org_1".into()),
+            org_role: Some("org:admin".into()),
+            org_permissions: Some(vec!["org:reports:read".into()]),
+            factor_verification_age: fva,
+            ..AuthObject::default()
+        }
+    }
+
+    #[test]
+    fn each_dimension_the_gate_names_must_pass_and_the_first_failure_is_the_reason() {
+        let fresh = admin(Some([0, -1]));
+        let stale = admin(Some([30, -1]));
+        let cases: [(&str, Option<&AuthObject>, bool, &str); 14] = [
+            // Billing alone: the plan decides, as before.
+            (r#"plans = ["u:pro"]"#, None, true, "active"),
+            (
+                r#"plans = ["u:free_user"]"#,
+                None,
+                false,
+                "plan_not_in_gate",
+            ),
+            // Organization alone (billing skipped): the role, any one of the list.
+            (r#"roles = ["admin"]"#, Some(&fresh), true, "authorized"),
+            (
+                r#"roles = ["member", "org:admin"]"#,
+                Some(&fresh),
+                true,
+                "authorized",
+            ),
+            (
+                r#"roles = ["member"]"#,
+                Some(&fresh),
+                false,
+                "organization_not_allowed",
+            ),
+            (
+                r#"roles = ["admin"]"#,
+                None,
+                false,
+                "organization_not_allowed",
+            ),
+            (
+                r#"permissions = ["org:reports:read"]"#,
+                Some(&fresh),
+                true,
+                "authorized",
+            ),
+            (
+                r#"permissions = ["reports:manage"]"#,
+                Some(&fresh),
+                false,
+                "organization_not_allowed",
+            ),
+            // Reverification alone.
+            (
+                r#"reverification = "strict""#,
+                Some(&fresh),
+                true,
+                "authorized",
+            ),
+            (
+                r#"reverification = "strict""#,
+                Some(&stale),
+                false,
+                "reverification_required",
+            ),
+            (
+                r#"reverification = "lax""#,
+                Some(&stale),
+                true,
+                "authorized",
+            ),
+            // Together: every one, and the billing reason first.
+            (
+                r#"plans = ["u:pro"]
+                   roles = ["admin"]
+                   reverification = "strict""#,
+                Some(&fresh),
+                true,
+                "active",
+            ),
+            (
+                r#"plans = ["u:free_user"]
+                   roles = ["member"]
+                   reverification = "strict""#,
+                Some(&stale),
+                false,
+                "plan_not_in_gate",
+            ),
+            (
+                r#"plans = ["u:pro"]
+                   roles = ["admin"]
+                   permissions = ["org:other:read"]"#,
+                Some(&fresh),
+                false,
+                "organization_not_allowed",
+            ),
+        ];
+        for (gate, auth, allowed, reason) in cases {
+            let d = through(gate, auth);
+            assert_eq!((d.allowed, d.reason), (allowed, reason), "{gate}");
+            assert_eq!(
+                d.plan.as_deref(),
+                Some("pro"),
+                "the plan read is kept: {gate}"
+            );
+        }
+        // Role and permission named together: both, in the same organization.
+        let both = r#"roles = ["admin"]
+                      permissions = ["org:reports:read"]"#;
+        assert!(through(both, Some(&fresh)).allowed);
+        let mut no_permission = admin(Some([0, -1]));
+        no_permission.org_permissions = Some(vec![]);
+        assert!(!through(both, Some(&no_permission)).allowed);
+        // Billing and reverification: a fresh sign-in does not carry a missing plan.
+        let gate = r#"plans = ["u:free_user"]
+                      reverification = "strict""#;
+        assert_eq!(through(gate, Some(&fresh)).reason, "plan_not_in_gate");
+        let gate = r#"plans = ["u:pro"]
+                      reverification = "strict""#;
+        assert_eq!(
+            through(gate, Some(&stale)).reason,
+            "reverification_required"
+        );
+        assert!(through(gate, Some(&fresh)).allowed);
     }
 
     fn run(ev: &Evidence<'_>, now: i64, grace_days: i64) -> Decision {

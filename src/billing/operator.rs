@@ -16,16 +16,27 @@ pub const MAX_TRIAL_DAYS_AHEAD: i64 = 365;
 
 const DAY_MS: i64 = 86_400_000;
 
-/// Whether a session may act in the console now, by Clerk's `strict` reverification
-/// (`second_factor`, 10 minutes) over its token's `fva` (`[first, second]` factor ages in
-/// minutes, `-1` not enrolled; `None` absent or malformed): the second factor's age when one is
-/// enrolled, else the first's, strictly under [`REVERIFY_MINUTES`]. Unknown fails.
+/// Whether a session may act in the console now: Clerk's `strict` reverification (`second_factor`,
+/// [`REVERIFY_MINUTES`]) over its token's `fva` (`[first, second]` factor ages in minutes, `-1`
+/// not enrolled; `None` absent or malformed), decided by the same check as a gate's
+/// `reverification` (`authorization::check_reverification`). Unknown fails.
 pub fn recently_verified(fva: Option<[i32; 2]>) -> bool {
-    let Some([first, second]) = fva else {
-        return false;
+    use super::authorization::{
+        check_reverification, Ask, AuthObject, Check, Level, Reverification,
     };
-    let age = if second != -1 { second } else { first };
-    (0..REVERIFY_MINUTES).contains(&age)
+    let strict = Reverification {
+        level: Level::SecondFactor,
+        after_minutes: i64::from(REVERIFY_MINUTES),
+    };
+    let auth = AuthObject {
+        factor_verification_age: fva.map(|[a, b]| [i64::from(a), i64::from(b)]),
+        ..AuthObject::default()
+    };
+    let ask = Ask {
+        reverification: Some(Some(strict)),
+        ..Ask::default()
+    };
+    check_reverification(&ask, &auth) == Check::Pass
 }
 
 /// One console action, read from its route and form.

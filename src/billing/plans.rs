@@ -5,6 +5,8 @@ use std::collections::BTreeMap;
 
 use serde::{Deserialize, Serialize};
 
+use super::authorization::Reverification;
+
 use super::kinds::PayerKind;
 
 #[derive(Debug, thiserror::Error)]
@@ -106,16 +108,78 @@ impl Plan {
     }
 }
 
+/// A gate: who may open what is behind it, in the dimensions of Clerk's `has()` (README, "Plans
+/// and gates"). Every dimension it names must pass; each list allows any one of its entries.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Gate {
+    /// The billing dimension: plans (`u:pro`, `o:team`) and features.
     #[serde(default)]
     pub plans: Vec<String>,
     #[serde(default)]
     pub features: Vec<String>,
+    /// The organization dimension: roles (`admin` = `org:admin`) and permissions
+    /// (`org:<feature>:<permission>`) in the active organization.
+    #[serde(default)]
+    pub roles: Vec<String>,
+    #[serde(default)]
+    pub permissions: Vec<String>,
+    /// How recent a verification opening it needs: a preset or a custom level.
+    #[serde(default)]
+    pub reverification: Option<ReverificationSpec>,
+    /// The metered feature a call behind it spends (what the gate probe shows).
+    #[serde(default)]
+    pub meter: Option<String>,
+}
+
+/// `reverification = "strict"` or `reverification = { level = "second_factor", after_minutes = 30 }`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum ReverificationSpec {
+    Preset(String),
+    Custom(CustomReverification),
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct CustomReverification {
+    pub level: String,
+    pub after_minutes: i64,
+}
+
+impl ReverificationSpec {
+    /// The requirement, `None` when it is not one Clerk knows.
+    pub fn requirement(&self) -> Option<Reverification> {
+        match self {
+            ReverificationSpec::Preset(name) => Reverification::preset(name),
+            ReverificationSpec::Custom(c) => Reverification::custom(&c.level, c.after_minutes),
+        }
+    }
 }
 
 impl Gate {
+    /// Whether it names plans or features.
+    pub fn names_billing(&self) -> bool {
+        !self.plans.is_empty() || !self.features.is_empty()
+    }
+
+    /// Whether it names roles or permissions.
+    pub fn names_organization(&self) -> bool {
+        !self.roles.is_empty() || !self.permissions.is_empty()
+    }
+
+    /// Whether it names anything beyond billing (the entitlement decision's slower path).
+    pub fn names_authorization(&self) -> bool {
+        self.names_organization() || self.reverification.is_some()
+    }
+
+    /// Its reverification requirement (checked at start: a gate's spec always reads).
+    pub fn requirement(&self) -> Option<Reverification> {
+        self.reverification
+            .as_ref()
+            .and_then(ReverificationSpec::requirement)
+    }
+
     pub fn allows_plan(&self, scope: PayerKind, slug: &str) -> bool {
         self.plans.iter().any(|entry| {
             parse_scoped(entry)
@@ -206,7 +270,36 @@ impl Catalog {
                     )));
                 }
             }
-            if gate.plans.is_empty() && gate.features.is_empty() {
+            for entry in gate.roles.iter().chain(&gate.permissions) {
+                let bare = entry.strip_prefix("org:").unwrap_or(entry);
+                if bare.is_empty() || entry.contains(|c: char| c == ',' || c.is_whitespace()) {
+                    return Err(PlansError::Invalid(format!(
+                        "gate `{name}`: `{entry}` is not a role or permission key \
+                         (e.g. `admin`, `org:reports:read`)"
+                    )));
+                }
+            }
+            if let Some(spec) = &gate.reverification {
+                if spec.requirement().is_none() {
+                    return Err(PlansError::Invalid(format!(
+                        "gate `{name}`: reverification must be `strict_mfa`, `strict`, \
+                         `moderate`, `lax`, or {{ level = \"first_factor\"|\"second_factor\"|\
+                         \"multi_factor\", after_minutes = N }} with N > 0 (found {spec:?})"
+                    )));
+                }
+            }
+            if let Some(m) = &gate.meter {
+                if !self
+                    .plans
+                    .iter()
+                    .any(|p| p.limits.contains_key(m) || p.features.contains(m))
+                {
+                    return Err(PlansError::Invalid(format!(
+                        "gate `{name}`: meter `{m}` is not a feature of any plan"
+                    )));
+                }
+            }
+            if !gate.names_billing() && !gate.names_authorization() {
                 return Err(PlansError::Invalid(format!("gate `{name}` allows nothing")));
             }
         }
@@ -274,6 +367,96 @@ pub fn feature_words(slug: &str) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn with_gate(gate: &str) -> Result<Catalog, PlansError> {
+        Catalog::from_toml(&format!(
+            r#"
+            [[plans]]
+            slug = "pro"
+            name = "Pro"
+            monthly_cents = 2000
+            features = ["premium_api"]
+
+            [gates.premium]
+            plans = ["u:pro"]
+
+            [gates.other]
+            {gate}
+            "#
+        ))
+    }
+
+    #[test]
+    fn a_gate_may_name_roles_permissions_and_reverification_and_nothing_else_passes() {
+        for ok in [
+            r#"roles = ["admin"]"#,
+            r#"roles = ["org:admin", "billing_manager"]"#,
+            r#"permissions = ["org:reports:read"]"#,
+            r#"reverification = "strict_mfa""#,
+            r#"reverification = "lax""#,
+            r#"reverification = { level = "first_factor", after_minutes = 1 }"#,
+            r#"plans = ["u:pro"]
+               roles = ["admin"]
+               reverification = "moderate"
+               meter = "premium_api""#,
+        ] {
+            let c = with_gate(ok).unwrap_or_else(|e| panic!("{ok}: {e}"));
+            assert!(c
+                .gate("other")
+                .is_some_and(|g| g.names_billing() || g.names_authorization()));
+        }
+        for (bad, says) in [
+            ("", "allows nothing"),
+            ("roles = []", "allows nothing"),
+            (r#"roles = [""]"#, "not a role or permission"),
+            (r#"roles = ["org:"]"#, "not a role or permission"),
+            (
+                r#"permissions = ["org:a:read, org:b:read"]"#,
+                "not a role or permission",
+            ),
+            (r#"permissions = ["a b"]"#, "not a role or permission"),
+            (r#"reverification = "Strict""#, "reverification must be"),
+            (r#"reverification = "none""#, "reverification must be"),
+            (
+                r#"reverification = { level = "third_factor", after_minutes = 5 }"#,
+                "reverification must be",
+            ),
+            (
+                r#"reverification = { level = "first_factor", after_minutes = 0 }"#,
+                "reverification must be",
+            ),
+            (
+                r#"reverification = { level = "first_factor", after_minutes = -5 }"#,
+                "reverification must be",
+            ),
+            (r#"reverification = { level = "first_factor" }"#, ""),
+            (
+                r#"reverification = { level = "first_factor", after_minutes = 5, extra = 1 }"#,
+                "",
+            ),
+            (
+                r#"plans = ["u:pro"]
+               meter = "nothing_metered""#,
+                "meter `nothing_metered`",
+            ),
+            (r#"scopes = ["x"]"#, ""),
+        ] {
+            let e = with_gate(bad).expect_err(bad).to_string();
+            assert!(e.contains(says), "{bad}: {e}");
+        }
+        let c =
+            with_gate(r#"reverification = { level = "multi_factor", after_minutes = 7 }"#).unwrap();
+        assert_eq!(
+            c.gate("other").unwrap().requirement(),
+            Some(Reverification {
+                level: crate::billing::authorization::Level::MultiFactor,
+                after_minutes: 7
+            })
+        );
+        assert_eq!(c.gate("premium").unwrap().requirement(), None);
+        let g = c.gate("premium").unwrap();
+        assert!(g.names_billing() && !g.names_organization() && !g.names_authorization());
+    }
 
     #[test]
     fn an_unknown_key_anywhere_stops_the_file() {

@@ -1,6 +1,10 @@
 //! The JSON API: `/api/me`, `/api/premium-feature`, and the health checks.
 
-use axum::{extract::State, http::StatusCode, Json};
+use axum::{
+    extract::{Path, State},
+    http::StatusCode,
+    Json,
+};
 use serde_json::{json, Value};
 
 use super::{
@@ -62,6 +66,54 @@ pub async fn usage(
 ) -> Result<Json<Value>, ApiError> {
     let report = state.usage().report_for(&access).await?;
     Ok(Json(usage_json(&report)))
+}
+
+/// `GET /api/gates/{gate}`: may the caller open `gate`, without spending anything: whether,
+/// the reason in words, and the gate's metered feature's meter (README, "Plans and gates").
+pub async fn gate(
+    State(state): State<AppState>,
+    Path(gate): Path<String>,
+    Signed(account): Signed,
+) -> Result<Json<Value>, ApiError> {
+    let Some(meter) = state
+        .entitlements()
+        .catalog()
+        .gate(&gate)
+        .map(|g| g.meter.clone())
+    else {
+        return Err(ApiError::not_found());
+    };
+    let access = state.entitlements().access(account, &gate).await?;
+    let usage = match meter {
+        Some(feature) => {
+            let report = state.usage().report_for(&access).await?;
+            report
+                .features
+                .iter()
+                .find(|f| f.feature == feature)
+                .map(|f| {
+                    json!({
+                        "feature": f.feature,
+                        "limit": f.limit,
+                        "used": f.used,
+                        "remaining": f.remaining,
+                        "period_start": report.period.start,
+                        "period_end": report.period.end,
+                    })
+                })
+                .unwrap_or(Value::Null)
+        }
+        None => Value::Null,
+    };
+    let d = &access.decision;
+    Ok(Json(json!({
+        "gate": gate,
+        "allowed": d.allowed,
+        "reason": crate::billing::entitlement::reason_words(d.reason),
+        "code": d.reason,
+        "payer": access.payer.label(),
+        "usage": usage,
+    })))
 }
 
 /// DESIGN's shape of `GET /api/usage`: times in ms, `null` limits for unlimited features.

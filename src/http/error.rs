@@ -15,6 +15,9 @@ pub struct ApiError {
     pub message: String,
     /// Sent with the error (`Retry-After`, `RateLimit-*`).
     pub headers: Vec<(HeaderName, HeaderValue)>,
+    /// A body another party defines, sent instead of plangate's (Clerk's reverification
+    /// error, which clerk-js reads).
+    pub body: Option<serde_json::Value>,
 }
 
 impl ApiError {
@@ -24,6 +27,7 @@ impl ApiError {
             code,
             message: message.into(),
             headers: Vec::new(),
+            body: None,
         }
     }
     pub fn unauthorized() -> Self {
@@ -67,11 +71,10 @@ impl ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let mut r = (
-            self.status,
-            Json(json!({"error": {"code": self.code, "message": self.message}})),
-        )
-            .into_response();
+        let body = self
+            .body
+            .unwrap_or_else(|| json!({"error": {"code": self.code, "message": self.message}}));
+        let mut r = (self.status, Json(body)).into_response();
         r.headers_mut().extend(self.headers);
         r
     }

@@ -42,6 +42,25 @@ impl GateName for PremiumApi {
     const SPENDS: Option<&'static str> = Some("premium_api");
 }
 
+/// A gate's refusal: `403` with the reason; for a missing reverification, Clerk's own body
+/// (`{"clerk_error":{"type":"forbidden","reason":"reverification-error",…}}`), which clerk-js'
+/// `useReverification` reads to ask the user to verify again.
+pub fn refusal(state: &AppState, gate: &str, reason: &'static str) -> ApiError {
+    let mut e = ApiError::forbidden(reason);
+    if reason == "reverification_required" {
+        let requirement = state
+            .entitlements()
+            .catalog()
+            .gate(gate)
+            .and_then(crate::billing::Gate::requirement);
+        if let Some(r) = requirement {
+            e.code = "reverification_required";
+            e.body = Some(r.error_body());
+        }
+    }
+    e
+}
+
 /// The signed-in caller's account.
 pub struct Signed(pub Account);
 
@@ -93,7 +112,7 @@ impl<G: GateName> FromRequestParts<AppState> for Entitled<G> {
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
         let Gated(access, _) = Gated::<G>::from_request_parts(parts, state).await?;
         if !access.decision.allowed {
-            return Err(ApiError::forbidden(access.decision.reason));
+            return Err(refusal(state, G::GATE, access.decision.reason));
         }
         Ok(Entitled(access, PhantomData))
     }

@@ -91,6 +91,7 @@ pub fn router(state: AppState) -> Router {
         .route("/api/me", get(api::me))
         .route("/api/premium-feature", get(api::premium_feature))
         .route("/api/usage", get(api::usage))
+        .route("/api/gates/{gate}", get(api::gate))
         .route("/api/billing", get(api::billing))
         // The operator console: its routes behind an operators-only layer (anyone but an
         // operator, and any path or method it does not serve, gets the unknown-path answer).

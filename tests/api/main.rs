@@ -2,6 +2,7 @@
 //! `TEST_DATABASE_URL` points at a server (a fresh database per test).
 
 mod auth;
+mod authorization;
 mod billing;
 mod config;
 mod console;

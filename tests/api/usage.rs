@@ -106,10 +106,6 @@ async fn subscribe(app: &TestApp, body: &Value) {
     assert_eq!(app.deliver(&msg_id(), body).await.status(), 200);
 }
 
-fn token_of(user: &str) -> String {
-    sign_token(&keys().0, &claims(user))
-}
-
 async fn usage(app: &TestApp, token: &str) -> Value {
     let r = app.get_with_token("/api/usage", token).await;
     assert_eq!(r.status(), 200);
