@@ -387,6 +387,45 @@ mod tests {
     }
 
     #[test]
+    fn slugs_and_trials_are_checked_at_start() {
+        let plan = |slug: &str, monthly: u32, trial: u32| {
+            Catalog::from_toml(&format!(
+                r#"
+                [[plans]]
+                slug = "{slug}"
+                name = "P"
+                monthly_cents = {monthly}
+                trial_days = {trial}
+                [gates.premium]
+                plans = ["u:{slug}"]
+                "#
+            ))
+        };
+        for ok in ["pro", "pro-2_X"] {
+            assert!(plan(ok, 100, 0).is_ok(), "{ok}");
+        }
+        for bad in ["", "pro plan", "a/b", "é"] {
+            assert!(plan(bad, 100, 0).is_err(), "{bad:?}");
+        }
+        assert!(plan("pro", 100, 365).is_ok());
+        assert!(plan("pro", 100, 1).is_ok());
+        assert!(plan("pro", 100, 366).is_err());
+        assert!(plan("pro", 0, 1).is_err(), "a trial of a free plan");
+        assert!(plan("pro", 0, 0).is_ok());
+    }
+
+    #[test]
+    fn a_gate_feature_opens_only_in_its_scope_and_by_its_name() {
+        let g = Gate {
+            features: vec!["u:a".into()],
+            ..Gate::default()
+        };
+        assert!(g.allows_any_feature(PayerKind::User, ["a"].into_iter()));
+        assert!(!g.allows_any_feature(PayerKind::User, ["b"].into_iter()));
+        assert!(!g.allows_any_feature(PayerKind::Org, ["a"].into_iter()));
+    }
+
+    #[test]
     fn a_gate_may_name_roles_permissions_and_reverification_and_nothing_else_passes() {
         for ok in [
             r#"roles = ["admin"]"#,
