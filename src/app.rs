@@ -9,6 +9,7 @@ use leptos_router::{
 
 use crate::components::clerk::{ClerkLoader, ClerkSignOut, DemoRefresher};
 use crate::pages::{
+    api_keys::ApiKeys,
     billing::Billing,
     dashboard::Dashboard,
     demo::{Events, Mailbox},
@@ -103,6 +104,7 @@ pub fn App() -> impl IntoView {
                     <Route path=path!("/dashboard") view=Dashboard ssr=SsrMode::Async/>
                     <Route path=path!("/dashboard/payment-gated") view=PaymentGated ssr=SsrMode::Async/>
                     <Route path=path!("/dashboard/billing") view=Billing ssr=SsrMode::Async/>
+                    <Route path=path!("/dashboard/api-keys") view=ApiKeys ssr=SsrMode::Async/>
                     <Route path=path!("/demo/mailbox") view=Mailbox ssr=SsrMode::Async/>
                     <Route path=path!("/demo/events") view=Events ssr=SsrMode::Async/>
                 </Routes>

@@ -302,6 +302,25 @@ impl ClerkApi {
         .map(drop)
     }
 
+    /// Verifies an API key's secret (`POST /v1/api_keys/verify`, `{"secret": …}`): Clerk's answer
+    /// (`subject`, `revoked`, `expired`, `expiration`, …), or `None` when Clerk does not know the
+    /// secret (`404`, or a `400`/`422` for one that cannot be a key). One attempt: a caller waits
+    /// on it. The secret is sent in the body only and never logged.
+    pub async fn verify_api_key(&self, secret: &str) -> Result<Option<Value>, ClerkApiError> {
+        let path = "/v1/api_keys/verify";
+        let body = serde_json::json!({ "secret": secret });
+        match self.send(reqwest::Method::POST, path, Some(&body), 1).await {
+            Ok(bytes) => serde_json::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| ClerkApiError::Body { path: path.into() }),
+            Err(ClerkApiError::Status {
+                status: 400 | 404 | 422,
+                ..
+            }) => Ok(None),
+            Err(e) => Err(e),
+        }
+    }
+
     /// One request, with the key, the API version, the limiter and the retries; the body of a
     /// 2xx answer, or the error.
     async fn send(

@@ -116,6 +116,29 @@ pub enum FixPayment {
     DemoRecover,
 }
 
+/// `/dashboard/api-keys`: the caller's API keys (demo mode), or Clerk's own component.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeysView {
+    pub signed_in: bool,
+    pub demo: bool,
+    pub keys: Vec<ApiKeyRow>,
+    /// A key just made: its secret, shown this once.
+    pub new_secret: Option<String>,
+    /// Where the metered API answers (`APP_URL/api/premium-feature`).
+    pub api_url: String,
+    /// The gate probe (`APP_URL/api/gates/premium`).
+    pub probe_url: String,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct ApiKeyRow {
+    pub id: String,
+    pub name: String,
+    pub hint: String,
+    pub created: String,
+    pub revoked: Option<String>,
+}
+
 /// `/dashboard/billing`: the caller's billing, and their active organization's.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct BillingView {

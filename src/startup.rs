@@ -114,6 +114,17 @@ impl Application {
                 (d, http.clone(), hook)
             }),
         ));
+        let demo_keys = demo
+            .as_ref()
+            .map(|_| Arc::new(crate::demo::api_keys::DemoKeys::new(services.db.clone())));
+        let api_keys = Arc::new(crate::auth::ApiKeys::for_config(
+            services.clerk_api.clone(),
+            demo_keys
+                .as_ref()
+                .map(|k| (format!("http://{addr}/demo/bapi"), k.bapi_secret.clone())),
+            services.metrics.clone(),
+            clock.clone(),
+        )?);
         let background =
             Background::start(&config, services.clone(), console.clone(), clock).await?;
 
@@ -132,6 +143,8 @@ impl Application {
             leptos_options,
             services,
             sessions,
+            api_keys,
+            demo_keys,
             console,
             verifier: Arc::new(Verifier::new(&secrets)),
             limiter: RateLimiter::new(config.limits.rate_limit_per_minute),

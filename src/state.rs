@@ -7,10 +7,10 @@ use axum::extract::FromRef;
 use leptos::config::LeptosOptions;
 
 use crate::{
-    auth::Sessions,
+    auth::{ApiKeys, Sessions},
     config::Config,
     db::Db,
-    demo::DemoIssuer,
+    demo::{api_keys::DemoKeys, DemoIssuer},
     security::{csp::Csp, RateLimiter},
     services::{Console, Entitlements, Inbox, Reconciler, Services, Usage},
     webhooks::verify::Verifier,
@@ -28,6 +28,10 @@ pub struct Wiring {
     pub services: Arc<Services>,
     /// Where a request's session token is, and its verification (the guard's).
     pub sessions: Arc<Sessions>,
+    /// API keys' verification and its per-instance memory (the guard's).
+    pub api_keys: Arc<ApiKeys>,
+    /// Demo mode's stand-in for Clerk's API keys.
+    pub demo_keys: Option<Arc<DemoKeys>>,
     /// The operator console (README, "Operator console").
     pub console: Arc<Console>,
     /// Clerk's webhook signatures (the webhook edge checks them before the inbox sees a byte).
@@ -56,6 +60,12 @@ impl AppState {
     }
     pub fn sessions(&self) -> &Sessions {
         &self.0.sessions
+    }
+    pub fn api_keys(&self) -> &ApiKeys {
+        &self.0.api_keys
+    }
+    pub fn demo_keys(&self) -> Option<&DemoKeys> {
+        self.0.demo_keys.as_deref()
     }
     pub fn entitlements(&self) -> &Entitlements {
         &self.0.services.entitlements

@@ -17,6 +17,11 @@ pub enum Caller {
     /// A token came and did not verify (forged, expired, another instance's): never "signed
     /// out" to an API, which answers `401`; pages show the signed-out state.
     Rejected(AuthError),
+    /// An API key (`Authorization: Bearer ak_…`) the Backend API vouched for: its owner.
+    Key(crate::billing::Payer),
+    /// An API key that could not be verified now (the Backend API did not answer): `503`,
+    /// never an answer that opens anything.
+    KeyUnavailable,
 }
 
 impl Caller {
@@ -33,10 +38,11 @@ impl Caller {
         !matches!(self, Caller::Anonymous)
     }
 
-    /// The guard's verdict as a verification result (`None` when no token came).
+    /// The guard's verdict on a session token as a verification result (`None` when no session
+    /// token came: none at all, or an API key).
     pub fn verdict(&self) -> Option<Result<&Session, &AuthError>> {
         match self {
-            Caller::Anonymous => None,
+            Caller::Anonymous | Caller::Key(_) | Caller::KeyUnavailable => None,
             Caller::Verified(s) => Some(Ok(s)),
             Caller::Rejected(e) => Some(Err(e)),
         }

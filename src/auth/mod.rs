@@ -1,6 +1,7 @@
 //! Clerk session tokens: where they come from (header, cookies), and how they are verified
 //! (RS256 against a cached key store, with Clerk's claim checks).
 
+pub mod api_keys;
 pub mod caller;
 pub mod claims;
 pub mod cookies;
@@ -9,6 +10,8 @@ pub mod keys;
 pub mod sessions;
 pub mod verify;
 
+pub use crate::billing::api_key::KeyVerdict;
+pub use api_keys::ApiKeys;
 pub use caller::Caller;
 pub use claims::Session;
 pub use cookies::{cookie, cookie_suffix, now_secs, session_token};

@@ -39,6 +39,8 @@ pub enum AuthError {
     Pending,
     #[error("not a session token (JWT template or machine category)")]
     Category,
+    #[error("API key unknown, revoked or expired")]
+    ApiKeyRefused,
 }
 
 /// Clerk's token categories (the JOSE header's `cat`): only a session token, or a token of the
@@ -78,6 +80,7 @@ impl AuthError {
                 | AuthError::Algorithm
                 | AuthError::UnknownKey
                 | AuthError::Invalid
+                | AuthError::ApiKeyRefused
         )
     }
 }

@@ -9,6 +9,8 @@ pub mod kinds;
 #[cfg(feature = "ssr")]
 pub mod account;
 #[cfg(feature = "ssr")]
+pub mod api_key;
+#[cfg(feature = "ssr")]
 pub mod authorization;
 #[cfg(feature = "ssr")]
 pub mod entitlement;

@@ -78,12 +78,15 @@ pub fn ClerkLoader(
 
 #[component]
 pub fn ClerkMount(
-    /// `pricing` or `sign-in`
+    /// `pricing`, `sign-in` or `api-keys`
     kind: &'static str,
     #[prop(default = "user".to_string())] for_: String,
     #[prop(default = "/dashboard?checkout=1".to_string())] redirect: String,
 ) -> impl IntoView {
     let mount = match kind {
+        // Clerk's API-keys component; a development instance without API keys enabled throws,
+        // and the page says what to switch on instead of staying blank.
+        "api-keys" => "try { window.Clerk.mountAPIKeys(el); } catch (e) { status.textContent = 'API keys are not enabled for this Clerk application: turn them on in the Clerk Dashboard (API keys), then reload.'; status.setAttribute('data-state', 'error'); status.hidden = false; }".to_string(),
         "sign-in" => format!(
             "window.Clerk.mountSignIn(el, {{ forceRedirectUrl: {} }});",
             js_string("/dashboard")

@@ -2,6 +2,7 @@
 //! `DATABASE_URL`; every statement is written so both engines accept it (`$n` placeholders,
 //! `on conflict`, `returning`).
 
+pub mod api_keys;
 pub mod console;
 pub mod inbox;
 pub mod items;
@@ -239,6 +240,11 @@ const MIGRATIONS: &[(i64, &str, &str)] = &[
         8,
         "payments",
         include_str!("../../migrations/0008_payments.sql"),
+    ),
+    (
+        9,
+        "api keys",
+        include_str!("../../migrations/0009_api_keys.sql"),
     ),
 ];
 

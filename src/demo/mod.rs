@@ -3,6 +3,7 @@
 //! app's own `/api/webhooks/clerk`, so demo traffic takes exactly the production path.
 //! Never active in production (config refuses it).
 
+pub mod api_keys;
 pub mod backend;
 pub mod delivery;
 pub mod events;

@@ -21,7 +21,7 @@ pub async fn me(Gated(access, _): Gated<Premium>) -> Json<Value> {
     let (a, d) = (&access.account, &access.decision);
     Json(json!({
         "user_id": a.user().map(|u| &u.id),
-        "org_id": a.org.as_ref().map(|o| &o.id),
+        "org_id": a.organization().map(|o| &o.id),
         "plan": d.plan,
         "status": d.status.map(|s| s.as_str()),
         "entitled": d.allowed,

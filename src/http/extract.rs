@@ -70,12 +70,40 @@ pub struct Gated<G>(pub Access, pub PhantomData<G>);
 /// The signed-in caller's access through gate `G`, which opened.
 pub struct Entitled<G>(pub Access, pub PhantomData<G>);
 
+/// The account a caller is: a session's user (and active organization), or an API key's owner
+/// (no token claims: its plan is the owner's stored one, and organization roles and
+/// reverification fail for it). The one place a request's caller becomes an account.
+pub fn account_of(caller: Caller) -> Result<Account, ApiError> {
+    match caller {
+        Caller::Verified(session) => Ok(session.account()),
+        Caller::Key(owner) => Ok(Account {
+            caller: owner,
+            org: None,
+            token: None,
+        }),
+        Caller::KeyUnavailable => Err(ApiError::new(
+            axum::http::StatusCode::SERVICE_UNAVAILABLE,
+            "api_keys_unavailable",
+            "API keys cannot be verified right now (Clerk's Backend API did not answer); retry shortly",
+        )),
+        Caller::Anonymous | Caller::Rejected(_) => Err(ApiError::unauthorized()),
+    }
+}
+
+fn take_caller(parts: &mut Parts) -> Caller {
+    // Taken rather than cloned (a session's strings, on every API call): a handler takes its
+    // caller once.
+    parts
+        .extensions
+        .remove::<Caller>()
+        .unwrap_or(Caller::Anonymous)
+}
+
 impl FromRequestParts<AppState> for Signed {
     type Rejection = ApiError;
 
-    async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let AuthUser(session) = AuthUser::from_request_parts(parts, state).await?;
-        Ok(Signed(session.account()))
+    async fn from_request_parts(parts: &mut Parts, _state: &AppState) -> Result<Self, ApiError> {
+        account_of(take_caller(parts)).map(Signed)
     }
 }
 
@@ -83,21 +111,15 @@ impl<G: GateName> FromRequestParts<AppState> for Gated<G> {
     type Rejection = ApiError;
 
     async fn from_request_parts(parts: &mut Parts, state: &AppState) -> Result<Self, ApiError> {
-        let AuthUser(session) = AuthUser::from_request_parts(parts, state).await?;
+        let account = account_of(take_caller(parts))?;
         if G::SPENDS.is_some() {
             super::guard::spend_intent(&parts.headers, &state.config().app_url)?;
         }
-        match state
-            .entitlements()
-            .access(session.account(), G::GATE)
-            .await
-        {
-            Ok(access) => Ok(Gated(access, PhantomData)),
+        match state.entitlements().decision(&account, G::GATE).await {
+            Ok(decision) => Ok(Gated(Access::new(account, decision), PhantomData)),
             // Who pays cannot be read: a refusal this instance remembers still stands.
             Err(e) => Err(
-                match G::SPENDS
-                    .and_then(|f| state.usage().refusal_from_memory(&session.account(), f))
-                {
+                match G::SPENDS.and_then(|f| state.usage().refusal_from_memory(&account, f)) {
                     Some(meter) => UsageError::Limited(meter).into(),
                     None => e.into(),
                 },
@@ -128,7 +150,10 @@ impl MaybeAuthUser {
         match caller {
             Caller::Anonymous => Ok(MaybeAuthUser(None)),
             Caller::Verified(session) => Ok(MaybeAuthUser(Some(session))),
-            Caller::Rejected(_) => Err(ApiError::unauthorized()),
+            // An API key is not a session: routes that need a person refuse it.
+            Caller::Rejected(_) | Caller::Key(_) | Caller::KeyUnavailable => {
+                Err(ApiError::unauthorized())
+            }
         }
     }
 }
@@ -140,13 +165,7 @@ impl FromRequestParts<AppState> for MaybeAuthUser {
         parts: &mut Parts,
         _state: &AppState,
     ) -> Result<Self, Self::Rejection> {
-        // Taken rather than cloned (a session's strings, on every API call): a handler takes
-        // its caller once.
-        let caller = parts
-            .extensions
-            .remove::<Caller>()
-            .unwrap_or(Caller::Anonymous);
-        MaybeAuthUser::from_caller(caller)
+        MaybeAuthUser::from_caller(take_caller(parts))
     }
 }
 

@@ -151,7 +151,9 @@ pub async fn guard(State(state): State<AppState>, req: Request, next: Next) -> R
         .into_response();
     }
 
-    if !static_path {
+    // The demo's stand-in for Clerk's Backend API is called by this app with its own Bearer:
+    // not a visitor's credential.
+    if !static_path && !path.starts_with(crate::http::DEMO_BAPI) {
         if let Err(resp) = check_token(&state, &mut parts).await {
             return resp;
         }
@@ -205,6 +207,11 @@ fn mark_cacheability(headers: &mut HeaderMap, personal: bool, html: bool) {
 /// the verdict in the request as a [`Caller`] for everything downstream. A forged token counts
 /// against the client's address, and an address with no attempts left is refused unread.
 async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response> {
+    if let Some(secret) = api_key(&parts.headers) {
+        let caller = check_api_key(state, parts, secret).await?;
+        parts.extensions.insert(caller);
+        return Ok(());
+    }
     let Some(token) = state.sessions().token(&parts.headers) else {
         parts.extensions.insert(Caller::Anonymous);
         return Ok(());
@@ -234,6 +241,44 @@ async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response
     };
     parts.extensions.insert(caller);
     Ok(())
+}
+
+/// An API key's secret: `Authorization: Bearer ak_…` (only ever from that header: a cookie is
+/// never a key).
+fn api_key(headers: &HeaderMap) -> Option<String> {
+    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
+    let (scheme, secret) = value.trim().split_once(' ')?;
+    let secret = secret.trim();
+    (scheme.eq_ignore_ascii_case("bearer") && secret.starts_with(crate::auth::api_keys::PREFIX))
+        .then(|| secret.to_string())
+}
+
+/// The caller an API key makes: its owner when the Backend API (or this instance's memory of its
+/// answer, at most 10 s old) vouches for it; refused keys count against the client's address.
+async fn check_api_key(
+    state: &AppState,
+    parts: &Parts,
+    secret: String,
+) -> Result<Caller, Response> {
+    let peer = parts
+        .extensions
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| Extension(*c));
+    let ip = client_of(state, &peer, &parts.headers);
+    if let Some(retry) = state.limiter().blocked(ip) {
+        return Err(too_many(retry));
+    }
+    Ok(match state.api_keys().verify(&secret).await {
+        Ok(crate::auth::KeyVerdict::Valid(owner)) => Caller::Key(owner),
+        Ok(crate::auth::KeyVerdict::Refused) => {
+            state.limiter().count(ip);
+            Caller::Rejected(crate::auth::AuthError::ApiKeyRefused)
+        }
+        Err(e) => {
+            tracing::warn!(error = %e, "an API key could not be verified");
+            Caller::KeyUnavailable
+        }
+    })
 }
 
 /// Inside a Leptos render: use the nonce the guard chose, so the response's CSP names it.

@@ -6,6 +6,7 @@
 pub mod admin;
 pub mod api;
 pub mod demo;
+pub mod demo_keys;
 pub mod error;
 pub mod extract;
 pub mod guard;
@@ -37,6 +38,8 @@ use crate::{
 };
 
 pub const WEBHOOK_PATH: &str = "/api/webhooks/clerk";
+/// Where demo mode's stand-in for Clerk's Backend API answers (API key verification).
+pub const DEMO_BAPI: &str = "/demo/bapi/";
 
 /// The app's route list, generated once per process. Generating it sets a process-global flag
 /// that makes any resource first polled meanwhile wait forever (leptos issue #4773); generating
@@ -106,7 +109,10 @@ pub fn router(state: AppState) -> Router {
             .route("/demo/refresh", post(demo::refresh))
             .route("/demo/v1/client/handshake", get(demo::handshake))
             .route("/demo/action", post(demo::action))
-            .route("/demo/replay", post(demo::replay));
+            .route("/demo/replay", post(demo::replay))
+            .route("/demo/bapi/v1/api_keys/verify", post(demo_keys::verify))
+            .route("/demo/api-keys", post(demo_keys::create))
+            .route("/demo/api-keys/{id}/revoke", post(demo_keys::revoke));
     }
 
     let ctx_state = state.clone();

@@ -249,6 +249,7 @@ pub fn Dashboard() -> impl IntoView {
                                     <a href="/dashboard/payment-gated" rel="external" class="button primary">"Open premium"</a>
                                 })}
                                 <a class="button" href="/dashboard/billing">"Billing and payments"</a>
+                                <a class="button" href="/dashboard/api-keys" data-testid="api-keys-link">"API keys"</a>
                                 {(status != Some(Status::PastDue)).then(|| view! {
                                     <a class="button" href="/pricing" rel="external">"Change plan"</a>
                                 })}

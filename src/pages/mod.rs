@@ -1,5 +1,6 @@
 //! One file per page, each with the server functions it calls.
 
+pub mod api_keys;
 pub mod billing;
 #[cfg(feature = "ssr")]
 pub mod console;

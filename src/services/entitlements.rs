@@ -22,7 +22,8 @@ use std::{
 
 use crate::{
     billing::{
-        self, current_item, current_plan, Access, Account, Catalog, ItemState, Payer, Policy,
+        self, current_item, current_plan, Access, Account, Catalog, Decision, ItemState, Payer,
+        Policy,
     },
     db::{self, notify::Changed, now_ms, Db, DbError},
     metrics::Metrics,
@@ -81,6 +82,12 @@ impl Entitlements {
     /// The account's access through `gate_name`: may it open, and who pays for what it
     /// opened. An unknown gate opens for nobody.
     pub async fn access(&self, account: Account, gate_name: &str) -> Result<Access, DbError> {
+        let decision = self.decision(&account, gate_name).await?;
+        Ok(Access::new(account, decision))
+    }
+
+    /// The decision for `account` through `gate_name` (what [`Self::access`] wraps).
+    pub async fn decision(&self, account: &Account, gate_name: &str) -> Result<Decision, DbError> {
         let now = now_ms();
         let none = || Arc::new(Vec::new());
         let user_items = match account.user() {
@@ -102,7 +109,7 @@ impl Entitlements {
             .gate_decisions
             .with_label_values(&[if decision.allowed { "true" } else { "false" }])
             .inc();
-        Ok(Access::new(account, decision))
+        Ok(decision)
     }
 
     /// The user's mail address, as the pages show who is signed in (cached for [`NAME_TTL`]).

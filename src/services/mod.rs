@@ -44,6 +44,8 @@ pub struct Services {
     pub inbox: Arc<Inbox>,
     /// Present when a Backend API key is configured.
     pub reconciler: Option<Arc<Reconciler>>,
+    /// Clerk's Backend API client, when a key is configured (API keys are verified with it).
+    pub clerk_api: Option<Arc<ClerkApi>>,
     /// Woken when a commit queued mail (the outbox worker waits on it).
     pub mail_notify: Arc<Notify>,
 }
@@ -112,7 +114,7 @@ impl Services {
             on_commit,
         );
         let inbox = Arc::new(Inbox::new(db.clone(), writer, metrics.clone()));
-        let reconciler = api.map(|api| {
+        let reconciler = api.clone().map(|api| {
             Arc::new(Reconciler::new(
                 api,
                 db.clone(),
@@ -128,6 +130,7 @@ impl Services {
             usage,
             inbox,
             reconciler,
+            clerk_api: api,
             mail_notify,
         })
     }

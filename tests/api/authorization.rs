@@ -247,3 +247,45 @@ async fn the_gate_probe_answers_without_spending() {
     assert_eq!(probe(&app, "nope", None).await.0, 401);
     assert_eq!(probe(&app, "premium", Some("not-a-token")).await.0, 401);
 }
+
+/// An API key opens the billing dimension from its owner's stored plan; the organization and
+/// reverification dimensions fail for it (a key carries neither a role nor a sign-in).
+#[tokio::test]
+async fn a_key_passes_billing_and_fails_the_organization_and_reverification_dimensions() {
+    let dir = TempDir::new("plangate-authz-");
+    let api = backend_api().await;
+    let app = spawn_with(Options {
+        extra: vec![
+            ("PLANS_FILE", gated_plans(&dir)),
+            ("CLERK_SECRET_KEY", SECRET_KEY.to_string()),
+            ("CLERK_API_URL", api.url.clone()),
+            ("RECONCILE_INTERVAL_SECS", "0".to_string()),
+        ],
+        ..Default::default()
+    })
+    .await;
+    deliver_item(
+        &app,
+        "csub_item_k9",
+        "user_k9",
+        "pro",
+        now() * 1000 - 60_000,
+    )
+    .await;
+    api.add_api_key("ak_k9_secret", "user_k9");
+    assert!(allowed(&app, "plain", "ak_k9_secret").await);
+    for (gate, code) in [
+        ("managers", "organization_not_allowed"),
+        ("reports", "organization_not_allowed"),
+        ("fresh", "reverification_required"),
+        ("premium", "organization_not_allowed"),
+    ] {
+        let (status, body) = probe(&app, gate, Some("ak_k9_secret")).await;
+        assert_eq!(
+            (status, body["allowed"].clone()),
+            (200, json!(false)),
+            "{gate}"
+        );
+        assert_eq!(body["code"], code, "{gate}");
+    }
+}

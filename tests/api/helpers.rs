@@ -490,6 +490,8 @@ pub struct BackendApi {
     pub users: Arc<Mutex<std::collections::HashMap<String, Value>>>,
     /// How long every answer waits (ms): a slow Clerk.
     pub delay_ms: Arc<std::sync::atomic::AtomicU64>,
+    /// API key secret → its `POST /v1/api_keys/verify` answer (unknown secrets: `404`).
+    pub api_keys: Arc<Mutex<std::collections::HashMap<String, Value>>>,
 }
 
 /// Responses a stand-in answers first: (status, `Retry-After` seconds).
@@ -509,6 +511,8 @@ pub async fn backend_api() -> BackendApi {
     let calls: Arc<Mutex<Vec<(String, String, String)>>> = Default::default();
     let users: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
     let delay_ms: Arc<std::sync::atomic::AtomicU64> = Default::default();
+    let api_keys: Arc<Mutex<std::collections::HashMap<String, Value>>> = Default::default();
+    let ak = api_keys.clone();
     let (r, i, s, sc, pl, ca, us, dl) = (
         requests.clone(),
         items.clone(),
@@ -521,6 +525,7 @@ pub async fn backend_api() -> BackendApi {
     );
     let app =
         Router::new().fallback(move |req: Request| {
+            let ak = ak.clone();
             let (r, i, s, sc, pl, ca, us, dl) = (
                 r.clone(),
                 i.clone(),
@@ -588,6 +593,20 @@ pub async fn backend_api() -> BackendApi {
                     let page: Vec<Value> = all.iter().skip(offset).take(limit).cloned().collect();
                     return Json(json!({"data": page, "total_count": all.len()})).into_response();
                 }
+                if path == "/v1/api_keys/verify" && method == "POST" {
+                    let secret = serde_json::from_slice::<Value>(&body)
+                        .ok()
+                        .and_then(|b| b["secret"].as_str().map(str::to_string))
+                        .unwrap_or_default();
+                    return match ak.lock().unwrap().get(&secret) {
+                        Some(answer) => Json(answer.clone()).into_response(),
+                        None => (
+                            StatusCode::NOT_FOUND,
+                            Json(json!({"errors": [{"code": "resource_not_found"}]})),
+                        )
+                            .into_response(),
+                    };
+                }
                 let parts: Vec<&str> = path.split('/').collect();
                 // Cancel and extend a trial: the item, as Clerk answers them.
                 match (method.as_str(), &parts[..]) {
@@ -635,10 +654,39 @@ pub async fn backend_api() -> BackendApi {
         calls,
         users,
         delay_ms,
+        api_keys,
     }
 }
 
 impl BackendApi {
+    /// Registers a live API key `secret` of `subject` (`user_…` / `org_…`).
+    pub fn add_api_key(&self, secret: &str, subject: &str) {
+        self.api_keys.lock().unwrap().insert(
+            secret.to_string(),
+            json!({"object": "api_key", "id": format!("ak_id_{subject}"), "type": "api_key",
+                   "subject": subject, "name": "test", "claims": null, "scopes": [],
+                   "revoked": false, "expired": false, "expiration": null,
+                   "created_at": 1, "updated_at": 1}),
+        );
+    }
+
+    /// Marks key `secret` revoked, as Clerk answers afterwards.
+    pub fn revoke_api_key(&self, secret: &str) {
+        if let Some(k) = self.api_keys.lock().unwrap().get_mut(secret) {
+            k["revoked"] = json!(true);
+        }
+    }
+
+    /// How many key verifications reached the Backend API.
+    pub fn key_verifications(&self) -> usize {
+        self.calls
+            .lock()
+            .unwrap()
+            .iter()
+            .filter(|(_, path, _)| path == "/v1/api_keys/verify")
+            .count()
+    }
+
     pub fn paths(&self) -> Vec<String> {
         self.requests
             .lock()
@@ -724,6 +772,19 @@ pub const PRODUCTION: [(&str, &str); 2] = [
     ("APP_ENV", "production"),
     ("APP_URL", "https://app.example.com"),
 ];
+
+/// A clock for usage and background work that a test can move ahead (ms added to now).
+pub fn movable_clock() -> (
+    plangate::startup::Clock,
+    std::sync::Arc<std::sync::atomic::AtomicI64>,
+) {
+    let ahead = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
+    let a = ahead.clone();
+    let clock: plangate::startup::Clock = std::sync::Arc::new(move || {
+        plangate::db::now_ms() + a.load(std::sync::atomic::Ordering::SeqCst)
+    });
+    (clock, ahead)
+}
 
 /// A fresh session token of `user` (no plan claim: the database decides).
 pub fn token_of(user: &str) -> String {

@@ -1,6 +1,7 @@
 //! Integration tests: the real app on port 0, with SQLite by default or PostgreSQL when
 //! `TEST_DATABASE_URL` points at a server (a fresh database per test).
 
+mod api_keys;
 mod auth;
 mod authorization;
 mod billing;

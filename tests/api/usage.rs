@@ -60,19 +60,6 @@ async fn metered_app(dir: &TempDir, extra: Vec<(&'static str, String)>) -> TestA
     metered_app_at(dir, extra, None).await
 }
 
-/// A clock for usage and background work that a test can move ahead (ms added to now).
-fn movable_clock() -> (
-    plangate::startup::Clock,
-    std::sync::Arc<std::sync::atomic::AtomicI64>,
-) {
-    let ahead = std::sync::Arc::new(std::sync::atomic::AtomicI64::new(0));
-    let a = ahead.clone();
-    let clock: plangate::startup::Clock = std::sync::Arc::new(move || {
-        plangate::db::now_ms() + a.load(std::sync::atomic::Ordering::SeqCst)
-    });
-    (clock, ahead)
-}
-
 async fn metered_app_at(
     dir: &TempDir,
     extra: Vec<(&'static str, String)>,
