@@ -487,3 +487,51 @@ test('the demo operator finds a payer, cancels at period end, and sees the audit
   await context.close();
   await payer.context.close();
 });
+
+test('a demo API key: made on /dashboard/api-keys, shown once, calls the metered API as curl would, revoked', async () => {
+  const { p, context, errors, csp } = await page(DEMO);
+  await p.goto('/sign-in');
+  await p.locator('#demo-name').fill('keys');
+  await p.getByRole('button', { name: 'Sign in', exact: true }).click();
+  await p.waitForURL(DASHBOARD);
+  await p.goto('/pricing');
+  await p.getByTestId('subscribe-starter').click();
+  await p.waitForURL(DASHBOARD);
+  await p.getByTestId('api-keys-link').click();
+  await p.waitForURL(/\/dashboard\/api-keys$/);
+  await p.getByTestId('no-keys').waitFor();
+  await check(p, 'api keys, none yet');
+  await p.locator('#key-name').fill('My server');
+  await p.getByTestId('create-key').click();
+  await p.waitForURL(/\/dashboard\/api-keys\?created=/);
+  const secret = (await p.getByTestId('new-secret').textContent()).trim();
+  assert.match(secret, /^ak_demo_[0-9a-f]{48}$/);
+  assert.match(await p.getByTestId('curl').textContent(), new RegExp(`Bearer ${secret}`));
+  await check(p, 'api keys, a new key shown once');
+  await p.screenshot({ path: join(shots, 'api-key-created.png'), fullPage: true });
+
+  // A program with the key (no cookie, no browser): the owner's plan, metered.
+  for (let i = 1; i <= 3; i++) {
+    const r = await fetch(`${DEMO}/api/premium-feature`, { headers: { authorization: `Bearer ${secret}` } });
+    assert.equal(r.status, 200);
+    assert.equal(r.headers.get('ratelimit-remaining'), String(20 - i));
+  }
+  const probe = await (await fetch(`${DEMO}/api/gates/premium`, { headers: { authorization: `Bearer ${secret}` } })).json();
+  assert.equal(probe.allowed, true);
+  assert.equal(probe.usage.used, 3, 'the probe spends nothing');
+  // The dashboard's meter shows what the key spent.
+  await p.goto('/dashboard');
+  assert.equal(await p.getByTestId('meter-premium_api').getByTestId('meter-used').textContent(), '3');
+
+  // Shown once: the page no longer has it; revoke it.
+  await p.goto('/dashboard/api-keys');
+  assert.equal(await p.getByTestId('new-secret').count(), 0);
+  assert.doesNotMatch(await p.content(), new RegExp(secret));
+  await p.getByTestId('revoke-key').click();
+  await p.waitForURL(/\/dashboard\/api-keys\?revoked=1$/);
+  await p.getByText(/Revoked on/).waitFor();
+  await p.screenshot({ path: join(shots, 'api-key-revoked.png'), fullPage: true });
+  assert.deepEqual(errors, []);
+  assert.deepEqual(csp, []);
+  await context.close();
+});

@@ -80,7 +80,7 @@ fn DemoKeys(view: ApiKeysView) -> impl IntoView {
                 view! { <p data-testid="no-keys">"No keys yet."</p> }.into_any()
             } else {
                 view! {
-                    <div class="table-wrap" tabindex="0" role="region" aria-label="Your keys">
+                    <div class="table-wrap" tabindex="0" role="region" aria-label="Key list">
                         <table data-testid="keys">
                             <thead><tr>
                                 <th scope="col">"Name"</th><th scope="col">"Key"</th>
