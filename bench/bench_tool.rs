@@ -10,6 +10,11 @@
 //!                                          instance a; for each, the time from a's answer to
 //!                                          the first answer of b's /api/premium-feature that
 //!                                          reflects it. Prints p50, p99 and max in ms.
+//!   bench_tool bapi <addr>                 a stand-in for Clerk's `POST /v1/api_keys/verify`:
+//!                                          `ak_bench_key` is user_bench_key's live key, anything
+//!                                          else unknown; counts the verifications it answered
+//!                                          (GET /count)
+//!   bench_tool subscribe <url> <secret> <user>  one signed delivery: <user> on Pro, active now
 
 use std::{io::Write, time::Instant};
 
@@ -34,8 +39,10 @@ fn main() {
             &args[4],
             args[5].parse().unwrap(),
         ),
+        Some("bapi") => bapi(&args[1]),
+        Some("subscribe") => subscribe(&args[1], &args[2], &args[3]),
         _ => eprintln!(
-            "usage: bench_tool keys DIR | webhooks FILE N SECRET | startup URL CMD... | invalidation A B SECRET TOKEN N"
+            "usage: bench_tool keys DIR | webhooks FILE N SECRET | startup URL CMD... | invalidation A B SECRET TOKEN N | bapi ADDR | subscribe URL SECRET USER"
         ),
     }
 }
@@ -217,5 +224,66 @@ fn invalidation(a: &str, b: &str, secret: &str, token: &str, n: usize) {
             at(0.99),
             latencies[latencies.len() - 1]
         );
+    });
+}
+
+/// Clerk's key verification, as the API keys scenario (P1k) needs it.
+fn bapi(addr: &str) {
+    use std::sync::{
+        atomic::{AtomicU64, Ordering},
+        Arc,
+    };
+    let count = Arc::new(AtomicU64::new(0));
+    runtime().block_on(async move {
+        let counted = count.clone();
+        let app = axum::Router::new()
+            .route(
+                "/v1/api_keys/verify",
+                axum::routing::post(move |axum::Json(body): axum::Json<serde_json::Value>| {
+                    let counted = counted.clone();
+                    async move {
+                        counted.fetch_add(1, Ordering::Relaxed);
+                        if body["secret"] == "ak_bench_key" {
+                            (
+                                axum::http::StatusCode::OK,
+                                axum::Json(json!({"object": "api_key", "id": "ak_id_bench",
+                                    "subject": "user_bench_key", "revoked": false, "expired": false,
+                                    "expiration": null})),
+                            )
+                        } else {
+                            (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({"errors": []})))
+                        }
+                    }
+                }),
+            )
+            .route(
+                "/count",
+                axum::routing::get(move || {
+                    let count = count.clone();
+                    async move { count.load(Ordering::Relaxed).to_string() }
+                }),
+            );
+        let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+        axum::serve(listener, app).await.unwrap();
+    });
+}
+
+/// `user` on Pro, active from now: one signed delivery to `url`'s webhook endpoint.
+fn subscribe(url: &str, secret: &str, user: &str) {
+    runtime().block_on(async {
+        let at = plangate::db::now_ms();
+        let spec = pro_item(user, user, "active", at - 1000, at);
+        let body = build("subscriptionItem.active", &spec).unwrap().to_string();
+        let id = format!("msg_subscribe_{user}_{at}");
+        let headers = svix_headers(secret, &id, now(), body.as_bytes()).unwrap();
+        let mut post = reqwest::Client::new()
+            .post(format!("{url}/api/webhooks/clerk"))
+            .header("content-type", "application/json")
+            .body(body);
+        for (k, v) in headers {
+            post = post.header(k, v);
+        }
+        let r = post.send().await.unwrap();
+        assert!(r.status().is_success(), "subscribe: {}", r.status());
     });
 }

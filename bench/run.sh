@@ -35,8 +35,13 @@ pids=()
 cleanup() { for p in "${pids[@]}"; do kill "$p" 2>/dev/null || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
+# Clerk's API key verification (P1k), a stand-in on loopback.
+BAPI_PORT=3903
+$TOOL bapi "127.0.0.1:$BAPI_PORT" & BAPI=$!; pids+=("$BAPI")
+
 serve_env() {  # $1 = database url
   exec env -i PATH="$PATH" RUST_LOG=warn DATABASE_URL="$1" DATA_DIR="$work/data" LEPTOS_SITE_ADDR="127.0.0.1:$PORT" \
+    CLERK_SECRET_KEY=sk_test_benchstandinbackendkey0001 CLERK_API_URL="http://127.0.0.1:$BAPI_PORT" RECONCILE_INTERVAL_SECS=0 \
     APP_URL="$URL" CLERK_PUBLISHABLE_KEY="$(cat "$work/publishable_key")" CLERK_JWT_KEY="$(cat "$work/public.pem")" \
     CLERK_WEBHOOK_SECRET="$SECRET" LEPTOS_SITE_ROOT=target/site PLANS_FILE="$PLANS" "${@:2}"
 }
@@ -75,6 +80,11 @@ BENCH_AUTH="Bearer $TOKEN_M" run_wrk "P1m GET /api/premium-feature" "$URL/api/pr
 # P1x: a payer at its limit (its one unit spent first): every answer is a 429, from memory.
 curl -sf -o /dev/null -H "Authorization: Bearer $TOKEN_X" "$URL/api/premium-feature" || true
 BENCH_AUTH="Bearer $TOKEN_X" run_wrk "P1x GET /api/premium-feature, refused" "$URL/api/premium-feature" bench/get.lua
+# P1k: the same API called with an API key (its owner on Pro by webhook): the key's answer comes
+# from the instance's memory (one verification per 10 s), the plan from the stored state.
+$TOOL subscribe "$URL" "$SECRET" user_bench_key
+BENCH_AUTH="Bearer ak_bench_key" run_wrk "P1k GET /api/premium-feature, API key" "$URL/api/premium-feature" bench/get.lua
+P1K_VERIFICATIONS=$(curl -sf "http://127.0.0.1:$BAPI_PORT/count" || echo "?")
 run_wrk "P3 GET /pricing" "$URL/pricing" bench/get.lua
 BENCH_COOKIE="__session=$TOKEN" run_wrk "P3 GET /dashboard (signed in)" "$URL/dashboard" bench/get.lua
 # Signed-in pages as a browser meets them: Bearer, at -c32 and on one kept-alive connection.
@@ -146,6 +156,7 @@ for row in "${ROWS[@]}"; do
   printf "| %-34s | %9s | %8s | %8s | %7s | %8s | %8s |\n" "$name" "${rps:--}" "${p50:--}" "${p99:--}" "${bad:--}" "${mem:--}" "$ratio"
 done
 echo
+echo "P1k Backend API key verifications during the scenario (at most one per 10 s): $P1K_VERIFICATIONS"
 echo "P2 SQLite events stored: $SQLITE_EVENTS"
 echo "P4 server RSS after all SQLite scenarios: ${P4} MB"
 echo "P5 process start to first 200 on /readyz: ${P5} ms"
