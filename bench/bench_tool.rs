@@ -251,7 +251,10 @@ fn bapi(addr: &str) {
                                     "expiration": null})),
                             )
                         } else {
-                            (axum::http::StatusCode::NOT_FOUND, axum::Json(json!({"errors": []})))
+                            (
+                                axum::http::StatusCode::NOT_FOUND,
+                                axum::Json(json!({"errors": []})),
+                            )
                         }
                     }
                 }),

@@ -118,37 +118,23 @@ impl Session {
     /// The account this session calls as: its user, the active organization, and what the
     /// token says of the plan. The one place a session becomes a caller the services know.
     pub fn account(&self) -> crate::billing::Account {
+        self.clone().into_account()
+    }
+
+    /// [`Self::account`], taking the session's strings rather than copying them (a handler's
+    /// extractor owns the request's caller).
+    pub fn into_account(self) -> crate::billing::Account {
         use crate::billing::{Account, Payer, TokenEvidence};
         Account {
-            caller: Payer::user(self.user_id.clone()),
-            org: self.org_id.clone().map(Payer::org),
+            caller: Payer::user(self.user_id),
+            org: self.org_id.map(Payer::org),
             token: Some(TokenEvidence {
-                plan: self.token_plan.clone(),
-                features: self.features.clone(),
+                plan: self.token_plan,
+                features: self.features,
                 iat_ms: self.iat_ms,
-                auth: self.auth_object(),
-            }),
-        }
-    }
-}
-
-impl Session {
-    /// What the session says to Clerk's `has()`: the user, the active organization, its role
-    /// (`org:` + `o.rol`) and permissions, the factor ages, and the raw `fea` / `pla`.
-    pub fn auth_object(&self) -> crate::billing::authorization::AuthObject {
-        crate::billing::authorization::AuthObject {
-            user_id: Some(self.user_id.clone()),
-            org_id: self.org_id.clone(),
-            org_role: self.org_role.as_ref().map(|r| format!("org:{r}")),
-            org_permissions: self.org_id.as_ref().map(|_| self.org_permissions.clone()),
-            factor_verification_age: self.fva.map(|[a, b]| [i64::from(a), i64::from(b)]),
-            features: Some(self.features.join(",")),
-            plans: self.token_plan.as_ref().map(|p| {
-                let scope = match p.scope {
-                    crate::billing::PayerKind::User => "u",
-                    crate::billing::PayerKind::Org => "o",
-                };
-                format!("{scope}:{}", p.slug)
+                org_role: self.org_role,
+                org_permissions: self.org_permissions,
+                fva: self.fva.map(|[a, b]| [i64::from(a), i64::from(b)]),
             }),
         }
     }
@@ -236,7 +222,7 @@ mod authorization_tests {
             "fva": [3, -1],
             "o": {"id": "org_1", "rol": "admin", "per": "manage,read,update", "fpm": "6,0,3"},
         }));
-        let a = s.auth_object();
+        let a = s.account().auth_object().unwrap();
         assert_eq!(a.user_id.as_deref(), Some("user_1"));
         assert_eq!(a.org_id.as_deref(), Some("org_1"));
         assert_eq!(a.org_role.as_deref(), Some("org:admin"));
@@ -255,7 +241,6 @@ mod authorization_tests {
             Some("o:repositories,o:impersonation,o:billing,u:x")
         );
         assert_eq!(a.plans.as_deref(), Some("o:team"));
-        assert_eq!(s.account().token.map(|t| t.auth), Some(s.auth_object()));
     }
 
     #[test]
@@ -263,7 +248,7 @@ mod authorization_tests {
         let no_org = session(serde_json::json!({
             "sub": "user_1", "iat": 1, "exp": 2, "v": 2, "fea": "o:a", "fva": "soon",
         }));
-        let a = no_org.auth_object();
+        let a = no_org.account().auth_object().unwrap();
         assert_eq!(
             (a.org_id, a.org_role, a.org_permissions),
             (None, None, None)
@@ -273,6 +258,9 @@ mod authorization_tests {
             "sub": "user_1", "iat": 1, "exp": 2, "org_id": "org_1",
             "o": {"id": "org_1", "rol": "admin", "per": "read", "fpm": "1"}, "fea": "o:a",
         }));
-        assert_eq!(v1.auth_object().org_permissions, Some(vec![]));
+        assert_eq!(
+            v1.account().auth_object().unwrap().org_permissions,
+            Some(vec![])
+        );
     }
 }

@@ -17,8 +17,12 @@ pub struct TokenEvidence {
     pub features: Vec<String>,
     /// The token's `iat`, in ms.
     pub iat_ms: i64,
-    /// What it says for the organization and reverification dimensions of a gate.
-    pub auth: AuthObject,
+    /// The role in the active organization (`o.rol`, without `org:`).
+    pub org_role: Option<String>,
+    /// `org:<feature>:<permission>`, decoded from `o.per` / `o.fpm`.
+    pub org_permissions: Vec<String>,
+    /// Minutes since the first and the second factor were verified (`fva`).
+    pub fva: Option<[i64; 2]>,
 }
 
 /// Who is calling and the payers they answer for.
@@ -61,11 +65,35 @@ impl Account {
         }
     }
 
-    /// The evidence the entitlement decision weighs: the payers' current items and the token.
+    /// What the caller's session says to Clerk's `has()` (its auth object): the user, the active
+    /// organization, its role (`org:` + `o.rol`) and permissions, the factor ages, and `fea` /
+    /// `pla` as written. `None` for a caller without a session token (an API key).
+    pub fn auth_object(&self) -> Option<AuthObject> {
+        let token = self.token.as_ref()?;
+        Some(AuthObject {
+            user_id: self.user().map(|u| u.id.clone()),
+            org_id: self.org.as_ref().map(|o| o.id.clone()),
+            org_role: token.org_role.as_ref().map(|r| format!("org:{r}")),
+            org_permissions: self.org.as_ref().map(|_| token.org_permissions.clone()),
+            factor_verification_age: token.fva,
+            features: Some(token.features.join(",")),
+            plans: token.plan.as_ref().map(|p| {
+                let scope = match p.scope {
+                    PayerKind::User => "u",
+                    PayerKind::Org => "o",
+                };
+                format!("{scope}:{}", p.slug)
+            }),
+        })
+    }
+
+    /// The evidence the entitlement decision weighs: the payers' current items, the token, and
+    /// (for a gate that asks more than billing) the auth object.
     pub fn evidence<'a>(
         &'a self,
         user_item: Option<&'a ItemState>,
         org_item: Option<&'a ItemState>,
+        authorization: Option<&'a AuthObject>,
     ) -> Evidence<'a> {
         let token = self.token.as_ref();
         Evidence {
@@ -75,7 +103,7 @@ impl Account {
             token_plan: token.and_then(|t| t.plan.clone()),
             token_features: token.map(|t| t.features.clone()).unwrap_or_default(),
             token_iat_ms: token.map_or(0, |t| t.iat_ms),
-            authorization: token.map(|t| &t.auth),
+            authorization,
         }
     }
 }
@@ -112,10 +140,9 @@ mod tests {
                 plan: TokenPlan::parse("o:team"),
                 features: vec!["o:reports".into()],
                 iat_ms: 7,
-                auth: AuthObject {
-                    user_id: Some("user_1".into()),
-                    ..AuthObject::default()
-                },
+                org_role: Some("admin".into()),
+                org_permissions: vec!["org:reports:read".into()],
+                fva: Some([3, -1]),
             }),
         }
     }
@@ -166,7 +193,8 @@ mod tests {
     #[test]
     fn the_evidence_is_the_token_and_the_items_handed_in() {
         let a = session(Some("org_1"));
-        let ev = a.evidence(None, None);
+        let auth = a.auth_object();
+        let ev = a.evidence(None, None, auth.as_ref());
         assert!(ev.active_org);
         assert_eq!(ev.token_plan, TokenPlan::parse("o:team"));
         assert_eq!(ev.token_features, vec!["o:reports".to_string()]);
@@ -175,15 +203,39 @@ mod tests {
             ev.authorization.and_then(|a| a.user_id.as_deref()),
             Some("user_1")
         );
-        assert!(!session(None).evidence(None, None).active_org);
+        assert!(!session(None).evidence(None, None, None).active_org);
         let alone = org_alone();
-        let ev = alone.evidence(None, None);
+        assert_eq!(alone.auth_object(), None, "no token: no auth object");
+        let ev = alone.evidence(None, None, None);
         assert!(ev.active_org && ev.token_plan.is_none() && ev.token_features.is_empty());
         assert!(
             ev.authorization.is_none(),
             "no token: no organization role, no reverification"
         );
         assert_eq!(ev.token_iat_ms, 0);
+    }
+
+    #[test]
+    fn the_auth_object_is_what_clerks_has_reads_from_the_session() {
+        let a = session(Some("org_1")).auth_object().unwrap();
+        assert_eq!(a.user_id.as_deref(), Some("user_1"));
+        assert_eq!(a.org_id.as_deref(), Some("org_1"));
+        assert_eq!(a.org_role.as_deref(), Some("org:admin"));
+        assert_eq!(
+            a.org_permissions,
+            Some(vec!["org:reports:read".to_string()])
+        );
+        assert_eq!(a.factor_verification_age, Some([3, -1]));
+        assert_eq!(a.features.as_deref(), Some("o:reports"));
+        assert_eq!(a.plans.as_deref(), Some("o:team"));
+        let no_org = session(None).auth_object().unwrap();
+        assert_eq!((no_org.org_id, no_org.org_permissions), (None, None));
+        let mut user_plan = session(None);
+        user_plan.token.as_mut().unwrap().plan = TokenPlan::parse("u:pro");
+        assert_eq!(
+            user_plan.auth_object().unwrap().plans.as_deref(),
+            Some("u:pro")
+        );
     }
 
     #[test]

@@ -75,7 +75,7 @@ pub struct Entitled<G>(pub Access, pub PhantomData<G>);
 /// reverification fail for it). The one place a request's caller becomes an account.
 pub fn account_of(caller: Caller) -> Result<Account, ApiError> {
     match caller {
-        Caller::Verified(session) => Ok(session.account()),
+        Caller::Verified(session) => Ok(session.into_account()),
         Caller::Key(owner) => Ok(Account {
             caller: owner,
             org: None,

@@ -98,12 +98,19 @@ impl Entitlements {
             Some(org) => self.items(org).await?,
             None => none(),
         };
+        let empty = billing::Gate::default();
+        let gate = self.catalog.gate(gate_name).unwrap_or(&empty);
+        // Clerk's auth object only for a gate that asks more than billing (built on demand: a
+        // few strings the common path does without).
+        let auth = gate
+            .names_authorization()
+            .then(|| account.auth_object())
+            .flatten();
         let ev = account.evidence(
             current_item(&user_items, now),
             current_item(&org_items, now),
+            auth.as_ref(),
         );
-        let empty = billing::Gate::default();
-        let gate = self.catalog.gate(gate_name).unwrap_or(&empty);
         let decision = billing::decide(&ev, &self.catalog, gate, now, self.policy);
         self.metrics
             .gate_decisions
