@@ -984,6 +984,40 @@ mod tests {
         assert!(!ok(MultiFactor, [-1, 0]));
     }
 
+    proptest::proptest! {
+        /// A mask's bits are the number's binary digits, least significant first, padded to the
+        /// permission list (checked against `u128` arithmetic), with any leading zeros.
+        #[test]
+        fn a_decimal_mask_reads_as_its_binary_digits(n in proptest::num::u128::ANY, zeros in 0usize..3, min in 0usize..140) {
+            let text = format!("{}{n}", "0".repeat(zeros));
+            let bits = decimal_to_bits(&text, min).unwrap();
+            let width = (128 - n.leading_zeros() as usize).max(1);
+            proptest::prop_assert_eq!(bits.len(), width.max(min));
+            for (i, bit) in bits.iter().enumerate() {
+                proptest::prop_assert_eq!(*bit, i < 128 && (n >> i) & 1 == 1, "bit {}", i);
+            }
+        }
+
+        /// Anything but a run of digits grants nothing, and never more permissions than
+        /// `per` names for the features `fea` scopes to the organization.
+        #[test]
+        fn a_mask_never_grants_more_than_per_names(masks in proptest::collection::vec("[0-9a-z.-]{0,25}", 0..5), per in 0usize..6) {
+            let names: Vec<String> = (0..per).map(|i| format!("p{i}")).collect();
+            let fea = (0..masks.len()).map(|i| format!("o:f{i}")).collect::<Vec<_>>().join(",");
+            let granted = org_permissions(Some(&fea), Some(names.join(",").as_str()).filter(|s| !s.is_empty()), Some(masks.join(",").as_str()).filter(|s| !s.is_empty()));
+            for g in &granted {
+                let mut parts = g.splitn(3, ':');
+                proptest::prop_assert_eq!(parts.next(), Some("org"));
+                let feature = parts.next().unwrap();
+                let i: usize = feature.trim_start_matches('f').parse().unwrap();
+                proptest::prop_assert!(masks[i].bytes().all(|b| b.is_ascii_digit()), "{} from {:?}", g, masks[i]);
+                let permission = parts.next();
+                proptest::prop_assert!(names.iter().any(|n| Some(n.as_str()) == permission));
+            }
+            proptest::prop_assert!(granted.len() <= masks.len() * per);
+        }
+    }
+
     #[test]
     fn the_combiner_wants_one_pass_and_no_fail() {
         use Check::*;
