@@ -81,6 +81,14 @@ pub enum Gated {
         /// The plans to choose from.
         pricing: PricingView,
     },
+    /// The plan opens it, another dimension of the gate does not (a role in the organization,
+    /// or a recent sign-in): what is missing, never an upsell.
+    NotAuthorized {
+        /// The decision's reason, in words.
+        reason: String,
+        /// A recent sign-in is what is missing.
+        reverify: bool,
+    },
     /// A paying subscriber whose payment failed: the way to fix it, never an upsell.
     PastDue {
         plan: String,

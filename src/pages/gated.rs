@@ -24,6 +24,19 @@ pub async fn get_gated() -> Result<Gated, ServerFnError> {
         crate::billing::PlanFacts::of_decision(d),
     )
     .name;
+    if !d.allowed
+        && matches!(
+            d.reason,
+            "organization_not_allowed" | "reverification_required"
+        )
+    {
+        // The plan opened it (billing's reason comes first): what is missing is not a plan,
+        // so no pricing table and no payment banner.
+        return Ok(Gated::NotAuthorized {
+            reason: crate::billing::entitlement::reason_words(d.reason).to_string(),
+            reverify: d.reason == "reverification_required",
+        });
+    }
     if !d.allowed && d.status == Some(crate::billing::Status::PastDue) {
         // Someone who pays: the way to fix the payment, never an upsell.
         return Ok(Gated::PastDue {
@@ -85,6 +98,15 @@ pub fn PaymentGated() -> impl IntoView {
                             <p>"Update your payment method and premium access comes back as soon as the payment goes through."</p>
                             <FixPaymentButton fix=fix/>
                         </div>
+                    }.into_any(),
+                    Ok(Gated::NotAuthorized { reason, reverify }) => view! {
+                        <h1>"Premium needs more than your plan"</h1>
+                        <p data-testid="not-authorized">{reason}</p>
+                        {if reverify {
+                            view! { <p><a class="button primary" href="/sign-in" rel="external">"Sign in again"</a></p> }.into_any()
+                        } else {
+                            view! { <p>"Ask an administrator of your organization for the role this page needs, or switch to another organization."</p> }.into_any()
+                        }}
                     }.into_any(),
                     Ok(Gated::Upgrade { plan, reason, pricing }) => view! {
                         <h1>"Upgrade to open Premium"</h1>

@@ -289,3 +289,37 @@ async fn a_key_passes_billing_and_fails_the_organization_and_reverification_dime
         assert_eq!(body["code"], code, "{gate}");
     }
 }
+
+/// The premium page, refused for a role or a stale sign-in while the plan opens it, says what is
+/// missing: no pricing table, no premium markup.
+#[tokio::test]
+async fn the_premium_page_says_what_is_missing_when_the_plan_is_not_it() {
+    let dir = TempDir::new("plangate-authz-");
+    let app = gated_app(&dir).await;
+    let as_member = |role: &str, fva: Value| {
+        let mut m = member(role, "", "", "");
+        m["fva"] = fva;
+        m["pla"] = json!("u:pro");
+        token_with("user_g1", m)
+    };
+    for (token, says) in [
+        (
+            as_member("member", json!([0, -1])),
+            "Your role in the active organization",
+        ),
+        (
+            as_member("admin", json!([30, -1])),
+            "Verify your identity again",
+        ),
+    ] {
+        let (status, html) =
+            get_plain(&app, "/dashboard/payment-gated", Some(Who::Cookie(&token))).await;
+        assert_eq!(status, 200);
+        assert!(html.contains("data-testid=\"not-authorized\""), "{html}");
+        assert!(html.contains(says), "{says}");
+        assert!(!html.contains("Upgrade to open Premium") && !html.contains("Premium insights"));
+    }
+    let ok = as_member("admin", json!([0, -1]));
+    let (_, html) = get_plain(&app, "/dashboard/payment-gated", Some(Who::Cookie(&ok))).await;
+    assert!(html.contains("Premium insights"), "{html}");
+}
