@@ -3,10 +3,12 @@
 //! `MaybeAuthUser`, a signed-in caller or none. A token that came and did not verify is a
 //! `401` for both, never "signed out". A handler takes one of them, once.
 //!
-//! Above them, the account resolved once per request: `Signed`, the caller's `Account` (the
-//! payers they answer for); `Gated<G>`, its `Access` through gate `G` (the decision and who
-//! pays), open or not; `Entitled<G>`, the same once it opened (`403` with the reason
-//! otherwise). No handler asks the gate or picks a payer itself.
+//! Above them, the account resolved once per request (`account_of`: a session's user, or an API
+//! key's owner): `Signed`, the caller's `Account` (the payers they answer for); `Gated<G>`, its
+//! `Access` through gate `G` (the decision and who pays), open or not; `Entitled<G>`, the same
+//! once it opened (`403` with the reason otherwise). No handler asks the gate or picks a payer
+//! itself. `AuthUser` and `MaybeAuthUser` are for routes that need a person: an API key there
+//! is `401`.
 
 use std::marker::PhantomData;
 
@@ -35,7 +37,7 @@ impl GateName for Premium {
     const GATE: &'static str = "premium";
 }
 
-/// `POST /api/premium-feature`: the `premium` gate, spending `premium_api`.
+/// `GET /api/premium-feature`: the `premium` gate, spending `premium_api`.
 pub struct PremiumApi;
 impl GateName for PremiumApi {
     const GATE: &'static str = "premium";
