@@ -27,19 +27,25 @@ pub fn cookie_in<'a>(headers: &'a HeaderMap, name: &str) -> Option<&'a str> {
 /// `__session_<suffix>`, then `__session`. The one place that says where a token is; the request
 /// guard asks it once per request and records its verdict as a [`super::Caller`].
 pub fn session_token<'a>(headers: &'a HeaderMap, suffix: Option<&str>) -> Option<&'a str> {
-    if let Some(auth) = headers.get(axum::http::header::AUTHORIZATION) {
-        return auth
-            .to_str()
-            .ok()
-            .and_then(|v| {
-                v.strip_prefix("Bearer ")
-                    .or_else(|| v.strip_prefix("bearer "))
-            })
-            .map(str::trim);
+    if headers.contains_key(axum::http::header::AUTHORIZATION) {
+        return bearer(headers);
     }
     suffix
         .and_then(|s| cookie_in(headers, &format!("__session_{s}")))
         .or_else(|| cookie_in(headers, "__session"))
+}
+
+/// The credential of an `Authorization: Bearer …` (or `bearer …`) header, trimmed.
+pub fn bearer(headers: &HeaderMap) -> Option<&str> {
+    headers
+        .get(axum::http::header::AUTHORIZATION)?
+        .to_str()
+        .ok()
+        .and_then(|v| {
+            v.strip_prefix("Bearer ")
+                .or_else(|| v.strip_prefix("bearer "))
+        })
+        .map(str::trim)
 }
 
 pub fn now_secs() -> i64 {

@@ -14,7 +14,7 @@ pub use crate::billing::api_key::KeyVerdict;
 pub use api_keys::ApiKeys;
 pub use caller::Caller;
 pub use claims::Session;
-pub use cookies::{cookie, cookie_suffix, now_secs, session_token};
+pub use cookies::{bearer, cookie, cookie_suffix, now_secs, session_token};
 pub use keys::KeyStore;
 pub use sessions::Sessions;
 pub use verify::{AuthError, TokenVerifier};

@@ -14,7 +14,7 @@ use sqlx::{
 };
 
 use super::{Db, DbError};
-use crate::billing::{Payer, PayerKind};
+use crate::billing::Payer;
 
 pub const CHANNEL: &str = "plangate_payers";
 
@@ -59,19 +59,10 @@ pub fn encode(payers: impl IntoIterator<Item = Payer>) -> String {
 /// Reads a payload; anything it cannot read means every payer (dropping too much is safe,
 /// keeping a changed payer is not).
 pub fn decode(payload: &str) -> Changed {
-    let mut payers = Vec::new();
-    for key in payload.split(' ') {
-        let kind = match key.split_once(':') {
-            Some(("user", id)) if !id.is_empty() => (PayerKind::User, id),
-            Some(("org", id)) if !id.is_empty() => (PayerKind::Org, id),
-            _ => return Changed::All,
-        };
-        payers.push(Payer {
-            kind: kind.0,
-            id: kind.1.to_string(),
-        });
+    match payload.split(' ').map(Payer::parse).collect() {
+        Ok(payers) => Changed::Payers(payers),
+        Err(_) => Changed::All,
     }
-    Changed::Payers(payers)
 }
 
 /// Announces `payload` from inside the caller's transaction (PostgreSQL only).

@@ -4,7 +4,7 @@
 
 use axum::{
     extract::{Path, State},
-    http::{header, HeaderMap, StatusCode},
+    http::{HeaderMap, StatusCode},
     response::{IntoResponse, Redirect, Response},
     Form, Json,
 };
@@ -30,12 +30,7 @@ pub async fn verify(
     Json(body): Json<VerifyBody>,
 ) -> Result<Response, ApiError> {
     let keys = keys(&state)?;
-    let bearer = headers
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(|v| v.strip_prefix("Bearer "))
-        .unwrap_or_default();
-    if !keys.is_backend(bearer) {
+    if !keys.is_backend(crate::auth::bearer(&headers).unwrap_or_default()) {
         return Err(ApiError::unauthorized());
     }
     Ok(match keys.verify(&body.secret).await? {

@@ -246,11 +246,9 @@ async fn check_token(state: &AppState, parts: &mut Parts) -> Result<(), Response
 /// An API key's secret: `Authorization: Bearer ak_…` (only ever from that header: a cookie is
 /// never a key).
 fn api_key(headers: &HeaderMap) -> Option<String> {
-    let value = headers.get(header::AUTHORIZATION)?.to_str().ok()?;
-    let (scheme, secret) = value.trim().split_once(' ')?;
-    let secret = secret.trim();
-    (scheme.eq_ignore_ascii_case("bearer") && secret.starts_with(crate::auth::api_keys::PREFIX))
-        .then(|| secret.to_string())
+    crate::auth::bearer(headers)
+        .filter(|secret| secret.starts_with(crate::auth::api_keys::PREFIX))
+        .map(str::to_string)
 }
 
 /// The caller an API key makes: its owner when the Backend API (or this instance's memory of its

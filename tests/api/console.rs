@@ -1110,16 +1110,14 @@ async fn a_clerk_slower_than_the_request_timeout_leaves_an_audit_row_that_says_u
     // Longer than the client's 10 s per attempt: every attempt times out.
     api.delay_ms
         .store(11_000, std::sync::atomic::Ordering::SeqCst);
-    let r = app
-        .client
-        .post(app.url("/admin/items/csub_item_s9/cancel"))
-        .header("origin", ORIGIN)
-        .header("content-type", "application/x-www-form-urlencoded")
-        .bearer_auth(&op)
-        .body(format!("form_token={t}&end_now=true"))
-        .send()
-        .await
-        .unwrap();
+    let r = post(
+        &app,
+        "/admin/items/csub_item_s9/cancel",
+        Some(&op),
+        ORIGIN,
+        &[("form_token", &t), ("end_now", "true")],
+    )
+    .await;
     assert_eq!(r.status(), 408, "the request timeout cut the request");
     assert!(audit_lines(&app).await[0].ends_with("cancel item:csub_item_s9 pending"));
     let mut last = String::new();
